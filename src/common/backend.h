@@ -1,0 +1,73 @@
+// The table of kernels one device provides. Frontends (ops.cpp) validate arguments, allocate outputs and
+// pick the table by the inputs' device; kernels trust their arguments and write every element of `out`.
+// Adding a device means filling in one of these tables, nothing else.
+#pragma once
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "ndarray.h"
+#include "params.h"
+
+namespace convlab {
+
+enum class BinaryOp { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge };
+enum class UnaryOp { neg, exp, log, sqrt, tanh, sigmoid, relu, abs, sign };
+enum class ReduceOp { sum, max };
+enum class PadMode { constant, reflect, replicate, circular };
+
+struct Backend {
+  // Memory. Copies between host and device are synchronous.
+  void* (*alloc)(size_t bytes);
+  void (*release)(void* ptr);
+  void (*to_host)(void* dst, const void* src, size_t bytes);
+  void (*from_host)(void* dst, const void* src, size_t bytes);
+
+  // Element-wise. a and b are views already broadcast to out's shape (any strides, 0 and negative
+  // included); out is contiguous. Comparisons write 1 or 0. binary_scalar computes op(a, s), or op(s, a)
+  // when scalar_first.
+  void (*binary)(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out);
+  void (*binary_scalar)(BinaryOp op, const NDArray& a, double s, bool scalar_first, NDArray& out);
+  void (*unary)(UnaryOp op, const NDArray& a, NDArray& out);
+  // dst = src element by element over one shape; any strides on both sides; converts dtype.
+  void (*copy)(const NDArray& src, const NDArray& dst);
+  void (*fill)(const NDArray& dst, double value);
+
+  // Reductions over the last axis of a contiguous (rows, n) array into out (rows). argmax writes the
+  // index (first maximum; NaN counts as maximal) as a number of out's dtype.
+  void (*reduce_rows)(ReduceOp op, const NDArray& a, NDArray& out);
+  void (*argmax_rows)(const NDArray& a, NDArray& out);
+
+  // Batched matmul, all contiguous: (B, M, K) @ (B, K, N) -> (B, M, N).
+  void (*matmul)(const NDArray& a, const NDArray& b, NDArray& out);
+
+  // out = a padded by pads[d] = (lo, hi) along every axis d; a is contiguous.
+  void (*pad)(const NDArray& a, const std::vector<std::pair<int64_t, int64_t>>& pads, PadMode mode,
+              double value, NDArray& out);
+
+  // Convolution, all contiguous: x (N, C_in, H, W), w (C_out, C_in/groups, KH, KW), y (N, C_out, OH, OW).
+  // bias is null or (C_out). backward_input writes gx (N, C_in, H, W) = the transposed conv of gy;
+  // backward_weight writes gw (C_out, C_in/groups, KH, KW) = correlation of x with gy.
+  void (*conv_forward)(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y);
+  void (*conv_backward_input)(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
+  void (*conv_backward_weight)(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw);
+
+  // Pooling, all contiguous (N, C, H, W) -> (N, C, OH, OW). Max-pool backward recomputes each window's
+  // argmax from x (first maximum in window order wins, NaN counts as maximal, as in PyTorch).
+  void (*max_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y);
+  void (*max_pool_backward)(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx);
+  void (*avg_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y);
+  void (*avg_pool_backward)(const NDArray& gy, const PoolParams& p, NDArray& gx);
+  void (*adaptive_avg_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y);
+  void (*adaptive_avg_pool_backward)(const NDArray& gy, const PoolParams& p, NDArray& gx);
+};
+
+const Backend& backend(Device device);
+bool cuda_compiled();
+
+extern const Backend cpu_backend;
+#ifdef CONVLAB_WITH_CUDA
+extern const Backend cuda_backend;
+#endif
+
+}  // namespace convlab
