@@ -1,10 +1,235 @@
-// PLACEHOLDER: replaced by the real kernels of this family.
+// Element-wise kernels over strided views: out[i] = f(a[i], b[i]), f(a[i]), a converting copy, a fill.
+// Loop order: axes are merged where every operand steps across them as one, the merged element range is
+// split evenly across threads, and each thread walks its outer axes with an index counter while running
+// the innermost axis as a tight loop (unit-stride when every operand allows it, so it vectorises).
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
 #include "kernels.h"
 
 namespace convlab::cpu {
-void binary(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out) { runtime_error("cpu binary: not implemented yet"); }
-void binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, NDArray& out) { runtime_error("cpu binary_scalar: not implemented yet"); }
-void unary(UnaryOp op, const NDArray& a, NDArray& out) { runtime_error("cpu unary: not implemented yet"); }
-void copy(const NDArray& src, const NDArray& dst) { runtime_error("cpu copy: not implemented yet"); }
-void fill(const NDArray& dst, double value) { runtime_error("cpu fill: not implemented yet"); }
+
+namespace {
+
+// Below this many elements a thread team costs more than it saves.
+constexpr int64_t kParallelMin = 32768;
+
+// K operands laid over one shape: size-1 axes dropped, neighbours merged where every operand's outer
+// stride equals its inner stride times the inner length (a contiguous array becomes one flat run).
+template <size_t K>
+struct Layout {
+  Shape shape;
+  std::array<Shape, K> strides;
+  int64_t size = 1;
+};
+
+template <size_t K>
+Layout<K> merge_axes(const Shape& shape, const std::array<const Shape*, K>& strides) {
+  Layout<K> l;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    l.size *= shape[d];
+    if (shape[d] == 1) continue;
+    bool merge = !l.shape.empty();
+    for (size_t k = 0; k < K && merge; ++k) merge = l.strides[k].back() == (*strides[k])[d] * shape[d];
+    if (merge) l.shape.back() *= shape[d];
+    else l.shape.push_back(shape[d]);
+    for (size_t k = 0; k < K; ++k) {
+      if (merge) l.strides[k].back() = (*strides[k])[d];
+      else l.strides[k].push_back((*strides[k])[d]);
+    }
+  }
+  if (l.shape.empty()) {  // a single element
+    l.shape.push_back(1);
+    for (auto& s : l.strides) s.push_back(1);
+  }
+  return l;
+}
+
+// Calls run(off, len) for each run of len consecutive elements along the innermost axis; off[k] is the
+// element offset of the run's first element in operand k. Threads take equal slices of the element range,
+// so a single long row is split as well as many short ones.
+template <size_t K, class Run>
+void for_each_run(const Layout<K>& l, Run run) {
+  const int nd = static_cast<int>(l.shape.size());
+  const int64_t inner = l.shape[nd - 1];
+  const int64_t total = l.size;
+  if (total == 0) return;
+#pragma omp parallel if (total >= kParallelMin)
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t chunk = (total + nt - 1) / nt;
+    const int64_t begin = std::min(total, t * chunk), end = std::min(total, begin + chunk);
+    if (begin < end) {
+      Shape idx(nd, 0);
+      std::array<int64_t, K> off{};
+      int64_t col = begin % inner, rest = begin / inner;
+      for (int d = nd - 2; d >= 0; --d) {
+        idx[d] = rest % l.shape[d];
+        rest /= l.shape[d];
+      }
+      for (size_t k = 0; k < K; ++k) {
+        off[k] = col * l.strides[k][nd - 1];
+        for (int d = 0; d < nd - 1; ++d) off[k] += idx[d] * l.strides[k][d];
+      }
+      for (int64_t left = end - begin;;) {
+        const int64_t len = std::min(inner - col, left);
+        run(off, len);
+        left -= len;
+        if (left == 0) break;
+        for (size_t k = 0; k < K; ++k) off[k] -= col * l.strides[k][nd - 1];
+        col = 0;
+        for (int d = nd - 2; d >= 0; --d) {  // odometer step to the next row
+          for (size_t k = 0; k < K; ++k) off[k] += l.strides[k][d];
+          if (++idx[d] < l.shape[d]) break;
+          for (size_t k = 0; k < K; ++k) off[k] -= l.shape[d] * l.strides[k][d];
+          idx[d] = 0;
+        }
+      }
+    }
+  }
+}
+
+// out = f(a, b) element by element.
+template <class T, class F>
+void map2(const NDArray& a, const NDArray& b, const NDArray& out, F f) {
+  const auto l = merge_axes<3>(out.shape, {&a.strides, &b.strides, &out.strides});
+  const int64_t sa = l.strides[0].back(), sb = l.strides[1].back(), so = l.strides[2].back();
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  T* po = out.data<T>();
+  for_each_run(l, [&](const std::array<int64_t, 3>& off, int64_t len) {
+    const T* x = pa + off[0];
+    const T* y = pb + off[1];
+    T* z = po + off[2];
+    if (sa == 1 && sb == 1 && so == 1) {
+      for (int64_t i = 0; i < len; ++i) z[i] = f(x[i], y[i]);
+    } else {
+      for (int64_t i = 0; i < len; ++i) z[i * so] = f(x[i * sa], y[i * sb]);
+    }
+  });
+}
+
+// out = f(a) element by element; S and D are the element types of a and out.
+template <class S, class D, class F>
+void map1(const NDArray& a, const NDArray& out, F f) {
+  const auto l = merge_axes<2>(out.shape, {&a.strides, &out.strides});
+  const int64_t sa = l.strides[0].back(), so = l.strides[1].back();
+  const S* pa = a.data<S>();
+  D* po = out.data<D>();
+  for_each_run(l, [&](const std::array<int64_t, 2>& off, int64_t len) {
+    const S* x = pa + off[0];
+    D* z = po + off[1];
+    if (sa == 1 && so == 1) {
+      for (int64_t i = 0; i < len; ++i) z[i] = f(x[i]);
+    } else {
+      for (int64_t i = 0; i < len; ++i) z[i * so] = f(x[i * sa]);
+    }
+  });
+}
+
+// Calls k with a value of the C++ type behind dtype (float or double).
+template <class K>
+void with_dtype(DType dtype, K k) {
+  if (dtype == DType::f32) k(float{});
+  else k(double{});
+}
+
+// Calls k with the functor computing op on two T's. maximum/minimum return the first NaN operand, as
+// NumPy does; comparisons give 1 or 0.
+template <class T, class K>
+void with_binary_op(BinaryOp op, K k) {
+  switch (op) {
+    case BinaryOp::add: return k([](T x, T y) { return x + y; });
+    case BinaryOp::sub: return k([](T x, T y) { return x - y; });
+    case BinaryOp::mul: return k([](T x, T y) { return x * y; });
+    case BinaryOp::div: return k([](T x, T y) { return x / y; });
+    case BinaryOp::pow: return k([](T x, T y) { return std::pow(x, y); });
+    case BinaryOp::maximum: return k([](T x, T y) { return (x > y || x != x) ? x : y; });
+    case BinaryOp::minimum: return k([](T x, T y) { return (x < y || x != x) ? x : y; });
+    case BinaryOp::eq: return k([](T x, T y) { return T(x == y); });
+    case BinaryOp::ne: return k([](T x, T y) { return T(x != y); });
+    case BinaryOp::lt: return k([](T x, T y) { return T(x < y); });
+    case BinaryOp::le: return k([](T x, T y) { return T(x <= y); });
+    case BinaryOp::gt: return k([](T x, T y) { return T(x > y); });
+    case BinaryOp::ge: return k([](T x, T y) { return T(x >= y); });
+  }
+}
+
+// Sigmoid splits on the sign so exp never overflows: for x < 0 it is e^x / (1 + e^x). relu and sign keep
+// NaN (x < 0 and x > 0 are both false for it).
+template <class T, class K>
+void with_unary_op(UnaryOp op, K k) {
+  switch (op) {
+    case UnaryOp::neg: return k([](T x) { return -x; });
+    case UnaryOp::exp: return k([](T x) { return std::exp(x); });
+    case UnaryOp::log: return k([](T x) { return std::log(x); });
+    case UnaryOp::sqrt: return k([](T x) { return std::sqrt(x); });
+    case UnaryOp::tanh: return k([](T x) { return std::tanh(x); });
+    case UnaryOp::sigmoid:
+      return k([](T x) {
+        if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+        const T e = std::exp(x);
+        return e / (T(1) + e);
+      });
+    case UnaryOp::relu: return k([](T x) { return x < 0 ? T(0) : x; });
+    case UnaryOp::abs: return k([](T x) { return std::abs(x); });
+    case UnaryOp::sign: return k([](T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x; });
+  }
+}
+
+}  // namespace
+
+void binary(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out) {
+  with_dtype(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    with_binary_op<T>(op, [&](auto f) { map2<T>(a, b, out, f); });
+  });
+}
+
+void binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, NDArray& out) {
+  with_dtype(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T c = static_cast<T>(s);
+    with_binary_op<T>(op, [&](auto f) {
+      if (scalar_first) map1<T, T>(a, out, [=](T x) { return f(c, x); });
+      else map1<T, T>(a, out, [=](T x) { return f(x, c); });
+    });
+  });
+}
+
+void unary(UnaryOp op, const NDArray& a, NDArray& out) {
+  with_dtype(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    with_unary_op<T>(op, [&](auto f) { map1<T, T>(a, out, f); });
+  });
+}
+
+void copy(const NDArray& src, const NDArray& dst) {
+  with_dtype(src.dtype, [&](auto s_tag) {
+    with_dtype(dst.dtype, [&](auto d_tag) {
+      using S = decltype(s_tag);
+      using D = decltype(d_tag);
+      map1<S, D>(src, dst, [](S x) { return static_cast<D>(x); });
+    });
+  });
+}
+
+void fill(const NDArray& dst, double value) {
+  with_dtype(dst.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T v = static_cast<T>(value);
+    const auto l = merge_axes<1>(dst.shape, {&dst.strides});
+    const int64_t so = l.strides[0].back();
+    T* po = dst.data<T>();
+    for_each_run(l, [&](const std::array<int64_t, 1>& off, int64_t len) {
+      T* z = po + off[0];
+      if (so == 1) std::fill(z, z + len, v);
+      else for (int64_t i = 0; i < len; ++i) z[i * so] = v;
+    });
+  });
+}
+
 }  // namespace convlab::cpu
