@@ -20,6 +20,9 @@ const char* device_name(Device device);
 Device parse_device(const std::string& name);  // "cpu" / "cuda", else ValueError
 
 using Shape = std::vector<int64_t>;
+// Kernels on every device pass shapes by value in fixed-size arrays; this bounds their rank.
+constexpr int kMaxRank = 8;
+void check_rank(const Shape& shape, const char* what);
 std::string shape_str(const Shape& shape);  // "(2, 3)"
 Shape contiguous_strides(const Shape& shape);
 int64_t shape_size(const Shape& shape);  // product, checked for overflow

@@ -14,6 +14,7 @@ namespace convlab {
 using Pads = std::vector<std::pair<int64_t, int64_t>>;
 
 // Element-wise with NumPy broadcasting.
+const char* binary_name(BinaryOp op);
 NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b);
 NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first);
 NDArray unary(UnaryOp op, const NDArray& a);

@@ -1,0 +1,65 @@
+# `pip install .` builds the extension convlab._C by driving CMake (the pybind11 cmake_example pattern).
+# Environment: CONVLAB_CUDA=AUTO|ON|OFF, CONVLAB_CUDA_ARCH, CONVLAB_PORTABLE=1, CONVLAB_SANITIZE=address,...
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+VERSION = "0.1.0"
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name):
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext):
+        import pybind11
+
+        out_dir = Path(self.get_ext_fullpath(ext.name)).parent.resolve()
+        build_dir = Path(self.build_temp).resolve() / ext.name
+        build_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out_dir}",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+            f"-DCMAKE_BUILD_TYPE={os.environ.get('CONVLAB_BUILD_TYPE', 'Release')}",
+            f"-DCONVLAB_CUDA={os.environ.get('CONVLAB_CUDA', 'AUTO')}",
+        ]
+        for env, var in [("CONVLAB_CUDA_ARCH", "CONVLAB_CUDA_ARCH"), ("CONVLAB_SANITIZE", "CONVLAB_SANITIZE")]:
+            if os.environ.get(env):
+                args.append(f"-D{var}={os.environ[env]}")
+        if os.environ.get("CONVLAB_PORTABLE", "0") not in ("", "0"):
+            args.append("-DCONVLAB_PORTABLE=ON")
+        if shutil.which("ninja"):
+            args.append("-GNinja")
+        jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+        subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
+        subprocess.run(["cmake", "--build", str(build_dir), "-j", jobs], check=True)
+
+
+class BuildPyWithSuite(build_py):
+    """Ships bench/shapes.json inside the package so `python -m convlab.bench` finds it when installed."""
+
+    def run(self):
+        super().run()
+        target = Path(self.build_lib) / "convlab" / "bench_shapes.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / "bench" / "shapes.json", target)
+
+
+setup(
+    version=VERSION,
+    packages=find_packages("python"),
+    package_dir={"": "python"},
+    ext_modules=[CMakeExtension("convlab._C")],
+    cmdclass={"build_ext": CMakeBuild, "build_py": BuildPyWithSuite},
+    zip_safe=False,
+)

@@ -1,0 +1,346 @@
+// pybind11: the NDArray class and the kernel entry points of src/common/ops.h. Nothing else lives here:
+// argument checks are in src/common, math in the backends. Kernels run with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <omp.h>
+
+#include <cstring>
+
+#include "common/ops.h"
+#ifdef CONVLAB_WITH_CUDA
+#include "cuda/runtime.h"
+#endif
+
+namespace py = pybind11;
+using namespace convlab;
+
+namespace {
+
+using nogil = py::call_guard<py::gil_scoped_release>;
+
+template <class T>
+NDArray from_numpy_typed(const py::array& arr, Device device) {
+  auto c = py::array_t<T, py::array::c_style>::ensure(arr);
+  Shape shape(c.shape(), c.shape() + c.ndim());
+  NDArray out = NDArray::empty(shape, std::is_same_v<T, float> ? DType::f32 : DType::f64, device);
+  if (out.size() > 0) backend(device).from_host(out.storage->ptr, c.data(), out.size() * sizeof(T));
+  return out;
+}
+
+NDArray from_numpy(const py::array& arr, const std::string& device) {
+  Device dev = parse_device(device);
+  py::dtype dt = arr.dtype();
+  if (dt.kind() == 'f' && dt.itemsize() == 4) return from_numpy_typed<float>(arr, dev);
+  if (dt.kind() == 'f' && dt.itemsize() == 8) return from_numpy_typed<double>(arr, dev);
+  type_error("from_numpy: array dtype must be float32 or float64, got ", std::string(py::str(dt)),
+             "; convert with arr.astype(np.float32)");
+}
+
+template <class T>
+py::array to_numpy_typed(const NDArray& a) {
+  NDArray host = a.to(Device::cpu).compact();
+  py::array_t<T> out(a.shape);
+  if (a.size() > 0) std::memcpy(out.mutable_data(), host.data<T>(), a.size() * sizeof(T));
+  return out;
+}
+
+py::array to_numpy(const NDArray& a) {
+  return a.dtype == DType::f32 ? py::array(to_numpy_typed<float>(a)) : py::array(to_numpy_typed<double>(a));
+}
+
+Shape to_shape(const py::object& obj) {
+  if (py::isinstance<py::int_>(obj)) return {obj.cast<int64_t>()};
+  return obj.cast<Shape>();
+}
+
+// One -1 in a target shape stands for whatever size makes the element counts agree.
+Shape resolve_shape(const NDArray& a, Shape s) {
+  int64_t known = 1, unknown = -1;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == -1) {
+      if (unknown >= 0) value_error("reshape: only one dimension can be -1, got ", shape_str(s));
+      unknown = static_cast<int64_t>(i);
+    } else {
+      known *= s[i];
+    }
+  }
+  if (unknown >= 0) {
+    if (known == 0 || a.size() % known != 0)
+      value_error("reshape: cannot reshape an array of shape ", shape_str(a.shape), " into shape ", shape_str(s));
+    s[unknown] = a.size() / known;
+  }
+  return s;
+}
+
+// None -> all axes; an int -> that axis; a sequence -> those axes.
+std::vector<int64_t> to_axes(const py::object& obj) {
+  if (obj.is_none()) return {};
+  if (py::isinstance<py::int_>(obj)) return {obj.cast<int64_t>()};
+  std::vector<int64_t> axes = obj.cast<std::vector<int64_t>>();
+  if (axes.empty()) value_error("axes: an empty tuple of axes reduces nothing; pass None for all axes");
+  return axes;
+}
+
+// Python basic indexing: ints, slices and one Ellipsis, resolved against the array's shape.
+std::vector<AxisIndex> to_index(const NDArray& a, const py::object& key) {
+  py::tuple items = py::isinstance<py::tuple>(key) ? key.cast<py::tuple>() : py::make_tuple(key);
+  int explicit_axes = 0;
+  for (auto item : items)
+    if (!item.is(py::ellipsis())) ++explicit_axes;
+  std::vector<AxisIndex> idx;
+  for (auto item : items) {
+    int axis = static_cast<int>(idx.size());
+    if (item.is(py::ellipsis())) {
+      for (int k = 0; k < a.ndim() - explicit_axes; ++k)
+        idx.push_back({false, 0, a.shape[idx.size()], 1});
+      continue;
+    }
+    if (axis >= a.ndim())
+      value_error("index: too many indices for an array of rank ", a.ndim());
+    int64_t len = a.shape[axis];
+    if (py::isinstance<py::slice>(item)) {
+      Py_ssize_t start, stop, step, slicelength;
+      if (!item.cast<py::slice>().compute(static_cast<size_t>(len), &start, &stop, &step, &slicelength))
+        throw py::error_already_set();
+      idx.push_back({false, start, stop, step});
+    } else if (py::isinstance<py::int_>(item)) {
+      int64_t i = item.cast<int64_t>();
+      if (i < -len || i >= len)
+        value_error("index: index ", i, " is out of bounds for axis ", axis, " with size ", len);
+      idx.push_back({true, i < 0 ? i + len : i, 0, 1});
+    } else {
+      type_error("index: only integers, slices and ... are supported, got ",
+                 std::string(py::str(py::type::handle_of(item).attr("__name__"))));
+    }
+  }
+  return idx;
+}
+
+// An operand that may be an NDArray or a Python number.
+NDArray binop(BinaryOp op, const NDArray& a, const py::object& other, bool reflected) {
+  if (py::isinstance<NDArray>(other)) {
+    const NDArray& b = other.cast<const NDArray&>();
+    py::gil_scoped_release nogil_;
+    return reflected ? binary(op, b, a) : binary(op, a, b);
+  }
+  if (py::isinstance<py::float_>(other) || py::isinstance<py::int_>(other)) {
+    double s = other.cast<double>();
+    py::gil_scoped_release nogil_;
+    return binary_scalar(op, a, s, reflected);
+  }
+  type_error(binary_name(op), ": operand must be an NDArray or a number, got ",
+             std::string(py::str(py::type::handle_of(other).attr("__name__"))));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "convlab's compiled core: the NDArray class and its CPU/CUDA kernels";
+  py::register_exception<convlab::TypeError>(m, "TypeError", PyExc_TypeError);
+
+  py::class_<NDArray> nd(m, "NDArray");
+  nd.def_static("from_numpy", &from_numpy, py::arg("array"), py::arg("device") = "cpu")
+      .def_static(
+          "empty",
+          [](const py::object& shape, const std::string& dtype, const std::string& device) {
+            return NDArray::empty(to_shape(shape), parse_dtype(dtype), parse_device(device));
+          },
+          py::arg("shape"), py::arg("dtype") = "float32", py::arg("device") = "cpu")
+      .def_static(
+          "full",
+          [](const py::object& shape, double value, const std::string& dtype, const std::string& device) {
+            NDArray a = NDArray::empty(to_shape(shape), parse_dtype(dtype), parse_device(device));
+            fill(a, value);
+            return a;
+          },
+          py::arg("shape"), py::arg("value"), py::arg("dtype") = "float32", py::arg("device") = "cpu")
+      .def("numpy", &to_numpy)
+      .def_property_readonly("shape", [](const NDArray& a) { return py::tuple(py::cast(a.shape)); })
+      .def_property_readonly("strides", [](const NDArray& a) { return py::tuple(py::cast(a.strides)); })
+      .def_property_readonly("offset", [](const NDArray& a) { return a.offset; })
+      .def_property_readonly("dtype", [](const NDArray& a) { return dtype_name(a.dtype); })
+      .def_property_readonly("device", [](const NDArray& a) { return device_name(a.device()); })
+      .def_property_readonly("size", &NDArray::size)
+      .def_property_readonly("ndim", &NDArray::ndim)
+      .def("__len__", [](const NDArray& a) {
+        if (a.ndim() == 0) type_error("len() of a 0-d NDArray");
+        return a.shape[0];
+      })
+      .def("__repr__", [](const NDArray& a) {
+        return cat("NDArray(shape=", shape_str(a.shape), ", dtype=", dtype_name(a.dtype), ", device='",
+                   device_name(a.device()), "')");
+      })
+      .def("is_contiguous", &NDArray::is_contiguous)
+      .def("compact", &NDArray::compact, nogil())
+      .def("copy", &NDArray::copy, nogil())
+      .def("astype", [](const NDArray& a, const std::string& dt) { return a.astype(parse_dtype(dt)); })
+      .def("to", [](const NDArray& a, const std::string& dev) { return a.to(parse_device(dev)); })
+      .def("shares_storage", [](const NDArray& a, const NDArray& b) { return a.storage == b.storage; })
+      // views
+      .def("view", [](const NDArray& a, const py::object& s) { return a.view(resolve_shape(a, to_shape(s))); })
+      .def("reshape", [](const NDArray& a, const py::object& s) { return a.reshape(resolve_shape(a, to_shape(s))); })
+      .def("permute", &NDArray::permute, py::arg("axes"))
+      .def("transpose",
+           [](const NDArray& a, int64_t d0, int64_t d1) {
+             std::vector<int> axes(a.ndim());
+             for (int i = 0; i < a.ndim(); ++i) axes[i] = i;
+             std::swap(axes[normalize_axis(d0, a.ndim(), "transpose")], axes[normalize_axis(d1, a.ndim(), "transpose")]);
+             return a.permute(axes);
+           })
+      .def("broadcast_to", [](const NDArray& a, const py::object& s) { return a.broadcast_to(to_shape(s)); })
+      .def("flip", [](const NDArray& a, const py::object& axes) {
+        std::vector<int> ax;
+        for (int64_t v : to_axes(axes)) ax.push_back(static_cast<int>(v));
+        if (axes.is_none()) for (int i = 0; i < a.ndim(); ++i) ax.push_back(i);
+        return a.flip(ax);
+      }, py::arg("axes") = py::none())
+      .def("__getitem__", [](const NDArray& a, const py::object& key) { return a.index(to_index(a, key)); })
+      .def("__setitem__",
+           [](const NDArray& a, const py::object& key, const py::object& value) {
+             NDArray dst = a.index(to_index(a, key));
+             if (py::isinstance<NDArray>(value)) assign(dst, value.cast<const NDArray&>());
+             else fill(dst, value.cast<double>());
+           })
+      // element-wise
+      .def("__add__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::add, a, b, false); })
+      .def("__radd__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::add, a, b, true); })
+      .def("__sub__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::sub, a, b, false); })
+      .def("__rsub__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::sub, a, b, true); })
+      .def("__mul__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::mul, a, b, false); })
+      .def("__rmul__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::mul, a, b, true); })
+      .def("__truediv__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::div, a, b, false); })
+      .def("__rtruediv__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::div, a, b, true); })
+      .def("__pow__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::pow, a, b, false); })
+      .def("__rpow__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::pow, a, b, true); })
+      .def("maximum", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::maximum, a, b, false); })
+      .def("minimum", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::minimum, a, b, false); })
+      .def("__eq__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::eq, a, b, false); })
+      .def("__ne__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::ne, a, b, false); })
+      .def("__lt__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::lt, a, b, false); })
+      .def("__le__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::le, a, b, false); })
+      .def("__gt__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::gt, a, b, false); })
+      .def("__ge__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::ge, a, b, false); })
+      .def("__neg__", [](const NDArray& a) { return unary(UnaryOp::neg, a); }, nogil())
+      .def("exp", [](const NDArray& a) { return unary(UnaryOp::exp, a); }, nogil())
+      .def("log", [](const NDArray& a) { return unary(UnaryOp::log, a); }, nogil())
+      .def("sqrt", [](const NDArray& a) { return unary(UnaryOp::sqrt, a); }, nogil())
+      .def("tanh", [](const NDArray& a) { return unary(UnaryOp::tanh, a); }, nogil())
+      .def("sigmoid", [](const NDArray& a) { return unary(UnaryOp::sigmoid, a); }, nogil())
+      .def("relu", [](const NDArray& a) { return unary(UnaryOp::relu, a); }, nogil())
+      .def("abs", [](const NDArray& a) { return unary(UnaryOp::abs, a); }, nogil())
+      .def("sign", [](const NDArray& a) { return unary(UnaryOp::sign, a); }, nogil())
+      // reductions
+      .def("sum", [](const NDArray& a, const py::object& axes, bool keepdims) {
+        return reduce(ReduceOp::sum, a, to_axes(axes), keepdims);
+      }, py::arg("axes") = py::none(), py::arg("keepdims") = false)
+      .def("max", [](const NDArray& a, const py::object& axes, bool keepdims) {
+        return reduce(ReduceOp::max, a, to_axes(axes), keepdims);
+      }, py::arg("axes") = py::none(), py::arg("keepdims") = false)
+      .def("mean", [](const NDArray& a, const py::object& axes, bool keepdims) {
+        return mean(a, to_axes(axes), keepdims);
+      }, py::arg("axes") = py::none(), py::arg("keepdims") = false)
+      .def("argmax", &argmax, py::arg("axis") = py::none(), py::arg("keepdims") = false, nogil())
+      .def("matmul", &matmul, nogil())
+      .def("__matmul__", &matmul, nogil())
+      .def("pad", &pad, py::arg("pads"), py::arg("mode") = "constant", py::arg("value") = 0.0, nogil())
+      .def("dilate", &dilate, py::arg("axes"), py::arg("factor"), nogil())
+      .def("undilate", &undilate, py::arg("axes"), py::arg("factor"), nogil());
+  // Comparison operators make NDArray unhashable, as NumPy arrays are.
+  nd.attr("__hash__") = py::none();
+
+  // Convolution and pooling: one list entry per spatial dim; conv padding as (lo, hi) pairs.
+  auto conv_args = [](std::vector<int64_t> stride, Pads padding, std::vector<int64_t> dilation, int64_t groups,
+                      std::vector<int64_t> output_padding = {}) {
+    ConvArgs a;
+    a.stride = std::move(stride), a.padding = std::move(padding), a.dilation = std::move(dilation);
+    a.groups = groups, a.output_padding = std::move(output_padding);
+    return a;
+  };
+  m.def("conv_forward",
+        [=](const NDArray& x, const NDArray& w, std::optional<NDArray> bias, std::vector<int64_t> stride,
+            Pads padding, std::vector<int64_t> dilation, int64_t groups) {
+          return conv_forward(x, w, bias ? &*bias : nullptr, conv_args(stride, padding, dilation, groups));
+        },
+        py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("groups"), nogil());
+  m.def("conv_backward_input",
+        [=](const NDArray& gy, const NDArray& w, std::vector<int64_t> input_size, std::vector<int64_t> stride,
+            Pads padding, std::vector<int64_t> dilation, int64_t groups) {
+          return conv_backward_input(gy, w, input_size, conv_args(stride, padding, dilation, groups));
+        },
+        py::arg("gy"), py::arg("w"), py::arg("input_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"), py::arg("groups"), nogil());
+  m.def("conv_backward_weight",
+        [=](const NDArray& x, const NDArray& gy, std::vector<int64_t> kernel_size, std::vector<int64_t> stride,
+            Pads padding, std::vector<int64_t> dilation, int64_t groups) {
+          return conv_backward_weight(x, gy, kernel_size, conv_args(stride, padding, dilation, groups));
+        },
+        py::arg("x"), py::arg("gy"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"), py::arg("groups"), nogil());
+  m.def("conv_transpose_forward",
+        [=](const NDArray& x, const NDArray& w, std::optional<NDArray> bias, std::vector<int64_t> stride,
+            Pads padding, std::vector<int64_t> output_padding, std::vector<int64_t> dilation, int64_t groups) {
+          return conv_transpose_forward(x, w, bias ? &*bias : nullptr,
+                                        conv_args(stride, padding, dilation, groups, output_padding));
+        },
+        py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+        py::arg("output_padding"), py::arg("dilation"), py::arg("groups"), nogil());
+
+  auto pool_args = [](std::vector<int64_t> kernel, std::vector<int64_t> stride, std::vector<int64_t> padding,
+                      std::vector<int64_t> dilation, bool ceil_mode, bool count_include_pad) {
+    PoolArgs a;
+    a.kernel = std::move(kernel), a.stride = std::move(stride), a.padding = std::move(padding);
+    a.dilation = std::move(dilation), a.ceil_mode = ceil_mode, a.count_include_pad = count_include_pad;
+    return a;
+  };
+  m.def("max_pool_forward",
+        [=](const NDArray& x, std::vector<int64_t> k, std::vector<int64_t> s, std::vector<int64_t> p,
+            std::vector<int64_t> d, bool ceil_mode) {
+          return max_pool_forward(x, pool_args(k, s, p, d, ceil_mode, true));
+        },
+        py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("ceil_mode"), nogil());
+  m.def("max_pool_backward",
+        [=](const NDArray& x, const NDArray& gy, std::vector<int64_t> k, std::vector<int64_t> s,
+            std::vector<int64_t> p, std::vector<int64_t> d, bool ceil_mode) {
+          return max_pool_backward(x, gy, pool_args(k, s, p, d, ceil_mode, true));
+        },
+        py::arg("x"), py::arg("gy"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"), py::arg("ceil_mode"), nogil());
+  m.def("avg_pool_forward",
+        [=](const NDArray& x, std::vector<int64_t> k, std::vector<int64_t> s, std::vector<int64_t> p,
+            bool ceil_mode, bool count_include_pad) {
+          return avg_pool_forward(x, pool_args(k, s, p, std::vector<int64_t>(k.size(), 1), ceil_mode,
+                                               count_include_pad));
+        },
+        py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
+        py::arg("count_include_pad"), nogil());
+  m.def("avg_pool_backward",
+        [=](const NDArray& gy, std::vector<int64_t> input_size, std::vector<int64_t> k, std::vector<int64_t> s,
+            std::vector<int64_t> p, bool ceil_mode, bool count_include_pad) {
+          return avg_pool_backward(gy, input_size, pool_args(k, s, p, std::vector<int64_t>(k.size(), 1),
+                                                             ceil_mode, count_include_pad));
+        },
+        py::arg("gy"), py::arg("input_size"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("ceil_mode"), py::arg("count_include_pad"), nogil());
+  m.def("adaptive_avg_pool_forward", &adaptive_avg_pool_forward, py::arg("x"), py::arg("output_size"), nogil());
+  m.def("adaptive_avg_pool_backward", &adaptive_avg_pool_backward, py::arg("gy"), py::arg("input_size"), nogil());
+
+  // Runtime.
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) value_error("set_num_threads: n must be >= 1, got ", n);
+    omp_set_num_threads(n);
+  });
+  m.def("get_num_threads", []() { return omp_get_max_threads(); });
+  m.def("cuda_compiled", &cuda_compiled);
+#ifdef CONVLAB_WITH_CUDA
+  m.def("cuda_device_count", &cuda_device_count);
+  m.def("cuda_synchronize", &cuda_synchronize, nogil());
+  m.def("cuda_empty_cache", &cuda_empty_cache, nogil());
+#else
+  m.def("cuda_device_count", []() { return 0; });
+  m.def("cuda_synchronize", []() {});
+  m.def("cuda_empty_cache", []() {});
+#endif
+}
