@@ -334,6 +334,10 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
   m.def("cuda_compiled", &cuda_compiled);
+  m.def("set_deterministic", [](bool on) { runtime_flags().deterministic = on; });
+  m.def("get_deterministic", []() { return runtime_flags().deterministic; });
+  m.def("set_allow_tf32", [](bool on) { runtime_flags().allow_tf32 = on; });
+  m.def("get_allow_tf32", []() { return runtime_flags().allow_tf32; });
 #ifdef CONVLAB_WITH_CUDA
   m.def("cuda_device_count", &cuda_device_count);
   m.def("cuda_synchronize", &cuda_synchronize, nogil());

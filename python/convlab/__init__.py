@@ -28,6 +28,36 @@ class _Cuda:
 cuda = _Cuda()
 
 
+class _CudaBackendFlags:
+    """`cl.backends.cuda`: allow_tf32 (default False: float32 means float32)."""
+
+    @property
+    def allow_tf32(self) -> bool:
+        return _C.get_allow_tf32()
+
+    @allow_tf32.setter
+    def allow_tf32(self, on: bool) -> None:
+        _C.set_allow_tf32(bool(on))
+
+
+class _Backends:
+    """`cl.backends`: switches the kernels read when they run."""
+
+    cuda = _CudaBackendFlags()
+
+    @property
+    def deterministic(self) -> bool:
+        """True selects kernels without floating-point atomics (bit-identical results run to run)."""
+        return _C.get_deterministic()
+
+    @deterministic.setter
+    def deterministic(self, on: bool) -> None:
+        _C.set_deterministic(bool(on))
+
+
+backends = _Backends()
+
+
 def default_device() -> str:
     """"cuda" when a GPU backend is compiled in and a GPU is visible, else "cpu"."""
     return "cuda" if cuda.is_available() else "cpu"

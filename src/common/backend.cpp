@@ -10,6 +10,11 @@ bool cuda_compiled() {
 #endif
 }
 
+RuntimeFlags& runtime_flags() {
+  static RuntimeFlags flags;
+  return flags;
+}
+
 const Backend& backend(Device device) {
   if (device == Device::cuda) {
 #ifdef CONVLAB_WITH_CUDA

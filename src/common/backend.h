@@ -63,6 +63,14 @@ struct Backend {
 };
 
 const Backend& backend(Device device);
+
+// User switches read by kernels at launch (cl.backends.*): `deterministic` rules out kernels whose float
+// results depend on the order atomics land; `allow_tf32` lets float32 GPU matmuls use TF32 tensor cores.
+struct RuntimeFlags {
+  bool deterministic = false;
+  bool allow_tf32 = false;
+};
+RuntimeFlags& runtime_flags();
 bool cuda_compiled();
 
 extern const Backend cpu_backend;
