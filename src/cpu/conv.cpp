@@ -1,8 +1,204 @@
-// PLACEHOLDER: replaced by the real kernels of this family.
+// Convolution, all three passes, on one data layout. The zero-padded input is split into its stride phases,
+//   xq[c][a][b][u][v] = x[c][u*sh + a - pt][v*sw + b - pl]   (0 outside x; u < hq, v < wq),
+// so that on the "extended" output grid p = oy*wq + ox (ox < wq; only ox < ow is a real output) kernel tap
+// (kh_i, kw_i) reads ONE contiguous run per channel: xq[c][phase(tap)][p + shift(tap)]. The runs are the
+// rows of an implicit im2col matrix that is never materialised:
+//   forward          y[co][p]  = sum_k W[co][k] * X[k][p]        GEMM, B rows = runs       (k = (ci, tap))
+//   backward-input   gxq[k][p] += sum_co W[co][k] * gy[co][p]    GEMM, C rows = runs (scatter-add), un-phase
+//   backward-weight  gw[co][k] = sum_n,p gy[co][p] * X[k][p]     dot products along p (vectorised along p)
+// Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes.
+// Depthwise and other tiny-group convolutions go to conv_depthwise.cpp instead.
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include <omp.h>
+
+#include "conv_layout.h"
+#include "gemm.h"
 #include "kernels.h"
 
 namespace convlab::cpu {
-void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) { runtime_error("cpu conv_forward: not implemented yet"); }
-void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) { runtime_error("cpu conv_backward_input: not implemented yet"); }
-void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) { runtime_error("cpu conv_backward_weight: not implemented yet"); }
+
+namespace {
+
+// Images are processed in chunks whose phased input fits this many elements (32 MiB of fp32), which
+// bounds every workspace of a call by about twice the input of one chunk.
+constexpr int64_t chunk_elements = int64_t(1) << 23;
+
+int64_t images_per_chunk(int64_t per_image, int64_t n) {
+  return std::clamp<int64_t>(chunk_elements / std::max<int64_t>(per_image, 1), 1, n);
+}
+
+// Row offsets of the implicit im2col matrix: row g*K + ci*taps + t is tap t of channel g*cig + ci.
+std::vector<int64_t> run_offsets(const ConvParams& p, const Phased& q) {
+  const int64_t taps = p.kh * p.kw;
+  std::vector<int64_t> off(p.c_in * taps);
+  for (int64_t c = 0; c < p.c_in; c++)
+    for (int64_t t = 0; t < taps; t++) off[c * taps + t] = c * q.chan + q.tap[t];
+  return off;
+}
+
+std::vector<int64_t> strided_offsets(int64_t rows, int64_t stride) {
+  std::vector<int64_t> off(rows);
+  for (int64_t r = 0; r < rows; r++) off[r] = r * stride;
+  return off;
+}
+
+// Column blocks (whole NR slivers) shrink until there are a few tasks per thread.
+template <class T>
+int64_t column_block(int64_t cols, int64_t other_tasks) {
+  int64_t nb = gemm_nc, want = 4 * omp_get_max_threads();
+  while (nb > gemm_nr<T> && other_tasks * ((cols + nb - 1) / nb) < want) nb -= gemm_nr<T>;
+  return nb;
+}
+
+template <class T>
+void forward_typed(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
+  const Phased q = phased(p);
+  const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group();
+  const int64_t K = cig * p.kh * p.kw, np = q.np, a_size = packed_a_size(cog, K);
+  T* wp = scratch<T>(slot_pack_a, G * a_size);
+  for (int64_t g = 0; g < G; g++) pack_a(wp + g * a_size, w.data<T>() + g * cog * K, cog, K, K, 1);
+  const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
+  const bool direct = q.wq == p.ow;  // no garbage columns: the GEMM writes y itself
+
+  const int64_t chunk = images_per_chunk(p.c_in * q.chan, p.n);
+  const int64_t mb = 256, m_blocks = (cog + mb - 1) / mb;
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0);
+    const T* xq = build_phased<T>(x.data<T>() + n0 * p.c_in * p.h * p.w, nn, p, q);
+    T* yq = direct ? y.data<T>() + n0 * p.c_out * np : scratch<T>(slot_output, nn * p.c_out * np);
+    const int64_t nb = column_block<T>(np, nn * G * m_blocks), n_blocks = (np + nb - 1) / nb;
+    const int64_t tasks = nn * G * m_blocks * n_blocks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      int64_t ni = t % n_blocks, mi = t / n_blocks % m_blocks, g = t / (n_blocks * m_blocks) % G;
+      int64_t i = t / (n_blocks * m_blocks * G);
+      Rows<const T> b{xq + i * p.c_in * q.chan, b_off.data() + g * K};
+      Rows<T> c{yq + i * p.c_out * np, c_off.data() + g * cog};
+      gemm_block(wp + g * a_size, K, b, c, false, mi * mb, std::min(cog, (mi + 1) * mb), ni * nb,
+                 std::min(np, (ni + 1) * nb));
+    }
+    finish_output<T>(yq, y.data<T>() + n0 * p.c_out * p.oh * p.ow, bias ? bias->data<T>() : nullptr, nn,
+                     p.c_out, p.oh, p.ow, q.wq);
+  }
+}
+
+template <class T>
+void backward_input_typed(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
+  const Phased q = phased(p);
+  const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
+  const int64_t K = cig * taps, np = q.np, a_size = packed_a_size(K, cog);
+  T* wt = scratch<T>(slot_pack_a, G * a_size);
+  for (int64_t g = 0; g < G; g++) pack_a(wt + g * a_size, w.data<T>() + g * cog * K, K, cog, 1, K);
+  const std::vector<int64_t> b_off = strided_offsets(p.c_out, np), c_off = run_offsets(p, q);
+
+  // Row blocks hold whole channels (a multiple of taps) so that tasks scatter into disjoint channels.
+  const int64_t unit = std::lcm(gemm_mr, taps), mb = unit * std::max<int64_t>(1, 256 / unit);
+  const int64_t m_blocks = (K + mb - 1) / mb;
+  const int64_t chunk = images_per_chunk(p.c_in * q.chan, p.n);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0);
+    const T* gq = extend_grad_output<T>(gy.data<T>() + n0 * p.c_out * p.oh * p.ow, nn, p, q, np);
+    T* gxq = q.identity ? gx.data<T>() + n0 * p.c_in * p.h * p.w : scratch<T>(slot_input, nn * p.c_in * q.chan);
+    if (!q.identity) std::fill(gxq, gxq + nn * p.c_in * q.chan, T(0));
+    const int64_t tasks = nn * G * m_blocks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      int64_t mi = t % m_blocks, g = t / m_blocks % G, i = t / (m_blocks * G);
+      Rows<const T> b{gq + i * p.c_out * np, b_off.data() + g * cog};
+      Rows<T> c{gxq + i * p.c_in * q.chan, c_off.data() + g * K};
+      gemm_block(wt + g * a_size, cog, b, c, !q.identity, mi * mb, std::min(K, (mi + 1) * mb), 0, np);
+    }
+    if (!q.identity) unphase<T>(gxq, gx.data<T>() + n0 * p.c_in * p.h * p.w, nn, p, q);
+  }
+}
+
+// Dot products of R rows of gy with S runs of x, vectorised along p (len a multiple of the lane count),
+// added into gw[i*ldw + j]; rows/cols beyond the tile's real size point at row 0 and are not stored.
+template <class T, int R, int S>
+void dot_tile(const T* const* g, const T* const* xr, int64_t len, T* gw, int64_t ldw, int64_t rows, int64_t cols) {
+  Vec<T> acc[R][S] = {};
+  for (int64_t p = 0; p < len; p += lanes<T>) {
+    Vec<T> xv[S];
+    for (int j = 0; j < S; j++) xv[j] = load(xr[j] + p);
+    for (int i = 0; i < R; i++) {
+      Vec<T> gv = load(g[i] + p);
+      for (int j = 0; j < S; j++) acc[i][j] += gv * xv[j];
+    }
+  }
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++) gw[i * ldw + j] += hsum<T>(acc[i][j]);
+}
+
+// gw[g][co][k0:k1] over all images of a chunk: p is cut into L1-sized pieces; each piece of gy rows is
+// reused across the whole k range, each piece of x runs across all co tiles (from L2).
+template <class T, int R, int S>
+void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, T* gw, const ConvParams& p,
+                       const Phased& q, int64_t ldg, int64_t nn, int64_t g, int64_t k0, int64_t k1) {
+  const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  constexpr int64_t piece = 1024;
+  for (int64_t i = 0; i < nn; i++) {
+    const T* gi = gq + (i * p.c_out + g * cog) * ldg;
+    const T* xi = xq + i * p.c_in * q.chan;
+    for (int64_t p0 = 0; p0 < ldg; p0 += piece) {
+      const int64_t len = std::min(piece, ldg - p0);
+      for (int64_t co = 0; co < cog; co += R) {
+        const T* grow[R];
+        for (int r = 0; r < R; r++) grow[r] = gi + (co + r < cog ? co + r : co) * ldg + p0;
+        for (int64_t k = k0; k < k1; k += S) {
+          const T* xrow[S];
+          for (int s = 0; s < S; s++) xrow[s] = xi + x_off[k + s < k1 ? k + s : k] + p0;
+          dot_tile<T, R, S>(grow, xrow, len, gw + (g * cog + co) * K + k, K, std::min<int64_t>(R, cog - co),
+                            std::min<int64_t>(S, k1 - k));
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
+  const Phased q = phased(p, /*allow_identity=*/false);  // the dot products read past np: keep the slack
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  const int64_t ldg = (q.np + lanes<T> - 1) / lanes<T> * lanes<T>;
+  const std::vector<int64_t> x_off = run_offsets(p, q);
+  T* out = gw.data<T>();
+  std::fill(out, out + p.c_out * K, T(0));
+
+  constexpr int S = 6;
+  const int64_t kb = 8 * S, k_blocks = (K + kb - 1) / kb, tasks = G * k_blocks;
+  const int64_t chunk = images_per_chunk(p.c_in * q.chan, p.n);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0);
+    const T* xq = build_phased<T>(x.data<T>() + n0 * p.c_in * p.h * p.w, nn, p, q);
+    const T* gq = extend_grad_output<T>(gy.data<T>() + n0 * p.c_out * p.oh * p.ow, nn, p, q, ldg);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
+      const int64_t* xo = x_off.data() + g * K;
+      if (cog >= 4) weight_grad_block<T, 4, S>(gq, xq, xo, out, p, q, ldg, nn, g, k0, k1);
+      else weight_grad_block<T, 1, S>(gq, xq, xo, out, p, q, ldg, nn, g, k0, k1);
+    }
+  }
+}
+
+}  // namespace
+
+void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
+  if (x.dtype == DType::f32) forward_typed<float>(x, w, bias, p, y);
+  else forward_typed<double>(x, w, bias, p, y);
+}
+
+void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
+  if (gy.dtype == DType::f32) backward_input_typed<float>(gy, w, p, gx);
+  else backward_input_typed<double>(gy, w, p, gx);
+}
+
+void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
+  if (x.dtype == DType::f32) backward_weight_typed<float>(x, gy, p, gw);
+  else backward_weight_typed<double>(x, gy, p, gw);
+}
+
 }  // namespace convlab::cpu

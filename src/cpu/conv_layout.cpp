@@ -1,0 +1,127 @@
+// Building and undoing the stride-phased layout of conv_layout.h; one OpenMP task per (image, channel).
+#include "conv_layout.h"
+
+#include <algorithm>
+
+#include "gemm.h"
+
+namespace convlab::cpu {
+
+namespace {
+int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+}  // namespace
+
+Phased phased(const ConvParams& p, bool allow_identity) {
+  Phased q;
+  q.sh = p.stride_h;
+  q.sw = p.stride_w;
+  q.hq = p.oh + (p.kh - 1) * p.dil_h / q.sh;
+  q.wq = p.ow + (p.kw - 1) * p.dil_w / q.sw;
+  q.identity = allow_identity && p.kh == 1 && p.kw == 1 && q.sh == 1 && q.sw == 1 && p.pad_top == 0 &&
+               p.pad_left == 0 && p.oh == p.h && p.ow == p.w;
+  q.plane = q.identity ? p.h * p.w : (q.hq * q.wq + q.wq + 16 + 15) / 16 * 16;
+  q.chan = q.sh * q.sw * q.plane;
+  q.np = p.oh * q.wq;
+  q.used.assign(q.sh * q.sw, 0);
+  for (int64_t i = 0; i < p.kh; i++) {
+    for (int64_t j = 0; j < p.kw; j++) {
+      int64_t a = i * p.dil_h % q.sh, b = j * p.dil_w % q.sw;
+      q.used[a * q.sw + b] = 1;
+      q.tap.push_back((a * q.sw + b) * q.plane + i * p.dil_h / q.sh * q.wq + j * p.dil_w / q.sw);
+    }
+  }
+  return q;
+}
+
+template <class T>
+const T* build_phased(const T* x, int64_t nn, const ConvParams& p, const Phased& q) {
+  if (q.identity) return x;
+  T* out = scratch<T>(slot_input, nn * p.c_in * q.chan);
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < nn * p.c_in; nc++) {
+    const T* src = x + nc * p.h * p.w;
+    for (int64_t a = 0; a < q.sh; a++) {
+      for (int64_t b = 0; b < q.sw; b++) {
+        if (!q.used[a * q.sw + b]) continue;
+        T* dst = out + nc * q.chan + (a * q.sw + b) * q.plane;
+        // Columns [v_lo, v_hi) of a phase row land inside x.
+        int64_t v_lo = std::clamp<int64_t>(ceil_div(p.pad_left - b, q.sw), 0, q.wq);
+        int64_t v_hi = std::clamp<int64_t>(ceil_div(p.w + p.pad_left - b, q.sw), v_lo, q.wq);
+        for (int64_t u = 0; u < q.hq; u++) {
+          T* row = dst + u * q.wq;
+          int64_t iy = u * q.sh + a - p.pad_top;
+          if (iy < 0 || iy >= p.h) {
+            std::fill(row, row + q.wq, T(0));
+            continue;
+          }
+          const T* in = src + iy * p.w + b - p.pad_left;
+          std::fill(row, row + v_lo, T(0));
+          for (int64_t v = v_lo; v < v_hi; v++) row[v] = in[v * q.sw];
+          std::fill(row + v_hi, row + q.wq, T(0));
+        }
+        std::fill(dst + q.hq * q.wq, dst + q.plane, T(0));
+      }
+    }
+  }
+  return out;
+}
+
+template <class T>
+const T* extend_grad_output(const T* gy, int64_t nn, const ConvParams& p, const Phased& q, int64_t ld) {
+  if (q.wq == p.ow && ld == q.np) return gy;
+  T* out = scratch<T>(slot_output, nn * p.c_out * ld);
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < nn * p.c_out; nc++) {
+    T* dst = out + nc * ld;
+    for (int64_t oy = 0; oy < p.oh; oy++) {
+      std::copy(gy + (nc * p.oh + oy) * p.ow, gy + (nc * p.oh + oy + 1) * p.ow, dst + oy * q.wq);
+      std::fill(dst + oy * q.wq + p.ow, dst + (oy + 1) * q.wq, T(0));
+    }
+    std::fill(dst + q.np, dst + ld, T(0));
+  }
+  return out;
+}
+
+template <class T>
+void unphase(const T* gxq, T* gx, int64_t nn, const ConvParams& p, const Phased& q) {
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < nn * p.c_in; nc++) {
+    for (int64_t iy = 0; iy < p.h; iy++) {
+      T* dst = gx + (nc * p.h + iy) * p.w;
+      int64_t a = (iy + p.pad_top) % q.sh, u = (iy + p.pad_top) / q.sh;
+      if (u >= q.hq) {
+        std::fill(dst, dst + p.w, T(0));
+        continue;
+      }
+      const T* src = gxq + nc * q.chan + a * q.sw * q.plane + u * q.wq;
+      for (int64_t ix = 0; ix < p.w; ix++) {
+        int64_t b = (ix + p.pad_left) % q.sw, v = (ix + p.pad_left) / q.sw;
+        dst[ix] = v < q.wq ? src[b * q.plane + v] : T(0);
+      }
+    }
+  }
+}
+
+template <class T>
+void finish_output(const T* yq, T* y, const T* bias, int64_t nn, int64_t c_out, int64_t oh, int64_t ow, int64_t wq) {
+  if (yq == y && !bias) return;
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < nn * c_out; nc++) {
+    T b = bias ? bias[nc % c_out] : T(0);
+    for (int64_t oy = 0; oy < oh; oy++) {
+      const T* src = yq + (nc * oh) * wq + oy * wq;
+      T* dst = y + (nc * oh + oy) * ow;
+      for (int64_t ox = 0; ox < ow; ox++) dst[ox] = src[ox] + b;
+    }
+  }
+}
+
+#define CONVLAB_LAYOUT(T)                                                                                    \
+  template const T* build_phased<T>(const T*, int64_t, const ConvParams&, const Phased&);                   \
+  template const T* extend_grad_output<T>(const T*, int64_t, const ConvParams&, const Phased&, int64_t);    \
+  template void unphase<T>(const T*, T*, int64_t, const ConvParams&, const Phased&);                        \
+  template void finish_output<T>(const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t);
+CONVLAB_LAYOUT(float)
+CONVLAB_LAYOUT(double)
+
+}  // namespace convlab::cpu

@@ -1,0 +1,138 @@
+// C (+)= A @ B: the macro-kernel walks NC-wide panels and KC-deep slices of B (packed into NR-wide slivers),
+// and for each B sliver runs the MR x NR micro-kernel down every packed A sliver of the block.
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
+#include <omp.h>
+
+namespace convlab::cpu {
+
+namespace {
+
+struct ScratchBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  ~ScratchBuffer() { std::free(ptr); }
+};
+
+void* scratch_bytes(int slot, size_t bytes) {
+  thread_local ScratchBuffer buffers[slot_count];
+  ScratchBuffer& b = buffers[slot];
+  if (bytes > b.bytes) {
+    std::free(b.ptr);
+    b.bytes = (bytes + 63) / 64 * 64;
+    b.ptr = std::aligned_alloc(64, b.bytes);
+    if (!b.ptr) {
+      b.bytes = 0;
+      throw std::bad_alloc();
+    }
+  }
+  return b.ptr;
+}
+
+// acc[i][v] = sum_k a[k][i] * b[k][v*lanes ...]: k outermost so the 24 accumulators live in registers;
+// then the tile is stored (or added) into C, through a small buffer when it hangs over C's edge.
+template <class T>
+void micro_tile(int64_t kc, const T* a, const T* b, Rows<T> c, int64_t m, int64_t n, int64_t rows,
+                int64_t cols, bool add) {
+  constexpr int L = lanes<T>;
+  constexpr int64_t nr = gemm_nr<T>;
+  Vec<T> acc[gemm_mr][3] = {};
+  for (int64_t k = 0; k < kc; k++) {
+    Vec<T> b0 = load(b), b1 = load(b + L), b2 = load(b + 2 * L);
+    for (int i = 0; i < gemm_mr; i++) {
+      T ai = a[i];
+      acc[i][0] += ai * b0;
+      acc[i][1] += ai * b1;
+      acc[i][2] += ai * b2;
+    }
+    a += gemm_mr;
+    b += nr;
+  }
+  for (int64_t i = 0; i < rows; i++) {
+    T* dst = c.base + c.off[m + i] + n;
+    if (cols == nr) {
+      for (int v = 0; v < 3; v++) store(dst + v * L, add ? acc[i][v] + load(dst + v * L) : acc[i][v]);
+    } else {
+      T tile[nr];
+      for (int v = 0; v < 3; v++) store(tile + v * L, acc[i][v]);
+      for (int64_t j = 0; j < cols; j++) dst[j] = add ? dst[j] + tile[j] : tile[j];
+    }
+  }
+}
+
+// buf = ceil(nc/NR) slivers of kc x NR: row k0+kk, columns n0 + s*NR ..., zero past nc.
+template <class T>
+void pack_b(T* buf, Rows<const T> b, int64_t k0, int64_t kc, int64_t n0, int64_t nc) {
+  constexpr int L = lanes<T>;
+  constexpr int64_t nr = gemm_nr<T>;
+  for (int64_t kk = 0; kk < kc; kk++) {
+    const T* src = b.base + b.off[k0 + kk] + n0;
+    for (int64_t j = 0; j < nc; j += nr) {
+      T* dst = buf + j * kc + kk * nr;
+      if (j + nr <= nc) {
+        for (int v = 0; v < 3; v++) store(dst + v * L, load(src + j + v * L));
+      } else {
+        int64_t j1 = nc - j;
+        std::copy(src + j, src + nc, dst);
+        std::fill(dst + j1, dst + nr, T(0));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+T* scratch(int slot, size_t count) {
+  return static_cast<T*>(scratch_bytes(slot, count * sizeof(T)));
+}
+
+template <class T>
+void pack_a(T* dst, const T* a, int64_t m, int64_t k, int64_t rs, int64_t cs) {
+  int64_t slivers = (m + gemm_mr - 1) / gemm_mr;
+#pragma omp parallel for schedule(static) if (m * k > (1 << 16))
+  for (int64_t s = 0; s < slivers; s++) {
+    T* out = dst + s * gemm_mr * k;
+    int64_t rows = std::min(gemm_mr, m - s * gemm_mr);
+    for (int64_t kk = 0; kk < k; kk++) {
+      for (int64_t i = 0; i < gemm_mr; i++) out[kk * gemm_mr + i] = i < rows ? a[(s * gemm_mr + i) * rs + kk * cs] : T(0);
+    }
+  }
+}
+
+template <class T>
+void gemm_block(const T* a_packed, int64_t k, Rows<const T> b, Rows<T> c, bool add, int64_t m0, int64_t m1,
+                int64_t n0, int64_t n1) {
+  constexpr int64_t nr = gemm_nr<T>;
+  int64_t panel = std::min(gemm_nc, (n1 - n0 + nr - 1) / nr * nr);
+  T* buf = scratch<T>(slot_pack_b, gemm_kc * panel);
+  for (int64_t nc0 = n0; nc0 < n1; nc0 += gemm_nc) {
+    int64_t nc = std::min(gemm_nc, n1 - nc0);
+    for (int64_t k0 = 0; k0 < k; k0 += gemm_kc) {
+      int64_t kc = std::min(gemm_kc, k - k0);
+      pack_b(buf, b, k0, kc, nc0, nc);
+      for (int64_t j = 0; j < nc; j += nr) {
+        for (int64_t m = m0; m < m1; m += gemm_mr) {
+          micro_tile(kc, a_packed + m * k + k0 * gemm_mr, buf + j * kc, c, m, nc0 + j, std::min(gemm_mr, m1 - m),
+                     std::min(nr, nc - j), add || k0 > 0);
+        }
+      }
+    }
+  }
+}
+
+template float* scratch<float>(int, size_t);
+template double* scratch<double>(int, size_t);
+template int64_t* scratch<int64_t>(int, size_t);
+template void pack_a<float>(float*, const float*, int64_t, int64_t, int64_t, int64_t);
+template void pack_a<double>(double*, const double*, int64_t, int64_t, int64_t, int64_t);
+template void gemm_block<float>(const float*, int64_t, Rows<const float>, Rows<float>, bool, int64_t, int64_t,
+                                int64_t, int64_t);
+template void gemm_block<double>(const double*, int64_t, Rows<const double>, Rows<double>, bool, int64_t,
+                                 int64_t, int64_t, int64_t);
+
+}  // namespace convlab::cpu

@@ -1,0 +1,72 @@
+// The one GEMM behind matmul and the convolutions: C (+)= A @ B, BLIS style. A is packed once by the caller
+// into MR-row slivers; B is read through row offsets (row k starts at base + off[k], columns contiguous), so
+// a convolution hands in rows of its padded input instead of an im2col copy; C is written through row
+// offsets too, which lets backward-input scatter-add its result straight into the input gradient.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace convlab::cpu {
+
+// 64-byte vectors: one AVX-512 register with -march=native, split by the compiler on baseline x86-64.
+template <class T>
+struct VecOf {
+  typedef T type __attribute__((vector_size(64)));
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+template <class T>
+constexpr int lanes = 64 / sizeof(T);
+
+template <class T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T>
+inline void store(T* p, Vec<T> v) {
+  std::memcpy(p, &v, sizeof v);
+}
+template <class T>
+inline T hsum(Vec<T> v) {
+  T s = 0;
+  for (int i = 0; i < lanes<T>; i++) s += v[i];
+  return s;
+}
+
+// Register tile of the micro-kernel: MR rows of C by NR columns (3 vectors), 24 accumulators.
+constexpr int64_t gemm_mr = 8;
+template <class T>
+constexpr int64_t gemm_nr = 3 * lanes<T>;
+// K is cut into KC-deep slices so one packed B sliver (KC x NR, 24 KiB) stays in L1 while all A slivers
+// of a block stream past it; one B panel holds up to NC columns (KC x NC: 192 KiB fp32, 384 KiB fp64, L2).
+constexpr int64_t gemm_kc = 128;
+constexpr int64_t gemm_nc = 1024;
+
+template <class T>
+struct Rows {
+  T* base;
+  const int64_t* off;  // row r starts at base + off[r]
+};
+
+// Packs A (m x k, A[i][j] = a[i*rs + j*cs]) into ceil(m/MR) slivers of k x MR values, k-major, rows past m
+// zero. Returns nothing; dst holds packed_a_size(m, k) elements.
+inline int64_t packed_a_size(int64_t m, int64_t k) { return (m + gemm_mr - 1) / gemm_mr * gemm_mr * k; }
+template <class T>
+void pack_a(T* dst, const T* a, int64_t m, int64_t k, int64_t rs, int64_t cs);
+
+// Serial: C[m0:m1, n0:n1] = (or += when add) A[m0:m1, :] @ B[:, n0:n1], where A is packed (m0 a multiple of
+// MR) and B has k rows. Callers run many of these in parallel on disjoint parts of C.
+template <class T>
+void gemm_block(const T* a_packed, int64_t k, Rows<const T> b, Rows<T> c, bool add, int64_t m0, int64_t m1,
+                int64_t n0, int64_t n1);
+
+// Grow-only, 64-byte aligned scratch memory, one buffer per (calling thread, slot): repeated calls reuse
+// their pages instead of faulting fresh ones in. Contents are undefined on return.
+template <class T>
+T* scratch(int slot, size_t count);
+enum ScratchSlot { slot_pack_b, slot_pack_a, slot_input, slot_output, slot_count };
+
+}  // namespace convlab::cpu
