@@ -154,7 +154,7 @@ NDArray reduce(ReduceOp op, const NDArray& a, const std::vector<int64_t>& axes, 
     value_error("max: cannot reduce over a zero-size axis (shape ", shape_str(a.shape), ")");
   order.insert(order.end(), red.begin(), red.end());
   int64_t rows = shape_size(kept_shape);
-  NDArray rows_view = a.permute(order).reshape({rows, n});
+  NDArray rows_view = a.permute(order).reshape({rows, n}).compact();  // reshape may keep a strided view
   NDArray out = NDArray::empty({rows}, a.dtype, a.device());
   if (rows > 0) backend(a.device()).reduce_rows(op, rows_view, out);
   return out.view(out_shape);
@@ -170,7 +170,7 @@ NDArray argmax(const NDArray& a, std::optional<int64_t> axis, bool keepdims) {
   if (a.size() == 0) value_error("argmax: attempt to get argmax of an empty array (shape ", shape_str(a.shape), ")");
   if (!axis) {
     NDArray out = NDArray::empty({1}, a.dtype, a.device());
-    backend(a.device()).argmax_rows(a.reshape({1, a.size()}), out);
+    backend(a.device()).argmax_rows(a.reshape({1, a.size()}).compact(), out);
     return out.view(keepdims ? Shape(a.ndim(), 1) : Shape{});
   }
   int ax = normalize_axis(*axis, a.ndim(), "argmax");
@@ -183,7 +183,7 @@ NDArray argmax(const NDArray& a, std::optional<int64_t> axis, bool keepdims) {
   order.push_back(ax);
   int64_t rows = a.size() / a.shape[ax];
   NDArray out = NDArray::empty({rows}, a.dtype, a.device());
-  backend(a.device()).argmax_rows(a.permute(order).reshape({rows, a.shape[ax]}), out);
+  backend(a.device()).argmax_rows(a.permute(order).reshape({rows, a.shape[ax]}).compact(), out);
   return out.view(out_shape);
 }
 
@@ -208,7 +208,8 @@ NDArray matmul(const NDArray& a, const NDArray& b) {
   NDArray out = NDArray::empty({nb, m, n}, a.dtype, a.device());
   if (out.size() > 0) {
     if (k == 0) fill(out, 0.0);
-    else backend(a.device()).matmul(a2.broadcast_to(sa).reshape({nb, m, k}), b2.broadcast_to(sb).reshape({nb, k, n}), out);
+    else backend(a.device()).matmul(a2.broadcast_to(sa).reshape({nb, m, k}).compact(),
+                                    b2.broadcast_to(sb).reshape({nb, k, n}).compact(), out);
   }
   // Drop the axes that 1-D operands were promoted with.
   Shape final_shape = batch;
