@@ -43,7 +43,7 @@ constexpr int64_t gemm_nr = 3 * lanes<T>;
 // K is cut into KC-deep slices so one packed B sliver (KC x NR, 24 KiB) stays in L1 while all A slivers
 // of a block stream past it; one B panel holds up to NC columns (KC x NC: 192 KiB fp32, 384 KiB fp64, L2).
 constexpr int64_t gemm_kc = 128;
-constexpr int64_t gemm_nc = 1024;
+constexpr int64_t gemm_nc = 960;  // a whole number of NR slivers for both types
 
 template <class T>
 struct Rows {
