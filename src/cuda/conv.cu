@@ -1,0 +1,268 @@
+// Dense and grouped convolution as implicit GEMM: the im2col matrix is never stored; each depth step of
+// gemm_tile.cuh gathers its 16 rows of it straight from x (or gy) into shared memory, zero where a tap
+// falls in the padding. A small per-step table in shared memory holds the decoded (channel, kh, kw) or
+// (n, oh, ow) of those 16 depth indices, so the 64-bit divisions happen 16 times per step, not 1024.
+#include "gemm_tile.cuh"
+
+namespace convlab::cuda {
+namespace {
+
+// 1x1 kernel, stride 1, no padding: im2col is the input itself, so gathers need no table and no bounds.
+bool pointwise(const ConvParams& p) {
+  return p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
+         p.oh == p.h && p.ow == p.w;
+}
+
+// y[n, g*copg+co, oh, ow] = bias[.] + sum_{ci,kh,kw} w[g*copg+co, ci, kh, kw] * x[n, g*cig+ci, oh*sh-pt+kh*dh, ow*sw-pl+kw*dw]
+// Per group: rows co (copg), columns output pixels (n*oh*ow), depth (ci, kh, kw) = w's row layout.
+template <class T, bool kPointwise>
+__global__ void forward_kernel(const T* x, const T* w, const T* bias, T* y, ConvParams p) {
+  __shared__ TileStage<T> s;
+  __shared__ int64_t tap_chan[kTileK], tap_dh[kTileK], tap_dw[kTileK];  // ci*h*w (-1 past the end), kh*dh, kw*dw
+  const int64_t cig = p.c_in / p.groups, copg = p.c_out / p.groups, taps = p.kh * p.kw, depth = cig * taps;
+  const int64_t hw = p.h * p.w, ohw = p.oh * p.ow, pixels = p.n * ohw;
+  const int64_t tiles_m = ceil_div(copg, kTileM), tiles_n = ceil_div(pixels, kTileN);
+  for (int64_t tile = blockIdx.x; tile < p.groups * tiles_m * tiles_n; tile += gridDim.x) {
+    int64_t g = tile / (tiles_m * tiles_n), rest = tile % (tiles_m * tiles_n);
+    int64_t m0 = rest / tiles_n * kTileM, p0 = rest % tiles_n * kTileN;
+    // This thread's B column is one output pixel for the whole depth loop.
+    int64_t pix = p0 + b_col(), img = pix / ohw, opix = pix % ohw;
+    int64_t ih0 = opix / p.ow * p.stride_h - p.pad_top, iw0 = opix % p.ow * p.stride_w - p.pad_left;
+    const T* x_img = x + (img * p.c_in + g * cig) * hw;
+    const T* w_g = w + g * copg * depth;
+    T acc[kSub][kSub] = {};
+    for (int64_t k0 = 0; k0 < depth; k0 += kTileK) {
+      if (!kPointwise && threadIdx.x < kTileK) {
+        int64_t k = k0 + threadIdx.x, tap = k % taps;
+        tap_chan[threadIdx.x] = k < depth ? k / taps * hw : -1;
+        tap_dh[threadIdx.x] = tap / p.kw * p.dil_h;
+        tap_dw[threadIdx.x] = tap % p.kw * p.dil_w;
+      }
+      for (int i = 0; i < kSub; ++i) {
+        int64_t co = m0 + a_row(i), k = k0 + a_depth();
+        s.a[a_depth()][a_row(i)] = co < copg && k < depth ? w_g[co * depth + k] : T(0);
+      }
+      __syncthreads();
+      for (int i = 0; i < kSub; ++i) {
+        int kk = b_depth(i);
+        T v = T(0);
+        if (kPointwise) {
+          if (pix < pixels && k0 + kk < depth) v = x_img[(k0 + kk) * hw + opix];
+        } else {
+          int64_t ih = ih0 + tap_dh[kk], iw = iw0 + tap_dw[kk];
+          if (pix < pixels && tap_chan[kk] >= 0 && ih >= 0 && ih < p.h && iw >= 0 && iw < p.w)
+            v = x_img[tap_chan[kk] + ih * p.w + iw];
+        }
+        s.b[kk][b_col()] = v;
+      }
+      __syncthreads();
+      tile_multiply(s, acc);
+      __syncthreads();
+    }
+    for (int j = 0; j < kSub; ++j) {
+      int64_t col = p0 + sub_col(j);
+      if (col >= pixels) continue;
+      T* y_pix = y + (col / ohw * p.c_out + g * copg) * ohw + col % ohw;
+      for (int i = 0; i < kSub; ++i) {
+        int64_t co = m0 + sub_row(i);
+        if (co < copg) y_pix[co * ohw] = acc[i][j] + (bias ? bias[g * copg + co] : T(0));
+      }
+    }
+  }
+}
+
+// gx[n, g*cig+ci, ih, iw] = sum_{co,kh,kw} w[g*copg+co, ci, kh, kw] * gy[n, g*copg+co, oh, ow] over the taps
+// with oh*sh = ih+pt-kh*dh and ow*sw = iw+pl-kw*dw; taps off the stride grid or outside gy add nothing.
+// Per group: rows ci (cig), columns input pixels (n*h*w), depth (co, kh, kw): the flipped, transposed w.
+template <class T, bool kPointwise>
+__global__ void backward_input_kernel(const T* gy, const T* w, T* gx, ConvParams p) {
+  __shared__ TileStage<T> s;
+  // per depth index (co, kh, kw): w offset of (co, ci=0, kh, kw) (-1 past the end), co*oh*ow, kh*dh, kw*dw
+  __shared__ int64_t tap_w[kTileK], tap_chan[kTileK], tap_dh[kTileK], tap_dw[kTileK];
+  const int64_t cig = p.c_in / p.groups, copg = p.c_out / p.groups, taps = p.kh * p.kw, depth = copg * taps;
+  const int64_t hw = p.h * p.w, ohw = p.oh * p.ow, pixels = p.n * hw;
+  const int64_t tiles_m = ceil_div(cig, kTileM), tiles_n = ceil_div(pixels, kTileN);
+  for (int64_t tile = blockIdx.x; tile < p.groups * tiles_m * tiles_n; tile += gridDim.x) {
+    int64_t g = tile / (tiles_m * tiles_n), rest = tile % (tiles_m * tiles_n);
+    int64_t m0 = rest / tiles_n * kTileM, p0 = rest % tiles_n * kTileN;
+    int64_t pix = p0 + b_col(), img = pix / hw, ipix = pix % hw;
+    int64_t ih_pad = ipix / p.w + p.pad_top, iw_pad = ipix % p.w + p.pad_left;
+    const T* gy_img = gy + (img * p.c_out + g * copg) * ohw;
+    T acc[kSub][kSub] = {};
+    for (int64_t k0 = 0; k0 < depth; k0 += kTileK) {
+      if (threadIdx.x < kTileK) {
+        int64_t k = k0 + threadIdx.x, co = k / taps, tap = k % taps;
+        tap_w[threadIdx.x] = k < depth ? (g * copg + co) * cig * taps + tap : -1;
+        tap_chan[threadIdx.x] = co * ohw;
+        tap_dh[threadIdx.x] = tap / p.kw * p.dil_h;
+        tap_dw[threadIdx.x] = tap % p.kw * p.dil_w;
+      }
+      __syncthreads();
+      for (int i = 0; i < kSub; ++i) {
+        int64_t ci = m0 + a_row(i), w_off = tap_w[a_depth()];
+        s.a[a_depth()][a_row(i)] = ci < cig && w_off >= 0 ? w[w_off + ci * taps] : T(0);
+      }
+      for (int i = 0; i < kSub; ++i) {
+        int kk = b_depth(i);
+        T v = T(0);
+        if (kPointwise) {
+          if (pix < pixels && tap_w[kk] >= 0) v = gy_img[tap_chan[kk] + ipix];
+        } else {
+          int64_t th = ih_pad - tap_dh[kk], tw = iw_pad - tap_dw[kk];
+          bool on_grid = th >= 0 && tw >= 0 && (p.stride_h == 1 || th % p.stride_h == 0) &&
+                         (p.stride_w == 1 || tw % p.stride_w == 0);
+          if (pix < pixels && tap_w[kk] >= 0 && on_grid) {
+            int64_t oh = th / p.stride_h, ow = tw / p.stride_w;
+            if (oh < p.oh && ow < p.ow) v = gy_img[tap_chan[kk] + oh * p.ow + ow];
+          }
+        }
+        s.b[kk][b_col()] = v;
+      }
+      __syncthreads();
+      tile_multiply(s, acc);
+      __syncthreads();
+    }
+    for (int j = 0; j < kSub; ++j) {
+      int64_t col = p0 + sub_col(j);
+      if (col >= pixels) continue;
+      T* gx_pix = gx + (col / hw * p.c_in + g * cig) * hw + col % hw;
+      for (int i = 0; i < kSub; ++i) {
+        int64_t ci = m0 + sub_row(i);
+        if (ci < cig) gx_pix[ci * hw] = acc[i][j];
+      }
+    }
+  }
+}
+
+// gw[g*copg+co, ci, kh, kw] = sum_{n,oh,ow} gy[n, g*copg+co, oh, ow] * x[n, g*cig+ci, oh*sh-pt+kh*dh, ow*sw-pl+kw*dw]
+// Per group: rows co (copg), columns (ci, kh, kw) (cig*kh*kw), depth (n, oh, ow). The depth is cut into
+// `splits` ranges; split s writes its partial gw to part + s*|gw| (or to gw itself when there is one).
+template <class T>
+__global__ void backward_weight_kernel(const T* x, const T* gy, T* part, ConvParams p, int64_t splits,
+                                       int64_t split_len) {
+  __shared__ TileStage<T> s;
+  // per depth index (n, oh, ow): gy offset of (n, co=0, oh, ow) (-1 outside this split), x offset of
+  // (n, ci=0, 0, 0), oh*sh - pt, ow*sw - pl
+  __shared__ int64_t pos_gy[kTileK], pos_x[kTileK], pos_ih[kTileK], pos_iw[kTileK];
+  const int64_t cig = p.c_in / p.groups, copg = p.c_out / p.groups, taps = p.kh * p.kw, cols = cig * taps;
+  const int64_t hw = p.h * p.w, ohw = p.oh * p.ow, depth = p.n * ohw, gw_size = p.c_out * cols;
+  const int64_t tiles_m = ceil_div(copg, kTileM), tiles_n = ceil_div(cols, kTileN);
+  const int64_t tiles = p.groups * tiles_m * tiles_n;
+  for (int64_t tile = blockIdx.x; tile < splits * tiles; tile += gridDim.x) {
+    int64_t split = tile / tiles, g = tile % tiles / (tiles_m * tiles_n), rest = tile % (tiles_m * tiles_n);
+    int64_t m0 = rest / tiles_n * kTileM, c0 = rest % tiles_n * kTileN;
+    int64_t k_begin = split * split_len, k_end = std::min(depth, k_begin + split_len);
+    // This thread's B column is one (ci, kh, kw) for the whole depth loop.
+    int64_t col = c0 + b_col(), tap = col % taps;
+    int64_t x_chan = (g * cig + col / taps) * hw, dh = tap / p.kw * p.dil_h, dw = tap % p.kw * p.dil_w;
+    T acc[kSub][kSub] = {};
+    for (int64_t k0 = k_begin; k0 < k_end; k0 += kTileK) {
+      if (threadIdx.x < kTileK) {
+        int64_t k = k0 + threadIdx.x, img = k / ohw, opix = k % ohw;
+        pos_gy[threadIdx.x] = k < k_end ? img * p.c_out * ohw + opix : -1;
+        pos_x[threadIdx.x] = img * p.c_in * hw;
+        pos_ih[threadIdx.x] = opix / p.ow * p.stride_h - p.pad_top;
+        pos_iw[threadIdx.x] = opix % p.ow * p.stride_w - p.pad_left;
+      }
+      __syncthreads();
+      for (int i = 0; i < kSub; ++i) {
+        int64_t co = m0 + a_row(i), gy_off = pos_gy[a_depth()];
+        s.a[a_depth()][a_row(i)] = co < copg && gy_off >= 0 ? gy[gy_off + (g * copg + co) * ohw] : T(0);
+      }
+      for (int i = 0; i < kSub; ++i) {
+        int kk = b_depth(i);
+        int64_t ih = pos_ih[kk] + dh, iw = pos_iw[kk] + dw;
+        bool inside = col < cols && pos_gy[kk] >= 0 && ih >= 0 && ih < p.h && iw >= 0 && iw < p.w;
+        s.b[kk][b_col()] = inside ? x[pos_x[kk] + x_chan + ih * p.w + iw] : T(0);
+      }
+      __syncthreads();
+      tile_multiply(s, acc);
+      __syncthreads();
+    }
+    T* out = part + split * gw_size;
+    for (int i = 0; i < kSub; ++i) {
+      int64_t co = m0 + sub_row(i);
+      if (co >= copg) continue;
+      for (int j = 0; j < kSub; ++j) {
+        int64_t c = c0 + sub_col(j);
+        if (c < cols) out[(g * copg + co) * cols + c] = acc[i][j];
+      }
+    }
+  }
+}
+
+// gw[i] = sum over splits s of part[s*size + i], always in the order s = 0, 1, ...: deterministic.
+template <class T>
+__global__ void sum_splits_kernel(const T* part, int64_t splits, int64_t size, T* gw) {
+  for (int64_t i = thread_index(); i < size; i += thread_count()) {
+    T acc = T(0);
+    for (int64_t s = 0; s < splits; ++s) acc += part[s * size + i];
+    gw[i] = acc;
+  }
+}
+
+int64_t tile_count(int64_t groups, int64_t rows, int64_t cols) {
+  return groups * ceil_div(rows, kTileM) * ceil_div(cols, kTileN);
+}
+
+}  // namespace
+
+void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
+  int64_t tiles = tile_count(p.groups, p.c_out_per_group(), p.n * p.oh * p.ow);
+  if (tiles == 0) return;
+  dispatch(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* b = bias ? bias->data<T>() : nullptr;
+    if (pointwise(p))
+      forward_kernel<T, true><<<blocks_for(tiles, 1), kThreads>>>(x.data<T>(), w.data<T>(), b, y.data<T>(), p);
+    else
+      forward_kernel<T, false><<<blocks_for(tiles, 1), kThreads>>>(x.data<T>(), w.data<T>(), b, y.data<T>(), p);
+  });
+  check_launch("conv_forward");
+}
+
+void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
+  int64_t tiles = tile_count(p.groups, p.c_in_per_group(), p.n * p.h * p.w);
+  if (tiles == 0) return;
+  dispatch(gy.dtype, [&](auto t) {
+    using T = decltype(t);
+    if (pointwise(p))
+      backward_input_kernel<T, true><<<blocks_for(tiles, 1), kThreads>>>(gy.data<T>(), w.data<T>(), gx.data<T>(), p);
+    else
+      backward_input_kernel<T, false><<<blocks_for(tiles, 1), kThreads>>>(gy.data<T>(), w.data<T>(), gx.data<T>(), p);
+  });
+  check_launch("conv_backward_input");
+}
+
+// The reduction depth n*oh*ow is usually far longer than gw is wide, so it is split across blocks until
+// about kFillBlocks tiles run at once, each split at least kMinSplit deep, the workspace at most kMaxPart.
+void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
+  constexpr int64_t kFillBlocks = 1024, kMinSplit = 256, kMaxPart = int64_t{1} << 28;
+  const int64_t cols = p.c_in_per_group() * p.kh * p.kw, depth = p.n * p.oh * p.ow, gw_size = gw.size();
+  const int64_t tiles = tile_count(p.groups, p.c_out_per_group(), cols);
+  if (tiles == 0) return;
+  const int64_t bytes_per_split = gw_size * static_cast<int64_t>(dtype_size(gw.dtype));
+  int64_t splits = std::min({ceil_div(kFillBlocks, tiles), ceil_div(depth, kMinSplit),
+                             std::max<int64_t>(kMaxPart / bytes_per_split, 1)});
+  splits = std::max<int64_t>(splits, 1);
+  // Whole depth steps per split, so only the last split has a ragged end.
+  const int64_t split_len = ceil_div(ceil_div(depth, splits), kTileK) * kTileK;
+  if (split_len > 0) splits = ceil_div(depth, split_len);
+  dispatch(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    if (splits == 1) {
+      backward_weight_kernel<<<blocks_for(tiles, 1), kThreads>>>(x.data<T>(), gy.data<T>(), gw.data<T>(), p, 1,
+                                                                 split_len);
+      check_launch("conv_backward_weight");
+      return;
+    }
+    Workspace<T> part(splits * gw_size);
+    backward_weight_kernel<<<blocks_for(splits * tiles, 1), kThreads>>>(x.data<T>(), gy.data<T>(), part.ptr, p,
+                                                                        splits, split_len);
+    check_launch("conv_backward_weight");
+    sum_splits_kernel<<<blocks_for(gw_size), kThreads>>>(part.ptr, splits, gw_size, gw.data<T>());
+    check_launch("conv_backward_weight (sum of splits)");
+  });
+}
+
+}  // namespace convlab::cuda

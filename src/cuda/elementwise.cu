@@ -1,0 +1,194 @@
+// Element-wise kernels over strided views: out[i] = f(a[off_a(i)], b[off_b(i)]) for the flat index i of
+// out's shape. Adjacent axes that every operand walks as one are merged on the host first, so a contiguous
+// operand costs no index math and ranks above kMaxRank only fail when they truly cannot be merged.
+#include <array>
+#include <cmath>
+
+#include "common.cuh"
+
+namespace convlab::cuda {
+namespace {
+
+constexpr int kMaxRank = 8;
+
+// Shape and strides of one operand, passed to kernels by value.
+struct Strided {
+  int rank = 0;
+  bool contiguous = true;  // offset(i) == i
+  int64_t shape[kMaxRank] = {};
+  int64_t stride[kMaxRank] = {};
+
+  __device__ int64_t offset(int64_t i) const {
+    if (contiguous) return i;
+    int64_t off = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      off += (i % shape[d]) * stride[d];
+      i /= shape[d];
+    }
+    return off;
+  }
+};
+
+// Merges axis d into axis d+1 wherever every operand steps over the pair as over one axis, drops size-1
+// axes, and describes each operand over the merged shape.
+template <size_t N>
+std::array<Strided, N> merge_axes(const char* op, const Shape& shape, const std::array<const Shape*, N>& strides) {
+  Shape merged;                        // innermost first while building
+  std::array<Shape, N> merged_strides;
+  for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+    if (shape[d] == 1) continue;
+    bool joins = !merged.empty();
+    for (size_t k = 0; k < N && joins; ++k)
+      joins = (*strides[k])[d] == merged_strides[k].back() * merged.back();
+    if (joins) {
+      merged.back() *= shape[d];
+      continue;
+    }
+    merged.push_back(shape[d]);
+    for (size_t k = 0; k < N; ++k) merged_strides[k].push_back((*strides[k])[d]);
+  }
+  if (merged.size() > kMaxRank) runtime_error(op, ": views of rank above ", kMaxRank, " are not supported on cuda");
+  std::array<Strided, N> out;
+  for (size_t k = 0; k < N; ++k) {
+    Strided& s = out[k];
+    s.rank = static_cast<int>(merged.size());
+    for (int d = 0; d < s.rank; ++d) {
+      s.shape[d] = merged[s.rank - 1 - d];
+      s.stride[d] = merged_strides[k][s.rank - 1 - d];
+    }
+    s.contiguous = s.rank == 0 || (s.rank == 1 && s.stride[0] == 1);
+  }
+  return out;
+}
+
+template <class T>
+__device__ T apply(BinaryOp op, T a, T b) {
+  switch (op) {
+    case BinaryOp::add: return a + b;
+    case BinaryOp::sub: return a - b;
+    case BinaryOp::mul: return a * b;
+    case BinaryOp::div: return a / b;
+    case BinaryOp::pow: return pow(a, b);
+    case BinaryOp::maximum: return (a > b || a != a) ? a : b;  // NaN propagates, as torch.maximum
+    case BinaryOp::minimum: return (a < b || a != a) ? a : b;
+    case BinaryOp::eq: return a == b;
+    case BinaryOp::ne: return a != b;
+    case BinaryOp::lt: return a < b;
+    case BinaryOp::le: return a <= b;
+    case BinaryOp::gt: return a > b;
+    case BinaryOp::ge: return a >= b;
+  }
+  return a;
+}
+
+template <class T>
+__device__ T apply(UnaryOp op, T a) {
+  switch (op) {
+    case UnaryOp::neg: return -a;
+    case UnaryOp::exp: return exp(a);
+    case UnaryOp::log: return log(a);
+    case UnaryOp::sqrt: return sqrt(a);
+    case UnaryOp::tanh: return tanh(a);
+    case UnaryOp::sigmoid: {  // split on the sign so exp never overflows, as the CPU kernel does
+      if (a >= T(0)) return T(1) / (T(1) + exp(-a));
+      T e = exp(a);
+      return e / (T(1) + e);
+    }
+    case UnaryOp::relu: return a < T(0) ? T(0) : a;  // NaN stays NaN
+    case UnaryOp::abs: return fabs(a);
+    case UnaryOp::sign: return a > T(0) ? T(1) : a < T(0) ? T(-1) : a;  // 0 and NaN map to themselves
+  }
+  return a;
+}
+
+// The op switch is the same for every thread, so it costs a few uniform branches, not divergence.
+template <class T>
+__global__ void binary_kernel(BinaryOp op, const T* a, Strided sa, const T* b, Strided sb, T* out, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = apply(op, a[sa.offset(i)], b[sb.offset(i)]);
+}
+
+template <class T>
+__global__ void binary_scalar_kernel(BinaryOp op, const T* a, Strided sa, T s, bool scalar_first, T* out,
+                                     int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) {
+    T v = a[sa.offset(i)];
+    out[i] = scalar_first ? apply(op, s, v) : apply(op, v, s);
+  }
+}
+
+template <class T>
+__global__ void unary_kernel(UnaryOp op, const T* a, Strided sa, T* out, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = apply(op, a[sa.offset(i)]);
+}
+
+template <class S, class D>
+__global__ void copy_kernel(const S* src, Strided ss, D* dst, Strided sd, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) dst[sd.offset(i)] = static_cast<D>(src[ss.offset(i)]);
+}
+
+template <class T>
+__global__ void fill_kernel(T* dst, Strided sd, T value, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) dst[sd.offset(i)] = value;
+}
+
+}  // namespace
+
+void binary(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out) {
+  int64_t n = out.size();
+  if (n == 0) return;
+  auto s = merge_axes<2>("binary", out.shape, {&a.strides, &b.strides});
+  dispatch(out.dtype, [&](auto t) {
+    using T = decltype(t);
+    binary_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), s[0], b.data<T>(), s[1], out.data<T>(), n);
+  });
+  check_launch("binary");
+}
+
+void binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, NDArray& out) {
+  int64_t n = out.size();
+  if (n == 0) return;
+  Strided sa = merge_axes<1>("binary_scalar", out.shape, {&a.strides})[0];
+  dispatch(out.dtype, [&](auto t) {
+    using T = decltype(t);
+    binary_scalar_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), sa, T(s), scalar_first, out.data<T>(), n);
+  });
+  check_launch("binary_scalar");
+}
+
+void unary(UnaryOp op, const NDArray& a, NDArray& out) {
+  int64_t n = out.size();
+  if (n == 0) return;
+  Strided sa = merge_axes<1>("unary", out.shape, {&a.strides})[0];
+  dispatch(out.dtype, [&](auto t) {
+    using T = decltype(t);
+    unary_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), sa, out.data<T>(), n);
+  });
+  check_launch("unary");
+}
+
+void copy(const NDArray& src, const NDArray& dst) {
+  int64_t n = dst.size();
+  if (n == 0) return;
+  auto st = merge_axes<2>("copy", dst.shape, {&src.strides, &dst.strides});
+  dispatch(src.dtype, [&](auto s) {
+    dispatch(dst.dtype, [&](auto d) {
+      using S = decltype(s);
+      using D = decltype(d);
+      copy_kernel<<<blocks_for(n), kThreads>>>(src.data<S>(), st[0], dst.data<D>(), st[1], n);
+    });
+  });
+  check_launch("copy");
+}
+
+void fill(const NDArray& dst, double value) {
+  int64_t n = dst.size();
+  if (n == 0) return;
+  Strided sd = merge_axes<1>("fill", dst.shape, {&dst.strides})[0];
+  dispatch(dst.dtype, [&](auto t) {
+    using T = decltype(t);
+    fill_kernel<<<blocks_for(n), kThreads>>>(dst.data<T>(), sd, T(value), n);
+  });
+  check_launch("fill");
+}
+
+}  // namespace convlab::cuda
