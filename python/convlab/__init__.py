@@ -70,3 +70,8 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     return _C.get_num_threads()
+
+
+from .tensor import (Tensor, arange, full, is_grad_enabled, manual_seed, no_grad, ones, ones_like, rand, randn,
+                     tensor, zeros, zeros_like)
+from . import nn, optim  # noqa: E402  (they build on the names above)

@@ -1,0 +1,142 @@
+"""Autograd Functions over the convlab._C convolution, pooling and padding kernels.
+
+Geometry arrives already normalised by functional.py: one entry per spatial dim, conv padding as (lo, hi)
+pairs. Each backward is made of the same device kernels as the forward (docs/ndarray.md), so a device that
+runs the forward pass trains too.
+"""
+from .. import _C
+from ..autograd import Function
+
+NDArray = _C.NDArray
+
+
+def _bias_grad(g):
+    """Bias gradient: grad-output summed over the batch and every spatial position."""
+    return g.sum((0,) + tuple(range(2, g.ndim)))
+
+
+class Conv(Function):
+    """y = conv(x, w) + b; gx = conv_backward_input(g, w), gw = conv_backward_weight(x, g)."""
+
+    def forward(self, x, w, bias, stride, padding, dilation, groups):
+        x, w = x.compact(), w.compact()
+        self.x, self.w, self.args = x, w, (stride, padding, dilation, groups)
+        return _C.conv_forward(x, w, None if bias is None else bias.compact(), stride, padding, dilation, groups)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        g = g.compact()
+        x, w, args = self.x, self.w, self.args
+        gx = _C.conv_backward_input(g, w, list(x.shape[2:]), *args) if need_x else None
+        gw = _C.conv_backward_weight(x, g, list(w.shape[2:]), *args) if need_w else None
+        return gx, gw, _bias_grad(g) if need_b else None
+
+
+class ConvTranspose(Function):
+    """The adjoint of Conv: gx = conv_forward(g, w), gw = conv_backward_weight(g, x), same geometry."""
+
+    def forward(self, x, w, bias, stride, padding, output_padding, dilation, groups):
+        x, w = x.compact(), w.compact()
+        self.x, self.w, self.args = x, w, (stride, padding, dilation, groups)
+        b = None if bias is None else bias.compact()
+        return _C.conv_transpose_forward(x, w, b, stride, padding, output_padding, dilation, groups)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        g = g.compact()
+        x, w, args = self.x, self.w, self.args
+        gx = _C.conv_forward(g, w, None, *args) if need_x else None
+        gw = _C.conv_backward_weight(g, x, list(w.shape[2:]), *args) if need_w else None
+        return gx, gw, _bias_grad(g) if need_b else None
+
+
+class MaxPool(Function):
+    def forward(self, x, kernel_size, stride, padding, dilation, ceil_mode):
+        self.x = x.compact()
+        self.args = (kernel_size, stride, padding, dilation, ceil_mode)
+        return _C.max_pool_forward(self.x, *self.args)
+
+    def backward(self, g):
+        return (_C.max_pool_backward(self.x, g.compact(), *self.args),)
+
+
+class AvgPool(Function):
+    def forward(self, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
+        self.input_size = list(x.shape[2:])
+        self.args = (kernel_size, stride, padding, ceil_mode, count_include_pad)
+        return _C.avg_pool_forward(x.compact(), *self.args)
+
+    def backward(self, g):
+        return (_C.avg_pool_backward(g.compact(), self.input_size, *self.args),)
+
+
+class AdaptiveAvgPool(Function):
+    def forward(self, x, output_size):
+        self.input_size = list(x.shape[2:])
+        return _C.adaptive_avg_pool_forward(x.compact(), output_size)
+
+    def backward(self, g):
+        return (_C.adaptive_avg_pool_backward(g.compact(), self.input_size),)
+
+
+def _axis_slice(ndim, axis, start, stop):
+    index = [slice(None)] * ndim
+    index[axis] = slice(start, stop)
+    return tuple(index)
+
+
+def _add_into(dst, index, src):
+    """dst[index] += src, skipping empty regions."""
+    if src.size:
+        dst[index] = dst[index] + src
+
+
+def _unpad_axis(g, axis, lo, hi, n, mode):
+    """Gradient of padding one axis of length n by (lo, hi): every padded cell sends its gradient back to
+    the input cell it copied (constant cells copied nothing)."""
+    gx = g[_axis_slice(g.ndim, axis, lo, lo + n)].copy()
+    if mode == "constant":
+        return gx
+    left = g[_axis_slice(g.ndim, axis, 0, lo)]
+    right = g[_axis_slice(g.ndim, axis, lo + n, lo + n + hi)]
+    if mode == "replicate":  # the pads copy the edge cells
+        if lo:
+            _add_into(gx, _axis_slice(g.ndim, axis, 0, 1), left.sum(axis, True))
+        if hi:
+            _add_into(gx, _axis_slice(g.ndim, axis, n - 1, n), right.sum(axis, True))
+    elif mode == "reflect":  # pad cell lo-1-i copies x[1+i]; pad cell n+lo+i copies x[n-2-i]
+        if lo:
+            _add_into(gx, _axis_slice(g.ndim, axis, 1, lo + 1), left.flip([axis]))
+        if hi:
+            _add_into(gx, _axis_slice(g.ndim, axis, n - 1 - hi, n - 1), right.flip([axis]))
+    else:  # circular: the left pad copies the last lo cells, the right pad the first hi cells
+        if lo:
+            _add_into(gx, _axis_slice(g.ndim, axis, n - lo, n), left)
+        if hi:
+            _add_into(gx, _axis_slice(g.ndim, axis, 0, hi), right)
+    return gx
+
+
+class Pad(Function):
+    """Crop (negative pads) then pad; pads: one (lo, hi) per axis from the first."""
+
+    def forward(self, x, pads, mode, value):
+        self.shape, self.dtype, self.device = x.shape, x.dtype, x.device
+        self.crop = tuple(slice(max(-lo, 0), n - max(-hi, 0)) for (lo, hi), n in zip(pads, x.shape))
+        self.grow = [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
+        self.mode = mode
+        cropped = x[self.crop]
+        if not any(lo or hi for lo, hi in self.grow):
+            return cropped.copy()
+        return cropped.compact().pad(self.grow, mode, value)
+
+    def backward(self, g):
+        cropped_shape = [s.stop - s.start for s in self.crop]
+        for axis, (lo, hi) in enumerate(self.grow):
+            if lo or hi:
+                g = _unpad_axis(g, axis, lo, hi, cropped_shape[axis], self.mode)
+        if list(self.shape) == cropped_shape:
+            return (g,)
+        gx = NDArray.full(self.shape, 0.0, self.dtype, self.device)
+        gx[self.crop] = g
+        return (gx,)

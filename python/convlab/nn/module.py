@@ -1,0 +1,294 @@
+"""Module (a tree of layers holding Parameters and buffers), Parameter and Sequential, as in torch.nn."""
+from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
+
+from ..tensor import Tensor, _ndarray_from, canonical_device, canonical_dtype, no_grad, zeros_like
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class LoadStateDictError(RuntimeError, ValueError):
+    """load_state_dict's error: a RuntimeError as PyTorch raises, and a ValueError as convlab's error
+    contract asks for a bad argument."""
+
+
+class Parameter(Tensor):
+    """A leaf Tensor that a Module registers as trainable; shares storage with the data it wraps."""
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data._data if isinstance(data, Tensor) else Tensor(data)._data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ---- registration ----
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"cannot assign {name!r} before Module.__init__() is called")
+        if isinstance(value, (Parameter, Module)):
+            for table in (self.__dict__, self._parameters, self._buffers, self._modules):
+                table.pop(name, None)
+            (self._parameters if isinstance(value, Parameter) else self._modules)[name] = value
+        elif name in self._parameters or name in self._modules:
+            if value is not None:
+                kind = "parameter" if name in self._parameters else "submodule"
+                raise TypeError(f"cannot assign a {type(value).__name__} to {kind} {name!r} "
+                                f"(expected a {'Parameter' if kind == 'parameter' else 'Module'} or None)")
+            (self._parameters if name in self._parameters else self._modules)[name] = None
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign a {type(value).__name__} to buffer {name!r} (expected a Tensor or None)")
+            self._buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        for table in ("_parameters", "_buffers", "_modules"):
+            entries = self.__dict__.get(table)
+            if entries is not None and name in entries:
+                return entries[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for table in (self._parameters, self._buffers, self._modules):
+            if name in table:
+                del table[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got {type(param).__name__}")
+        self.__dict__.pop(name, None)
+        self._parameters[name] = param
+
+    def register_buffer(self, name, tensor, persistent=True):
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
+        self.__dict__.pop(name, None)
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
+        self._modules[name] = module
+
+    # ---- running ----
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ---- traversal ----
+    def named_modules(self, prefix=""):
+        seen, stack = set(), [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items() if m is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        for _, module in self.named_modules():
+            yield module
+
+    def named_children(self):
+        for name, module in self._modules.items():
+            if module is not None:
+                yield name, module
+
+    def children(self):
+        for _, module in self.named_children():
+            yield module
+
+    def _named_members(self, table, recurse):
+        seen = set()
+        modules = self.named_modules() if recurse else [("", self)]
+        for module_name, module in modules:
+            for name, value in getattr(module, table).items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{module_name}.{name}" if module_name else name), value
+
+    def named_parameters(self, prefix="", recurse=True):
+        for name, p in self._named_members("_parameters", recurse):
+            yield (f"{prefix}.{name}" if prefix else name), p
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix="", recurse=True):
+        for name, b in self._named_members("_buffers", recurse):
+            yield (f"{prefix}.{name}" if prefix else name), b
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def apply(self, fn):
+        for module in list(self.modules())[::-1]:
+            fn(module)
+        return self
+
+    # ---- modes and placement ----
+    def train(self, mode=True):
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = zeros_like(p.grad)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def to(self, *args, device=None, dtype=None):
+        """Moves/casts every parameter and buffer in place (the same Parameter objects), as PyTorch does."""
+        for arg in args:
+            if isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda"):
+                device = arg
+            else:
+                dtype = arg
+        device = None if device is None else canonical_device(device)
+        dtype = None if dtype is None else canonical_dtype(dtype)
+        with no_grad():
+            for t in list(self.parameters()) + list(self.buffers()):
+                t._data = _ndarray_from(t._data, dtype or t.dtype, device or t.device)
+                if t.grad is not None:
+                    t.grad = Tensor(_ndarray_from(t.grad._data, dtype or t.dtype, device or t.device))
+        return self
+
+    def float(self):
+        return self.to(dtype="float32")
+
+    def double(self):
+        return self.to(dtype="float64")
+
+    def cpu(self):
+        return self.to(device="cpu")
+
+    def cuda(self):
+        return self.to(device="cuda")
+
+    # ---- state ----
+    def _state_entries(self):
+        """name -> tensor for every parameter and persistent buffer, in registration order."""
+        entries = OrderedDict()
+        for module_name, module in self.named_modules():
+            prefix = f"{module_name}." if module_name else ""
+            for name, p in module._parameters.items():
+                if p is not None:
+                    entries[prefix + name] = p
+            for name, b in module._buffers.items():
+                if b is not None and name not in module._non_persistent:
+                    entries[prefix + name] = b
+        return entries
+
+    def state_dict(self):
+        """name -> detached Tensor sharing storage with the parameter/buffer."""
+        return OrderedDict((name, t.detach()) for name, t in self._state_entries().items())
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copies values (Tensors, NDArrays or NumPy arrays, e.g. from numpy.load of a savez file) into the
+        parameters and buffers, converting to each one's dtype and device. Checks everything first, so a
+        failed load changes nothing."""
+        if not isinstance(state_dict, Mapping) and not hasattr(state_dict, "keys"):
+            raise TypeError(f"load_state_dict: expected a mapping of names to arrays, got {type(state_dict).__name__}")
+        own = self._state_entries()
+        keys = list(state_dict.keys())
+        missing = [k for k in own if k not in keys]
+        unexpected = [k for k in keys if k not in own]
+        errors = []
+        if strict and missing:
+            errors.append("missing key(s) in state_dict: " + ", ".join(repr(k) for k in missing))
+        if strict and unexpected:
+            errors.append("unexpected key(s) in state_dict: " + ", ".join(repr(k) for k in unexpected))
+        updates = []
+        for name, target in own.items():
+            if name not in keys:
+                continue
+            value = state_dict[name]
+            try:
+                array = _ndarray_from(value, target.dtype, target.device)
+            except TypeError as e:
+                errors.append(f"value for {name!r} is not an array of numbers ({e})")
+                continue
+            if tuple(array.shape) != target.shape:
+                errors.append(f"size mismatch for {name!r}: copying a value of shape {tuple(array.shape)} from the "
+                              f"state_dict, the shape in the current model is {target.shape}")
+                continue
+            updates.append((target, array))
+        if errors:
+            raise LoadStateDictError(f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(errors))
+        for target, array in updates:
+            target._data = array
+        return IncompatibleKeys(missing, unexpected)
+
+    # ---- printing ----
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        return head + ("\n" + "\n".join(lines) + "\n)" if lines else ")")
+
+
+class Sequential(Module):
+    """Runs its modules in order. Sequential(m1, m2, ...) or Sequential(OrderedDict(name=module, ...))."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                self.add_module(name, module)
+        else:
+            for i, module in enumerate(modules):
+                self.add_module(str(i), module)
+
+    def __getitem__(self, index):
+        items = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*items[index])
+        return items[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def forward(self, x):
+        for module in self._modules.values():
+            x = module(x)
+        return x

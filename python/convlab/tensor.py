@@ -1,0 +1,558 @@
+"""Tensor: an NDArray plus the autograd graph that made it.
+
+A Tensor produced by a Function remembers that Function (`_ctx`); `backward()` walks those records in
+reverse topological order (iteratively, so deep graphs never meet Python's recursion limit) and accumulates
+gradients into the leaves' `.grad`. All math lives in autograd.py as NDArray calls.
+"""
+import math
+import numbers
+from collections import namedtuple
+
+import numpy as np
+
+from . import _C
+from . import autograd
+
+NDArray = _C.NDArray
+DTYPES = ("float32", "float64")
+
+_grad_enabled = True
+_rng = np.random.default_rng()
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
+
+
+def manual_seed(seed):
+    """Seeds the generator behind randn/rand/dropout/initialisation, as torch.manual_seed does."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def generator():
+    return _rng
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class no_grad:
+    """Context manager (and decorator) under which new results record no graph."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev, _grad_enabled = _grad_enabled, False
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+
+    def __call__(self, fn):
+        def wrapped(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        return wrapped
+
+
+def canonical_dtype(dtype):
+    """'float32'/'float64' from a string, a NumPy dtype or a NumPy type; TypeError for anything else."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return name
+
+
+def canonical_device(device):
+    """'cpu'/'cuda' (a 'cuda:0' style index is accepted and dropped); None means convlab.default_device()."""
+    from . import cuda, default_device  # the package's own; it imports this module first
+
+    if device is None:
+        return default_device()
+    base = str(device).split(":")[0]
+    if base not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if base == "cuda" and not cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but convlab.cuda.is_available() is False")
+    return base
+
+
+def _ndarray_from(data, dtype, device):
+    """An NDArray holding `data` (NDArray, Tensor, NumPy array, nested lists or a number)."""
+    if isinstance(data, Tensor):
+        data = data._data
+    if isinstance(data, NDArray):
+        dtype = canonical_dtype(dtype or data.dtype)
+        device = canonical_device(device or data.device)
+        return data.to(device).astype(dtype) if (data.device, data.dtype) != (device, dtype) else data.copy()
+    arr = np.asarray(data)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"tensor: data must be numbers, got an array of {arr.dtype}")
+    if dtype is None:
+        dtype = arr.dtype.name if arr.dtype.name in DTYPES else "float32"
+    return NDArray.from_numpy(arr.astype(canonical_dtype(dtype)), canonical_device(device))
+
+
+class Tensor:
+    __array_priority__ = 1000  # NumPy scalars and arrays on the left defer to Tensor's reflected operators
+    __hash__ = object.__hash__  # == is element-wise, identity stays the hash
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False):
+        self._data = data if isinstance(data, NDArray) and dtype is None and device is None else _ndarray_from(
+            data, dtype, device)
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._ctx = None  # the Function that produced this tensor; None for leaves
+
+    # ---- metadata ----
+    @property
+    def shape(self):
+        return tuple(self._data.shape)
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    @property
+    def device(self):
+        return self._data.device
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    @property
+    def data(self):
+        return Tensor(self._data)
+
+    @data.setter
+    def data(self, value):
+        self._data = value._data if isinstance(value, Tensor) else value
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self):
+        return self.ndim
+
+    def numel(self):
+        return self._data.size
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"tensor({self.numpy()!r}, device='{self.device}', dtype={self.dtype}{grad})"
+
+    # ---- conversion ----
+    def numpy(self):
+        return self._data.numpy()
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self.numpy()
+        return arr if dtype is None else arr.astype(dtype)
+
+    def item(self):
+        if self._data.size != 1:
+            raise ValueError(f"item: only a one-element tensor converts to a Python number, got shape {self.shape}")
+        return float(self.numpy().reshape(-1)[0])
+
+    def __float__(self):
+        return self.item()
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.item())
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, *args, device=None, dtype=None):
+        """to(device), to(dtype), to(device, dtype) or keywords; differentiable; self when nothing changes."""
+        for arg in args:
+            if isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda"):
+                device = arg
+            else:
+                dtype = arg
+        device = self.device if device is None else canonical_device(device)
+        dtype = self.dtype if dtype is None else canonical_dtype(dtype)
+        if (device, dtype) == (self.device, self.dtype):
+            return self
+        return autograd.To.apply(self, device=device, dtype=dtype)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(dtype="float32")
+
+    def double(self):
+        return self.to(dtype="float64")
+
+    def detach(self):
+        return Tensor(self._data)
+
+    def clone(self):
+        return autograd.Copy.apply(self)
+
+    def requires_grad_(self, requires_grad=True):
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("requires_grad_: only a leaf tensor's requires_grad can be switched off")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    # ---- autograd ----
+    def backward(self, gradient=None):
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no graph "
+                               "(no input had requires_grad=True, or it was made under no_grad())")
+        if gradient is None:
+            if self._data.size != 1:
+                raise RuntimeError(f"backward: gradient can be implicitly created only for a one-element "
+                                   f"output; pass gradient= for this tensor of shape {self.shape}")
+            grad = NDArray.full(self.shape, 1.0, self.dtype, self.device)
+        else:
+            grad = _ndarray_from(gradient, self.dtype, self.device)
+            if tuple(grad.shape) != self.shape:
+                raise ValueError(f"backward: gradient has shape {tuple(grad.shape)} but the tensor has shape "
+                                 f"{self.shape}")
+        run_backward(self, grad)
+
+    # ---- operators ----
+    def _operand(self, other):
+        """other as a Tensor on self's device (or a Python float), with dtypes promoted as PyTorch does."""
+        if isinstance(other, numbers.Number) and not isinstance(other, complex):
+            return self, float(other)
+        if not isinstance(other, Tensor):
+            other = Tensor(other, dtype=self.dtype, device=self.device)
+        if other.dtype != self.dtype:
+            wide = "float64"
+            return self.to(dtype=wide), other.to(dtype=wide)
+        return self, other
+
+    def _binary(self, fn, other, reflected=False):
+        a, b = self._operand(other)
+        return fn.apply(b, a) if reflected else fn.apply(a, b)
+
+    def _compare(self, other, op):
+        a, b = self._operand(other)
+        if isinstance(b, Tensor):
+            autograd.check_same_device(a, b)
+        return Tensor(op(a._data, b._data if isinstance(b, Tensor) else b))
+
+    def __add__(self, other):
+        return self._binary(autograd.Add, other)
+
+    def __radd__(self, other):
+        return self._binary(autograd.Add, other, reflected=True)
+
+    def __sub__(self, other):
+        return self._binary(autograd.Sub, other)
+
+    def __rsub__(self, other):
+        return self._binary(autograd.Sub, other, reflected=True)
+
+    def __mul__(self, other):
+        return self._binary(autograd.Mul, other)
+
+    def __rmul__(self, other):
+        return self._binary(autograd.Mul, other, reflected=True)
+
+    def __truediv__(self, other):
+        return self._binary(autograd.Div, other)
+
+    def __rtruediv__(self, other):
+        return self._binary(autograd.Div, other, reflected=True)
+
+    def __pow__(self, other):
+        return self._binary(autograd.Pow, other)
+
+    def __rpow__(self, other):
+        return self._binary(autograd.Pow, other, reflected=True)
+
+    def __matmul__(self, other):
+        a, b = self._operand(other)
+        return matmul(a, b)
+
+    def __rmatmul__(self, other):
+        a, b = self._operand(other)
+        return matmul(b, a)
+
+    def __neg__(self):
+        return autograd.Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __eq__(self, other):
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b)
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b)
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b)
+
+    # ---- element-wise functions ----
+    def exp(self):
+        return autograd.Exp.apply(self)
+
+    def log(self):
+        return autograd.Log.apply(self)
+
+    def sqrt(self):
+        return autograd.Sqrt.apply(self)
+
+    def tanh(self):
+        return autograd.Tanh.apply(self)
+
+    def sigmoid(self):
+        return autograd.Sigmoid.apply(self)
+
+    def relu(self):
+        return autograd.Relu.apply(self)
+
+    def abs(self):
+        return autograd.Abs.apply(self)
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    # ---- reductions ----
+    def sum(self, dim=None, keepdim=False):
+        return autograd.Sum.apply(self, axes=_axes(dim, self.ndim), keepdims=keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return autograd.Mean.apply(self, axes=_axes(dim, self.ndim), keepdims=keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        """max() -> the largest element; max(dim) -> (values, indices) along dim, as in PyTorch."""
+        if dim is None:
+            return autograd.Max.apply(self)
+        if not isinstance(dim, numbers.Integral):
+            raise TypeError(f"max: dim must be an int or None, got {dim!r}")
+        values = autograd.MaxDim.apply(self, axis=_axis(dim, self.ndim), keepdims=keepdim)
+        return MaxResult(values, self.argmax(dim, keepdim))
+
+    def argmax(self, dim=None, keepdim=False):
+        """Indices as whole numbers in self's dtype (convlab has no integer dtype); never differentiable."""
+        axis = None if dim is None else _axis(dim, self.ndim)
+        return Tensor(self._data.argmax(axis, keepdim))
+
+    # ---- views ----
+    def reshape(self, *shape):
+        return autograd.Reshape.apply(self, shape=_resolve_shape(_shape_args(shape), self._data.size))
+
+    def view(self, *shape):
+        return autograd.View.apply(self, shape=_resolve_shape(_shape_args(shape), self._data.size))
+
+    def permute(self, *dims):
+        dims = _shape_args(dims)
+        if sorted(_axis(d, self.ndim) for d in dims) != list(range(self.ndim)):
+            raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of {self.ndim} axes")
+        return autograd.Permute.apply(self, axes=tuple(_axis(d, self.ndim) for d in dims))
+
+    def transpose(self, dim0, dim1):
+        axes = list(range(self.ndim))
+        d0, d1 = _axis(dim0, self.ndim), _axis(dim1, self.ndim)
+        axes[d0], axes[d1] = axes[d1], axes[d0]
+        return autograd.Permute.apply(self, axes=tuple(axes))
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = _axis(start_dim, self.ndim), _axis(end_dim, self.ndim)
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        shape = self.shape
+        return self.reshape(shape[:start] + (-1,) + shape[end + 1:])
+
+    def unsqueeze(self, dim):
+        axis = _axis(dim, self.ndim + 1)
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return self.reshape(tuple(s for s in self.shape if s != 1))
+        axes = _axes(dim, self.ndim)
+        return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in axes and s == 1)))
+
+    def expand(self, *shape):
+        shape = _shape_args(shape)
+        lead = len(shape) - self.ndim
+        shape = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+        return autograd.BroadcastTo.apply(self, shape=shape)
+
+    def contiguous(self):
+        return self
+
+    def __getitem__(self, index):
+        return autograd.Index.apply(self, index=_check_index(index))
+
+
+def _shape_args(args):
+    """f(2, 3) and f((2, 3)) both mean the shape (2, 3)."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+def _resolve_shape(shape, size):
+    shape = tuple(int(s) for s in shape)
+    if shape.count(-1) > 1:
+        raise ValueError(f"reshape: only one dimension can be -1, got {shape}")
+    known = math.prod(s for s in shape if s != -1)
+    if -1 in shape:
+        if known == 0 or size % known:
+            raise ValueError(f"reshape: shape {shape} is invalid for a tensor of {size} elements")
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    if math.prod(shape) != size or any(s < 0 for s in shape):
+        raise ValueError(f"reshape: shape {shape} is invalid for a tensor of {size} elements")
+    return shape
+
+
+def _axis(dim, ndim):
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"dim must be an int, got {dim!r}")
+    bound = max(ndim, 1)
+    if not -bound <= dim < bound:
+        raise ValueError(f"dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return int(dim) % bound
+
+
+def _axes(dim, ndim):
+    """None -> all axes; an int or a sequence -> a sorted tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    axes = tuple(sorted({_axis(d, ndim) for d in dims}))
+    if len(axes) != len(dims):
+        raise ValueError(f"dim {dim} repeats an axis")
+    return axes if ndim else ()
+
+
+def _check_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    for item in items:
+        if not (isinstance(item, (numbers.Integral, slice)) or item is Ellipsis):
+            raise TypeError(f"tensor indices must be ints, slices or ..., got {type(item).__name__}")
+    return index
+
+
+def matmul(a, b):
+    """NumPy's matmul rules: 1-D operands become a row (left) or a column (right), then drop again."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least one dimension, got shapes {a.shape} and {b.shape}")
+    left, right = a.unsqueeze(0) if a.ndim == 1 else a, b.unsqueeze(-1) if b.ndim == 1 else b
+    out = autograd.Matmul.apply(left, right)
+    if b.ndim == 1:
+        out = out.squeeze(-1)
+    if a.ndim == 1:
+        out = out.squeeze(-2 if b.ndim > 1 else -1)
+    return out
+
+
+def run_backward(root, grad):
+    """Reverse-mode sweep from `root` with seed gradient `grad` (an NDArray of root's shape)."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:  # iterative post-order DFS: every tensor lands after all of its inputs
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if t._ctx is not None:
+            stack.extend((p, False) for p in t._ctx.inputs if p is not None and id(p) not in seen)
+    grads = {id(root): grad}
+    for t in reversed(order):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if t._ctx is None:
+            t.grad = Tensor(g.compact() if t.grad is None else t.grad._data + g)
+            continue
+        for inp, g_in in zip(t._ctx.inputs, t._ctx.backward(g)):
+            if inp is None or g_in is None or not inp.requires_grad:
+                continue
+            g_in = autograd.sum_to_shape(g_in, inp.shape)
+            grads[id(inp)] = grads[id(inp)] + g_in if id(inp) in grads else g_in
+
+
+# ---- creation ----
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new leaf holding a copy of data. dtype=None keeps a float64/float32 source's dtype, else float32."""
+    return Tensor(_ndarray_from(data, dtype, device), requires_grad=requires_grad)
+
+
+def _new(array, dtype, device, requires_grad):
+    return Tensor(NDArray.from_numpy(array.astype(canonical_dtype(dtype)), canonical_device(device)),
+                  requires_grad=requires_grad)
+
+
+def full(shape, fill_value, dtype="float32", device=None, requires_grad=False):
+    shape = _shape_args((shape,) if isinstance(shape, numbers.Integral) else tuple(shape))
+    return Tensor(NDArray.full(shape, float(fill_value), canonical_dtype(dtype), canonical_device(device)),
+                  requires_grad=requires_grad)
+
+
+def zeros(*shape, dtype="float32", device=None, requires_grad=False):
+    return full(_shape_args(shape), 0.0, dtype, device, requires_grad)
+
+
+def ones(*shape, dtype="float32", device=None, requires_grad=False):
+    return full(_shape_args(shape), 1.0, dtype, device, requires_grad)
+
+
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def randn(*shape, dtype="float32", device=None, requires_grad=False):
+    return _new(_rng.standard_normal(_shape_args(shape)), dtype, device, requires_grad)
+
+
+def rand(*shape, dtype="float32", device=None, requires_grad=False):
+    return _new(_rng.random(_shape_args(shape)), dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype="float32", device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    return _new(np.arange(start, end, step, dtype=np.float64), dtype, device, requires_grad)
