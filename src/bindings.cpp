@@ -200,7 +200,9 @@ PYBIND11_MODULE(_C, m) {
            [](const NDArray& a, const py::object& key, const py::object& value) {
              NDArray dst = a.index(to_index(a, key));
              if (py::isinstance<NDArray>(value)) assign(dst, value.cast<const NDArray&>());
-             else fill(dst, value.cast<double>());
+             else if (py::isinstance<py::float_>(value) || py::isinstance<py::int_>(value)) fill(dst, value.cast<double>());
+             else type_error("setitem: value must be an NDArray or a number, got ",
+                             std::string(py::str(value.get_type().attr("__name__"))));
            })
       // element-wise
       .def("__add__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::add, a, b, false); })
