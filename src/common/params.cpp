@@ -145,6 +145,7 @@ PoolParams make_pool_params(const char* op, const Shape& x, const PoolArgs& a) {
   check_len(op, "dilation", a.dilation.size(), dims);
   PoolParams p;
   p.n = x[0], p.c = x[1];
+  p.h = p.oh = 1;  // 1-D pools along W only
   p.ceil_mode = a.ceil_mode, p.count_include_pad = a.count_include_pad;
   for (int d = 0; d < dims; ++d) {
     int64_t in = x[2 + d], k = a.kernel[d], s = a.stride[d], pad = a.padding[d], dil = a.dilation[d];
@@ -171,6 +172,7 @@ PoolParams make_adaptive_pool_params(const char* op, const Shape& x, const std::
   check_len(op, "output_size", output_size.size(), dims);
   PoolParams p;
   p.n = x[0], p.c = x[1];
+  p.h = p.oh = 1;  // 1-D pools along W only
   for (int d = 0; d < dims; ++d) {
     check_min(op, "output_size", output_size[d], 1);
     check_min(op, "input size", x[2 + d], 1);
