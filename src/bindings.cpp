@@ -344,9 +344,17 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_device_count", &cuda_device_count);
   m.def("cuda_synchronize", &cuda_synchronize, nogil());
   m.def("cuda_empty_cache", &cuda_empty_cache, nogil());
+  m.def("cuda_memory_stats", []() {
+    CudaMemoryStats s = cuda_memory_stats();
+    return py::dict(py::arg("allocated_bytes") = s.allocated_bytes, py::arg("cached_bytes") = s.cached_bytes,
+                    py::arg("device_mallocs") = s.device_mallocs);
+  });
 #else
   m.def("cuda_device_count", []() { return 0; });
   m.def("cuda_synchronize", []() {});
   m.def("cuda_empty_cache", []() {});
+  m.def("cuda_memory_stats", []() {
+    return py::dict(py::arg("allocated_bytes") = 0, py::arg("cached_bytes") = 0, py::arg("device_mallocs") = 0);
+  });
 #endif
 }
