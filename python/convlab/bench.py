@@ -98,8 +98,7 @@ class Layer:
         """pass name -> the same computation through PyTorch's own kernels (aten convolution and
         convolution_backward, which is what autograd runs)."""
         x, w, gy = (torch.from_numpy(arrays[n]).to(device) for n in ("x", "w", "gy"))
-        args = (self.stride, self.padding, self.dilation, self.transposed,
-                self.output_padding if self.transposed else [0] * len(self.k), self.groups)
+        args = (self.stride, self.padding, self.dilation, self.transposed, self.output_padding, self.groups)
         backward = torch.ops.aten.convolution_backward
 
         def grad(mask, which):
