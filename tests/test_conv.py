@@ -1,0 +1,315 @@
+"""Convolution kernels (forward, backward-input, backward-weight, transposed) through convlab._C, checked
+against a NumPy reference written from the definition (one strided window per kernel tap) and against
+PyTorch when it is installed. Shapes sweep the awkward corners: batch 1, odd sizes, stride > kernel,
+dilation, asymmetric padding, groups and depthwise, channel counts not divisible by 8/16, 1x1, output 1."""
+import numpy as np
+import pytest
+
+import convlab as cl
+from conftest import DEVICES
+
+C = cl._C
+DTYPES = ["float32", "float64"]
+TOL = {"float32": dict(rtol=1e-4, atol=1e-4), "float64": dict(rtol=1e-10, atol=1e-10)}
+
+
+# ---- reference: y[n, co, oy, ox] = sum_{ci in group(co), i, j} x_pad[n, ci, oy*sh + i*dh, ox*sw + j*dw] w[co, ci, i, j]
+
+def out_len(n, k, s, lo, hi, d):
+    return (n + lo + hi - d * (k - 1) - 1) // s + 1
+
+
+def window(xp, i, j, oh, ow, s, d):
+    """x_pad[..., oy*sh + i*dh, ox*sw + j*dw] for all (oy, ox): the input tap (i, j) multiplies."""
+    y0, x0 = i * d[0], j * d[1]
+    return xp[:, :, y0:y0 + s[0] * (oh - 1) + 1:s[0], x0:x0 + s[1] * (ow - 1) + 1:s[1]]
+
+
+def ref_forward(x, w, b, s, pad, d, groups):
+    (pt, pb), (pl, pr) = pad
+    n, c_in, h, wd = x.shape
+    c_out, cig, kh, kw = w.shape
+    cog = c_out // groups
+    oh, ow = out_len(h, kh, s[0], pt, pb, d[0]), out_len(wd, kw, s[1], pl, pr, d[1])
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    y = np.zeros((n, c_out, oh, ow))
+    for g in range(groups):
+        xg, wg = xp[:, g * cig:(g + 1) * cig], w[g * cog:(g + 1) * cog]
+        for i in range(kh):
+            for j in range(kw):
+                y[:, g * cog:(g + 1) * cog] += np.einsum("nchw,oc->nohw", window(xg, i, j, oh, ow, s, d), wg[:, :, i, j])
+    if b is not None:
+        y += b[None, :, None, None]
+    return y
+
+
+def ref_backward_input(gy, w, hw, s, pad, d, groups):
+    (pt, pb), (pl, pr) = pad
+    n, c_out, oh, ow = gy.shape
+    _, cig, kh, kw = w.shape
+    cog = c_out // groups
+    gxp = np.zeros((n, cig * groups, hw[0] + pt + max(pb, 0), hw[1] + pl + max(pr, 0)))  # pb < 0: transposed conv's output_padding
+    for g in range(groups):
+        gyg, wg = gy[:, g * cog:(g + 1) * cog], w[g * cog:(g + 1) * cog]
+        for i in range(kh):
+            for j in range(kw):
+                window(gxp[:, g * cig:(g + 1) * cig], i, j, oh, ow, s, d)[...] += np.einsum("nohw,oc->nchw", gyg, wg[:, :, i, j])
+    return gxp[:, :, pt:pt + hw[0], pl:pl + hw[1]]
+
+
+def ref_backward_weight(x, gy, k, s, pad, d, groups):
+    (pt, pb), (pl, pr) = pad
+    n, c_out, oh, ow = gy.shape
+    cig, cog = x.shape[1] // groups, c_out // groups
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    gw = np.zeros((c_out, cig, k[0], k[1]))
+    for g in range(groups):
+        xg, gyg = xp[:, g * cig:(g + 1) * cig], gy[:, g * cog:(g + 1) * cog]
+        for i in range(k[0]):
+            for j in range(k[1]):
+                gw[g * cog:(g + 1) * cog, :, i, j] = np.einsum("nohw,nchw->oc", gyg, window(xg, i, j, oh, ow, s, d))
+    return gw
+
+
+# ---- cases ----------------------------------------------------------------------------------------
+
+def case(n, c_in, c_out, hw, k, s=(1, 1), pad=((0, 0), (0, 0)), d=(1, 1), groups=1):
+    return dict(n=n, c_in=c_in, c_out=c_out, hw=hw, k=k, s=s, pad=pad, d=d, groups=groups)
+
+
+FIXED = {
+    "basic3x3": case(2, 3, 5, (7, 9), (3, 3), pad=((1, 1), (1, 1))),
+    "batch1_1x1": case(1, 17, 9, (5, 6), (1, 1)),
+    "1x1_stride2": case(2, 6, 10, (9, 8), (1, 1), s=(2, 2)),
+    "stride_gt_kernel": case(2, 4, 3, (11, 13), (2, 2), s=(3, 4)),
+    "dilated_asym_pad": case(1, 5, 7, (10, 9), (3, 2), s=(2, 1), pad=((2, 0), (1, 3)), d=(2, 3)),
+    "output_1x1": case(3, 4, 6, (5, 5), (5, 5)),
+    "groups3": case(2, 9, 12, (8, 7), (3, 3), s=(1, 2), pad=((1, 2), (0, 1)), groups=3),
+    "depthwise": case(2, 11, 11, (9, 10), (3, 3), pad=((1, 1), (1, 1)), groups=11),
+    "depthwise_mult3_s2": case(1, 5, 15, (12, 11), (3, 5), s=(2, 2), pad=((1, 0), (2, 2)), groups=5),
+    "depthwise_dil": case(2, 6, 6, (13, 12), (3, 3), pad=((2, 2), (2, 2)), d=(2, 2), groups=6),
+    "grouped_8_per_group": case(1, 32, 32, (9, 9), (3, 3), pad=((1, 1), (1, 1)), groups=4),
+    "pad_bigger_than_kernel": case(1, 2, 3, (4, 5), (2, 2), pad=((3, 2), (2, 4))),
+    "conv1d_like": case(3, 7, 5, (1, 23), (1, 4), s=(1, 2), pad=((0, 0), (3, 1)), d=(1, 2)),
+    # Past one GEMM panel (960 columns), one K slice (128) and one row block (256): every blocking edge.
+    "medium_stem": case(1, 3, 19, (61, 64), (7, 7), s=(2, 2), pad=((3, 3), (3, 3))),
+    "medium_deep": case(2, 37, 270, (12, 11), (3, 3), pad=((1, 1), (1, 1))),
+    "medium_1x1": case(2, 150, 40, (33, 35), (1, 1)),
+}
+
+
+def random_cases(count, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        groups = int(rng.choice([1, 1, 2, 3]))
+        cig, cog = int(rng.integers(1, 6)), int(rng.integers(1, 7))
+        k = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        s = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        d = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pad = tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(2))
+        hw = (int(rng.integers(1, 14)), int(rng.integers(1, 14)))
+        if any(hw[a] + sum(pad[a]) < d[a] * (k[a] - 1) + 1 for a in range(2)):
+            continue
+        out.append(case(int(rng.integers(1, 4)), cig * groups, cog * groups, hw, k, s, pad, d, groups))
+    return out
+
+
+CASES = list(FIXED.items()) + [(f"random{i}", c) for i, c in enumerate(random_cases(40, 1234))]
+
+
+def make_data(c, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((c["n"], c["c_in"], *c["hw"])).astype(dtype)
+    w = rng.standard_normal((c["c_out"], c["c_in"] // c["groups"], *c["k"])).astype(dtype)
+    b = rng.standard_normal(c["c_out"]).astype(dtype)
+    y = ref_forward(x, w, b, c["s"], c["pad"], c["d"], c["groups"])
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    return x, w, b, y, gy
+
+
+def nd(a, device):
+    return cl.NDArray.from_numpy(np.ascontiguousarray(a), device=device)
+
+
+def args(c):
+    return [list(c["s"]), [tuple(p) for p in c["pad"]], list(c["d"]), c["groups"]]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,c", CASES, ids=[n for n, _ in CASES])
+def test_conv2d_passes_match_reference(name, c, dtype, device):
+    x, w, b, y_ref, gy = make_data(c, dtype, seed=len(name))
+    a = args(c)
+    y = C.conv_forward(nd(x, device), nd(w, device), nd(b, device), *a).numpy()
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    y_nb = C.conv_forward(nd(x, device), nd(w, device), None, *a).numpy()
+    np.testing.assert_allclose(y_nb, y_ref - b[None, :, None, None], **TOL[dtype])
+    gx = C.conv_backward_input(nd(gy, device), nd(w, device), list(c["hw"]), *a).numpy()
+    np.testing.assert_allclose(gx, ref_backward_input(gy, w, c["hw"], c["s"], c["pad"], c["d"], c["groups"]), **TOL[dtype])
+    gw = C.conv_backward_weight(nd(x, device), nd(gy, device), list(c["k"]), *a).numpy()
+    np.testing.assert_allclose(gw, ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], c["groups"]), **TOL[dtype])
+    assert y.dtype == gx.dtype == gw.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,c", CASES[:12] + CASES[-8:], ids=[n for n, _ in CASES[:12] + CASES[-8:]])
+def test_conv2d_matches_torch(name, c, dtype, device):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x, w, b, _, gy = make_data(c, dtype, seed=len(name) + 1)
+    (pt, pb), (pl, pr) = c["pad"]
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = F.conv2d(F.pad(tx, (pl, pr, pt, pb)), tw, torch.tensor(b), stride=c["s"], dilation=c["d"], groups=c["groups"])
+    tgx, tgw = torch.autograd.grad(ty, (tx, tw), torch.tensor(gy))
+    a = args(c)
+    np.testing.assert_allclose(C.conv_forward(nd(x, device), nd(w, device), nd(b, device), *a).numpy(), ty.detach().numpy(), **TOL[dtype])
+    np.testing.assert_allclose(C.conv_backward_input(nd(gy, device), nd(w, device), list(c["hw"]), *a).numpy(), tgx.numpy(), **TOL[dtype])
+    np.testing.assert_allclose(C.conv_backward_weight(nd(x, device), nd(gy, device), list(c["k"]), *a).numpy(), tgw.numpy(), **TOL[dtype])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", range(6))
+def test_conv1d_passes(seed, dtype, device):
+    """1-D ops arrive at the kernels as H = KH = OH = 1; compare with the 2-D reference on a height-1 image."""
+    rng = np.random.default_rng(100 + seed)
+    groups = int(rng.choice([1, 2]))
+    n, cig, cog = int(rng.integers(1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    k, s, d = int(rng.integers(1, 6)), int(rng.integers(1, 4)), int(rng.integers(1, 3))
+    lo, hi = int(rng.integers(0, 3)), int(rng.integers(0, 3))
+    length = int(rng.integers(d * (k - 1) + 1, 40))
+    x = rng.standard_normal((n, cig * groups, length)).astype(dtype)
+    w = rng.standard_normal((cog * groups, cig, k)).astype(dtype)
+    a = [[s], [(lo, hi)], [d], groups]
+    a2 = ((1, s), ((0, 0), (lo, hi)), (1, d), groups)
+    y_ref = ref_forward(x[:, :, None], w[:, :, None], None, *a2)[:, :, 0]
+    y = C.conv_forward(nd(x, device), nd(w, device), None, *a).numpy()
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gx = C.conv_backward_input(nd(gy, device), nd(w, device), [length], *a).numpy()
+    np.testing.assert_allclose(gx, ref_backward_input(gy[:, :, None], w[:, :, None], (1, length), *a2)[:, :, 0], **TOL[dtype])
+    gw = C.conv_backward_weight(nd(x, device), nd(gy, device), [k], *a).numpy()
+    np.testing.assert_allclose(gw, ref_backward_weight(x[:, :, None], gy[:, :, None], (1, k), *a2)[:, :, 0], **TOL[dtype])
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = F.conv1d(F.pad(tx, (lo, hi)), tw, stride=s, dilation=d, groups=groups)
+    tgx, tgw = torch.autograd.grad(ty, (tx, tw), torch.tensor(gy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), **TOL[dtype])
+    np.testing.assert_allclose(gx, tgx.numpy(), **TOL[dtype])
+    np.testing.assert_allclose(gw, tgw.numpy(), **TOL[dtype])
+
+
+TRANSPOSED = [  # (n, c_in, c_out, hw, k, stride, padding, output_padding, dilation, groups)
+    (2, 4, 6, (5, 6), (3, 3), (2, 2), (1, 1), (1, 0), (1, 1), 1),
+    (1, 6, 4, (4, 4), (4, 4), (2, 2), (1, 1), (0, 0), (1, 1), 2),
+    (2, 3, 5, (3, 7), (2, 3), (3, 1), (0, 1), (2, 0), (2, 1), 1),
+    (1, 8, 8, (6, 5), (3, 3), (1, 1), (1, 1), (0, 0), (1, 1), 8),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("t", TRANSPOSED)
+def test_conv_transpose2d(t, dtype, device):
+    """Transposed conv = backward-input of the forward conv; its backward passes are conv forward (to the
+    input) and conv backward-weight with input and grad swapped (to the weight)."""
+    n, c_in, c_out, hw, k, s, p, op, d, groups = t
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, c_in, *hw)).astype(dtype)
+    w = rng.standard_normal((c_in, c_out // groups, *k)).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    pads = [(p[0], p[0]), (p[1], p[1])]
+    y = C.conv_transpose_forward(nd(x, device), nd(w, device), nd(b, device), list(s), pads, list(op), list(d), groups).numpy()
+    out_hw = y.shape[2:]
+    # The reference: the transposed conv is the adjoint of the forward conv from y's shape to x's shape;
+    # its trailing pad absorbs output_padding.
+    fwd_pad = ((p[0], p[0] - op[0]), (p[1], p[1] - op[1]))
+    y_ref = ref_backward_input(x, w, out_hw, s, fwd_pad, d, groups) + b[None, :, None, None]
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    a = [list(s), pads, list(d), groups]
+    gx = C.conv_forward(nd(gy, device), nd(w, device), None, *a).numpy()
+    gw = C.conv_backward_weight(nd(gy, device), nd(x, device), list(k), *a).numpy()
+    torch = pytest.importorskip("torch")
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, torch.tensor(b), stride=s, padding=p, output_padding=op, groups=groups, dilation=d)
+    tgx, tgw = torch.autograd.grad(ty, (tx, tw), torch.tensor(gy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), **TOL[dtype])
+    np.testing.assert_allclose(gx, tgx.numpy(), **TOL[dtype])
+    np.testing.assert_allclose(gw, tgw.numpy(), **TOL[dtype])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_conv_transpose1d(device):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 9))
+    w = rng.standard_normal((4, 3, 5))
+    y = C.conv_transpose_forward(nd(x, device), nd(w, device), None, [3], [(2, 2)], [1], [2], 1).numpy()
+    ty = torch.nn.functional.conv_transpose1d(torch.tensor(x), torch.tensor(w), stride=3, padding=2, output_padding=1, dilation=2)
+    np.testing.assert_allclose(y, ty.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_inputs_unchanged_and_threads(device):
+    """Kernels never write their inputs, and the result does not depend on the thread count."""
+    c = FIXED["medium_deep"]
+    x, w, b, y_ref, gy = make_data(c, "float32", seed=5)
+    xs, ws, gys = nd(x, device), nd(w, device), nd(gy, device)
+    old = C.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            C.set_num_threads(threads)
+            outs.append((C.conv_forward(xs, ws, None, *args(c)).numpy(),
+                         C.conv_backward_input(gys, ws, list(c["hw"]), *args(c)).numpy(),
+                         C.conv_backward_weight(xs, gys, list(c["k"]), *args(c)).numpy()))
+    finally:
+        C.set_num_threads(old)
+    for o in outs[1:]:
+        for a, r in zip(o, outs[0]):
+            np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(xs.numpy(), x)
+    np.testing.assert_array_equal(ws.numpy(), w)
+    np.testing.assert_array_equal(gys.numpy(), gy)
+
+
+# ---- matmul: the same GEMM ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 7, 2), (2, 9, 130, 49), (1, 300, 17, 1000), (4, 33, 0, 5)])
+def test_matmul_batched(shape, dtype, device):
+    b, m, k, n = shape
+    rng = np.random.default_rng(m * n + k)
+    x, y = rng.standard_normal((b, m, k)).astype(dtype), rng.standard_normal((b, k, n)).astype(dtype)
+    ref = np.einsum("bmk,bkn->bmn", x.astype(np.float64), y.astype(np.float64))
+    np.testing.assert_allclose((nd(x, device) @ nd(y, device)).numpy(), ref, **TOL[dtype])
+
+
+# ---- bad arguments: ValueError naming the argument and both values --------------------------------
+
+BAD = [
+    ("kernel larger than padded input", (1, 2, 4, 4), (3, 2, 5, 5), [1, 1], [(0, 0), (0, 0)], [1, 1], 1, "kernel"),
+    ("channels not divisible by groups", (1, 6, 5, 5), (4, 2, 3, 3), [1, 1], [(0, 0), (0, 0)], [1, 1], 4, "groups"),
+    ("stride 0", (1, 2, 5, 5), (3, 2, 3, 3), [0, 1], [(0, 0), (0, 0)], [1, 1], 1, "stride"),
+    ("negative padding", (1, 2, 5, 5), (3, 2, 3, 3), [1, 1], [(-1, 0), (0, 0)], [1, 1], 1, "padding"),
+    ("dilation 0", (1, 2, 5, 5), (3, 2, 3, 3), [1, 1], [(0, 0), (0, 0)], [0, 1], 1, "dilation"),
+    ("channel mismatch", (1, 3, 5, 5), (3, 2, 3, 3), [1, 1], [(0, 0), (0, 0)], [1, 1], 1, "channels"),
+    ("weight rank", (1, 2, 5, 5), (3, 2, 3), [1, 1], [(0, 0), (0, 0)], [1, 1], 1, "weight"),
+    ("input rank", (5, 5), (3, 2, 3, 3), [1, 1], [(0, 0), (0, 0)], [1, 1], 1, "input"),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("bad", BAD, ids=[b[0] for b in BAD])
+def test_bad_arguments_raise_value_error(bad, device):
+    _, xs, ws, s, p, d, groups, word = bad
+    x, w = nd(np.zeros(xs, np.float32), device), nd(np.zeros(ws, np.float32), device)
+    with pytest.raises(ValueError, match=word) as e:
+        C.conv_forward(x, w, None, s, p, d, groups)
+    assert any(ch.isdigit() for ch in str(e.value)), str(e.value)
