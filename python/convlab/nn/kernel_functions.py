@@ -38,15 +38,23 @@ class ConvTranspose(Function):
     def forward(self, x, w, bias, stride, padding, output_padding, dilation, groups):
         x, w = x.compact(), w.compact()
         self.x, self.w, self.args = x, w, (stride, padding, dilation, groups)
+        # output_padding >= stride (allowed when dilation > stride) makes the conv of g longer than x by
+        # output_padding // stride: those positions are x's implicit zero tail.
+        self.tail = [p // s for p, s in zip(output_padding, stride)]
         b = None if bias is None else bias.compact()
         return _C.conv_transpose_forward(x, w, b, stride, padding, output_padding, dilation, groups)
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         g = g.compact()
-        x, w, args = self.x, self.w, self.args
-        gx = _C.conv_forward(g, w, None, *args) if need_x else None
-        gw = _C.conv_backward_weight(g, x, list(w.shape[2:]), *args) if need_w else None
+        x, w, args, tail = self.x, self.w, self.args, any(self.tail)
+        gx = gw = None
+        if need_x:
+            gx = _C.conv_forward(g, w, None, *args)
+            gx = gx[(Ellipsis,) + tuple(slice(0, n) for n in x.shape[2:])] if tail else gx
+        if need_w:
+            x = x.pad([(0, 0), (0, 0)] + [(0, t) for t in self.tail]) if tail else x
+            gw = _C.conv_backward_weight(g, x, list(w.shape[2:]), *args)
         return gx, gw, _bias_grad(g) if need_b else None
 
 
