@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 
 #include "kernels.h"
 
@@ -158,21 +159,87 @@ void with_binary_op(BinaryOp op, K k) {
   }
 }
 
-// Sigmoid splits on the sign so exp never overflows: for x < 0 it is e^x / (1 + e^x). relu and sign keep
-// NaN (x < 0 and x > 0 are both false for it).
+// e^x without a libm call, so loops over it vectorise: x = k*ln2 + r with |r| <= ln2/2, e^r - 1 from its
+// Taylor series (degree 7 for float, 13 for double: truncation below half an ulp), and 2^k built from
+// exponent bits as two factors so that results near overflow and in the subnormal range stay exact.
+template <class T>
+struct ExpConsts;
+template <>
+struct ExpConsts<float> {
+  using Bits = int32_t;
+  static constexpr int mantissa = 23, bias = 127, degree = 7;
+  static constexpr float lo = -104.0f, hi = 89.0f;  // beyond these e^x is 0 or inf in float
+  static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;  // ln2_hi * k is exact
+};
+template <>
+struct ExpConsts<double> {
+  using Bits = int64_t;
+  static constexpr int mantissa = 52, bias = 1023, degree = 13;
+  static constexpr double lo = -746.0, hi = 710.0;
+  static constexpr double ln2_hi = 6.93145751953125e-1, ln2_lo = 1.42860682030941723212e-6;
+};
+
+template <class T>
+T pow2(typename ExpConsts<T>::Bits k) {
+  using C = ExpConsts<T>;
+  const typename C::Bits bits = (k + C::bias) << C::mantissa;
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+
+// Splits e^x = s1 * s2 * (1 + q), returning q = e^r - 1 (accurate even for tiny r, as expm1 needs).
+template <class T>
+T exp_split(T x, T& s1, T& s2) {
+  using C = ExpConsts<T>;
+  constexpr T round_magic = T(1.5) * T(typename C::Bits(1) << C::mantissa);  // adding it rounds to integer
+  const T xc = x < C::lo ? C::lo : x > C::hi ? C::hi : x == x ? x : T(0);
+  const T kf = (xc * T(1.4426950408889634) + round_magic) - round_magic;
+  const T r = (xc - kf * C::ln2_hi) - kf * C::ln2_lo;
+  T q = T(1);
+  for (int i = C::degree; i >= 2; --i) q = T(1) + q * (r * (T(1) / T(i)));  // 1 + r/2 + r^2/6 + ...
+  const auto k = static_cast<typename C::Bits>(kf);
+  s1 = pow2<T>(k >> 1);
+  s2 = pow2<T>(k - (k >> 1));
+  return r * q;
+}
+
+template <class T>
+T fast_exp(T x) {
+  T s1, s2;
+  const T q = exp_split(x, s1, s2);
+  return x == x ? (s1 + s1 * q) * s2 : x;
+}
+
+// e^x - 1 for x <= 0 (where s1 * s2 cannot overflow); exactly q when k = 0, so no cancellation near 0.
+template <class T>
+T fast_expm1_nonpositive(T x) {
+  T s1, s2;
+  const T q = exp_split(x, s1, s2);
+  const T s = s1 * s2;
+  return x == x ? (s - T(1)) + s * q : x;
+}
+
+// Sigmoid only takes exp of -|x| (<= 1, never overflows): with e = exp(-|x|) it is 1/(1+e) for x >= 0 and
+// e/(1+e) below, chosen without a branch. tanh|x| = -m / (2 + m) with m = expm1(-2|x|), then the sign of x.
+// relu and sign keep NaN (x < 0 and x > 0 are both false for it).
 template <class T, class K>
 void with_unary_op(UnaryOp op, K k) {
   switch (op) {
     case UnaryOp::neg: return k([](T x) { return -x; });
-    case UnaryOp::exp: return k([](T x) { return std::exp(x); });
+    case UnaryOp::exp: return k([](T x) { return fast_exp(x); });
     case UnaryOp::log: return k([](T x) { return std::log(x); });
     case UnaryOp::sqrt: return k([](T x) { return std::sqrt(x); });
-    case UnaryOp::tanh: return k([](T x) { return std::tanh(x); });
+    case UnaryOp::tanh:
+      return k([](T x) {
+        const T m = fast_expm1_nonpositive(T(-2) * std::abs(x));
+        return std::copysign(-m / (T(2) + m), x);
+      });
     case UnaryOp::sigmoid:
       return k([](T x) {
-        if (x >= 0) return T(1) / (T(1) + std::exp(-x));
-        const T e = std::exp(x);
-        return e / (T(1) + e);
+        const T e = fast_exp(-std::abs(x));
+        const T s = T(1) / (T(1) + e);
+        return x >= 0 ? s : e * s;
       });
     case UnaryOp::relu: return k([](T x) { return x < 0 ? T(0) : x; });
     case UnaryOp::abs: return k([](T x) { return std::abs(x); });

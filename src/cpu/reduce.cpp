@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "kernels.h"
@@ -38,26 +39,39 @@ T max_nan(T m, T x) {
   return (x > m || x != x) ? x : m;
 }
 
+// Max over 16 lanes with plain compares (which skip NaN) plus a separate NaN flag per lane, so the loop
+// vectorises; any NaN makes the result NaN.
 template <class T>
 T row_max(const T* x, int64_t n) {
-  T acc[8];
-  std::fill(acc, acc + 8, x[0]);
+  T acc[16];
+  int nan[16] = {};
+  std::fill(acc, acc + 16, x[0]);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] = max_nan(acc[j], x[i + j]);
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) {
+      acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+      nan[j] |= x[i + j] != x[i + j];
+    }
   T m = x[0];
-  for (int j = 0; j < 8; ++j) m = max_nan(m, acc[j]);
+  for (int j = 0; j < 16; ++j) {
+    if (nan[j]) return std::numeric_limits<T>::quiet_NaN();
+    m = max_nan(m, acc[j]);
+  }
   for (; i < n; ++i) m = max_nan(m, x[i]);
   return m;
 }
 
-// First index of the maximum, where NaN counts as larger than everything (so the first NaN wins).
+// First index of the maximum, where NaN counts as larger than everything (so the first NaN wins): the
+// vectorised row_max finds the value, then a scan finds its first occurrence.
 template <class T>
 int64_t row_argmax(const T* x, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n && x[best] == x[best]; ++i)
-    if (x[i] > x[best] || x[i] != x[i]) best = i;
-  return best;
+  const T m = row_max(x, n);
+  int64_t i = 0;
+  if (m != m)
+    while (x[i] == x[i]) ++i;
+  else
+    while (x[i] != m) ++i;
+  return i;
 }
 
 // How rows are cut into chunks: rows are the unit of parallel work unless there are fewer of them than
