@@ -83,6 +83,31 @@ def test_astype_copy_compact(device, src, dst, layout):
     check(a, xv)
 
 
+def test_astype_rejects_non_float(device):
+    a = cl.NDArray.from_numpy(np.zeros((2, 3), np.float32), device=device)
+    with pytest.raises(TypeError, match="int32"):
+        a.astype("int32")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_strided_copy_fill_setitem(device, dtype):
+    # Big enough to be split across threads; six axes, negative and zero strides, runs cut mid-row.
+    rng = np.random.default_rng(12)
+    x = rand(rng, (3, 4, 5, 6, 7, 11), dtype)
+    a = cl.NDArray.from_numpy(x.copy(), device=device)
+    v = a[::-1, 1:, :, ::2, ::-3, 1:10].permute((5, 3, 0, 4, 2, 1))
+    xv = x[::-1, 1:, :, ::2, ::-3, 1:10].transpose(5, 3, 0, 4, 2, 1)
+    check(v.compact(), xv)
+    check(v.astype("float64" if dtype == "float32" else "float32"), xv.astype("float64" if dtype == "float32" else "float32"))
+    a[1:, :, ::2, 1::2] = 3.25
+    x[1:, :, ::2, 1::2] = 3.25
+    check(a, x)
+    row = rand(rng, (5, 1, 7, 1), dtype)
+    a[::2, ::-1] = cl.NDArray.from_numpy(row, device=device)
+    x[::2, ::-1] = row
+    check(a, x)
+
+
 def test_compact_of_contiguous_shares_storage(device):
     a = cl.NDArray.from_numpy(np.zeros((2, 3)), device=device)
     k = a.compact()
