@@ -7,7 +7,7 @@
 //   backward-input   gxq[k][p] += sum_co W[co][k] * gy[co][p]    GEMM, C rows = runs (scatter-add), un-phase
 //   backward-weight  gw[co][k] = sum_n,p gy[co][p] * X[k][p]     dot products along p (vectorised along p)
 // Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes.
-// Depthwise and other tiny-group convolutions go to conv_depthwise.cpp instead.
+// Depthwise forward and backward-input go to the direct kernels of conv_depthwise.cpp instead.
 #include <algorithm>
 #include <numeric>
 #include <vector>
@@ -21,14 +21,6 @@
 namespace convlab::cpu {
 
 namespace {
-
-// Images are processed in chunks whose phased input fits this many elements (32 MiB of fp32), which
-// bounds every workspace of a call by about twice the input of one chunk.
-constexpr int64_t chunk_elements = int64_t(1) << 23;
-
-int64_t images_per_chunk(int64_t per_image, int64_t n) {
-  return std::clamp<int64_t>(chunk_elements / std::max<int64_t>(per_image, 1), 1, n);
-}
 
 // Row offsets of the implicit im2col matrix: row g*K + ci*taps + t is tap t of channel g*cig + ci.
 std::vector<int64_t> run_offsets(const ConvParams& p, const Phased& q) {
@@ -63,7 +55,7 @@ void forward_typed(const NDArray& x, const NDArray& w, const NDArray* bias, cons
   const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
   const bool direct = q.wq == p.ow;  // no garbage columns: the GEMM writes y itself
 
-  const int64_t chunk = images_per_chunk(p.c_in * q.chan, p.n);
+  const int64_t chunk = images_per_chunk(p, q);
   const int64_t mb = 256, m_blocks = (cog + mb - 1) / mb;
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
@@ -97,7 +89,7 @@ void backward_input_typed(const NDArray& gy, const NDArray& w, const ConvParams&
   // Row blocks hold whole channels (a multiple of taps) so that tasks scatter into disjoint channels.
   const int64_t unit = std::lcm(gemm_mr, taps), mb = unit * std::max<int64_t>(1, 256 / unit);
   const int64_t m_blocks = (K + mb - 1) / mb;
-  const int64_t chunk = images_per_chunk(p.c_in * q.chan, p.n);
+  const int64_t chunk = images_per_chunk(p, q);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
     const T* gq = extend_grad_output<T>(gy.data<T>() + n0 * p.c_out * p.oh * p.ow, nn, p, q, np);
@@ -169,7 +161,7 @@ void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams
 
   constexpr int S = 6;
   const int64_t kb = 8 * S, k_blocks = (K + kb - 1) / kb, tasks = G * k_blocks;
-  const int64_t chunk = images_per_chunk(p.c_in * q.chan, p.n);
+  const int64_t chunk = images_per_chunk(p, q);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
     const T* xq = build_phased<T>(x.data<T>() + n0 * p.c_in * p.h * p.w, nn, p, q);
@@ -187,12 +179,14 @@ void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams
 }  // namespace
 
 void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
-  if (x.dtype == DType::f32) forward_typed<float>(x, w, bias, p, y);
+  if (is_depthwise(p)) depthwise_forward(x, w, bias, p, y);
+  else if (x.dtype == DType::f32) forward_typed<float>(x, w, bias, p, y);
   else forward_typed<double>(x, w, bias, p, y);
 }
 
 void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
-  if (gy.dtype == DType::f32) backward_input_typed<float>(gy, w, p, gx);
+  if (is_depthwise(p)) depthwise_backward_input(gy, w, p, gx);
+  else if (gy.dtype == DType::f32) backward_input_typed<float>(gy, w, p, gx);
   else backward_input_typed<double>(gy, w, p, gx);
 }
 

@@ -19,7 +19,7 @@ Phased phased(const ConvParams& p, bool allow_identity) {
   q.wq = p.ow + (p.kw - 1) * p.dil_w / q.sw;
   q.identity = allow_identity && p.kh == 1 && p.kw == 1 && q.sh == 1 && q.sw == 1 && p.pad_top == 0 &&
                p.pad_left == 0 && p.oh == p.h && p.ow == p.w;
-  q.plane = q.identity ? p.h * p.w : (q.hq * q.wq + q.wq + 16 + 15) / 16 * 16;
+  q.plane = q.identity ? p.h * p.w : (q.hq * q.wq + q.wq + 64 + 15) / 16 * 16;
   q.chan = q.sh * q.sw * q.plane;
   q.np = p.oh * q.wq;
   q.used.assign(q.sh * q.sw, 0);
@@ -31,6 +31,10 @@ Phased phased(const ConvParams& p, bool allow_identity) {
     }
   }
   return q;
+}
+
+int64_t images_per_chunk(const ConvParams& p, const Phased& q) {
+  return std::clamp<int64_t>((int64_t(1) << 23) / std::max<int64_t>(p.c_in * q.chan, 1), 1, std::max<int64_t>(p.n, 1));
 }
 
 template <class T>
@@ -83,23 +87,26 @@ const T* extend_grad_output(const T* gy, int64_t nn, const ConvParams& p, const 
 }
 
 template <class T>
-void unphase(const T* gxq, T* gx, int64_t nn, const ConvParams& p, const Phased& q) {
-#pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < nn * p.c_in; nc++) {
-    for (int64_t iy = 0; iy < p.h; iy++) {
-      T* dst = gx + (nc * p.h + iy) * p.w;
-      int64_t a = (iy + p.pad_top) % q.sh, u = (iy + p.pad_top) / q.sh;
-      if (u >= q.hq) {
-        std::fill(dst, dst + p.w, T(0));
-        continue;
-      }
-      const T* src = gxq + nc * q.chan + a * q.sw * q.plane + u * q.wq;
-      for (int64_t ix = 0; ix < p.w; ix++) {
-        int64_t b = (ix + p.pad_left) % q.sw, v = (ix + p.pad_left) / q.sw;
-        dst[ix] = v < q.wq ? src[b * q.plane + v] : T(0);
-      }
+void unphase_channel(const T* gxq, T* gx, const ConvParams& p, const Phased& q) {
+  for (int64_t iy = 0; iy < p.h; iy++) {
+    T* dst = gx + iy * p.w;
+    int64_t a = (iy + p.pad_top) % q.sh, u = (iy + p.pad_top) / q.sh;
+    if (u >= q.hq) {
+      std::fill(dst, dst + p.w, T(0));
+      continue;
+    }
+    const T* src = gxq + a * q.sw * q.plane + u * q.wq;
+    for (int64_t ix = 0; ix < p.w; ix++) {
+      int64_t b = (ix + p.pad_left) % q.sw, v = (ix + p.pad_left) / q.sw;
+      dst[ix] = v < q.wq ? src[b * q.plane + v] : T(0);
     }
   }
+}
+
+template <class T>
+void unphase(const T* gxq, T* gx, int64_t nn, const ConvParams& p, const Phased& q) {
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < nn * p.c_in; nc++) unphase_channel(gxq + nc * q.chan, gx + nc * p.h * p.w, p, q);
 }
 
 template <class T>
@@ -120,6 +127,7 @@ void finish_output(const T* yq, T* y, const T* bias, int64_t nn, int64_t c_out, 
   template const T* build_phased<T>(const T*, int64_t, const ConvParams&, const Phased&);                   \
   template const T* extend_grad_output<T>(const T*, int64_t, const ConvParams&, const Phased&, int64_t);    \
   template void unphase<T>(const T*, T*, int64_t, const ConvParams&, const Phased&);                        \
+  template void unphase_channel<T>(const T*, T*, const ConvParams&, const Phased&);                         \
   template void finish_output<T>(const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t);
 CONVLAB_LAYOUT(float)
 CONVLAB_LAYOUT(double)

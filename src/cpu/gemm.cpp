@@ -109,7 +109,7 @@ void gemm_block(const T* a_packed, int64_t k, Rows<const T> b, Rows<T> c, bool a
                 int64_t n0, int64_t n1) {
   constexpr int64_t nr = gemm_nr<T>;
   int64_t panel = (std::min(gemm_nc, n1 - n0) + nr - 1) / nr * nr;
-  T* buf = scratch<T>(slot_pack_b, gemm_kc * panel);
+  T* buf = scratch<T>(slot_thread, gemm_kc * panel);
   for (int64_t nc0 = n0; nc0 < n1; nc0 += gemm_nc) {
     int64_t nc = std::min(gemm_nc, n1 - nc0);
     for (int64_t k0 = 0; k0 < k; k0 += gemm_kc) {

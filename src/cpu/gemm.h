@@ -67,6 +67,7 @@ void gemm_block(const T* a_packed, int64_t k, Rows<const T> b, Rows<T> c, bool a
 // their pages instead of faulting fresh ones in. Contents are undefined on return.
 template <class T>
 T* scratch(int slot, size_t count);
-enum ScratchSlot { slot_pack_b, slot_pack_a, slot_input, slot_output, slot_count };
+// slot_thread is the one a worker thread may use inside a parallel region (GEMM's B panel, a plane buffer).
+enum ScratchSlot { slot_thread, slot_pack_a, slot_input, slot_output, slot_count };
 
 }  // namespace convlab::cpu
