@@ -229,14 +229,33 @@ def test_max_pool_ties_nan_and_overlap(device, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_max_pool_window_in_padding_only(device, dtype):
-    """kernel 2, dilation 5, padding 1 over length 4: the one window's taps sit at -1 and 4, both padding.
-    Its output is -inf (as in PyTorch) and its gradient goes nowhere."""
-    x = np.arange(8, dtype=dtype).reshape(1, 2, 4)
-    y = _C.max_pool_forward(nd(x, device), [2], [1], [1], [5], False).numpy()
-    np.testing.assert_array_equal(y, np.full((1, 2, 1), -np.inf, dtype))
-    gy = np.ones((1, 2, 1), dtype)
-    gx = _C.max_pool_backward(nd(x, device), nd(gy, device), [2], [1], [1], [5], False).numpy()
+def test_max_pool_all_minus_inf_routes_to_first_tap(device, dtype):
+    """A window of -inf only has no strictly larger value: its first real tap is the argmax, as in PyTorch."""
+    x = np.full((1, 2, 5, 9), -np.inf, dtype)
+    x[0, 1, 2, 4] = 1.0
+    k, stride, pad, dil = [3, 3], [2, 1], [1, 1], [1, 2]
+    y_ref, idx = max_pool_ref(x, k, stride, pad, dil, True)
+    gy = np.arange(1, y_ref.size + 1, dtype=dtype).reshape(y_ref.shape)
+    y = _C.max_pool_forward(nd(x, device), k, stride, pad, dil, True).numpy()
+    gx = _C.max_pool_backward(nd(x, device), nd(gy, device), k, stride, pad, dil, True).numpy()
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(gx, max_pool_grad_ref(idx, gy, 5, 9))
+
+
+@pytest.mark.parametrize("shape, k, pad, dil", [
+    ((1, 2, 4), [2], [1], [5]),
+    ((1, 2, 4, 6), [2, 2], [1, 0], [5, 1]),
+])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_window_in_padding_only(device, dtype, shape, k, pad, dil):
+    """kernel 2, dilation 5, padding 1 over length 4: every window's taps sit at -1 and 4, both padding.
+    Its output is -inf (as in PyTorch) and its gradient goes nowhere (PyTorch writes it out of bounds)."""
+    x = np.arange(np.prod(shape), dtype=dtype).reshape(shape)
+    stride = [1] * len(k)
+    y = _C.max_pool_forward(nd(x, device), k, stride, pad, dil, False).numpy()
+    np.testing.assert_array_equal(y, np.full(y.shape, -np.inf, dtype))
+    gy = np.ones(y.shape, dtype)
+    gx = _C.max_pool_backward(nd(x, device), nd(gy, device), k, stride, pad, dil, False).numpy()
     np.testing.assert_array_equal(gx, np.zeros_like(x))
 
 

@@ -30,7 +30,7 @@ std::vector<Taps> max_taps(int64_t out, int64_t len, int64_t k, int64_t stride, 
   return taps;
 }
 
-// y[oh, ow] = x[argmax of window (oh, ow)], scanned row by row as PyTorch's CPU kernel does: a strictly
+// x[argmax of window (oh, ow)] is its maximum, scanned row by row as PyTorch's CPU kernel does: a strictly
 // larger value or any NaN takes over, so ties keep the first maximum and, among NaNs, the last one wins.
 // Returns the plane index of that element, or -1 for a window without real taps.
 template <class T>
@@ -51,47 +51,94 @@ int64_t window_argmax(const T* x, int64_t w, int64_t dil_h, int64_t dil_w, Taps 
   return best_i;
 }
 
-// y[n, c, oh, ow] = max over kh, kw of x[n, c, oh*s_h - p_h + kh*d_h, ow*s_w - p_w + kw*d_w] (real taps only);
-// loops: plane (parallel), oh, ow, then the window. A window without real taps gives -inf, as in PyTorch.
+// The output columns [lo, hi) whose windows have all kw column taps on real input (none in the padding).
+struct Interior {
+  int64_t lo, hi;
+};
+
+Interior full_columns(const std::vector<Taps>& cols, int64_t kw) {
+  int64_t lo = 0, n = static_cast<int64_t>(cols.size());
+  while (lo < n && cols[lo].count < kw) ++lo;
+  int64_t hi = lo;
+  while (hi < n && cols[hi].count == kw) ++hi;
+  return {lo, hi};
+}
+
+// arg[ow] = window_argmax of every window in one output row (taps `row`). Interior windows run with ow
+// innermost so the compiler vectorises across windows; each window still sees its taps in scan order
+// (th, then tw) and starts from its first tap, so ties and NaNs resolve exactly as in window_argmax.
+// best and tap are scratch rows of length ow.
 template <class T>
-void max_pool_forward_t(const NDArray& x, const PoolParams& p, NDArray& y) {
+void row_argmax(const T* x, const PoolParams& p, Taps row, const std::vector<Taps>& cols, Interior in, T* best,
+                int32_t* tap, int64_t* arg) {
+  if (row.count == 0) in.hi = in.lo;  // every window of this row is empty: the scalar path says so
+  for (int64_t ow = 0; ow < p.ow; ++ow)
+    if (ow < in.lo || ow >= in.hi) arg[ow] = window_argmax(x, p.w, p.dil_h, p.dil_w, row, cols[ow]);
+  std::fill(best + in.lo, best + in.hi, -std::numeric_limits<T>::infinity());
+  std::fill(tap + in.lo, tap + in.hi, 0);
+  for (int64_t th = 0; th < row.count; ++th)
+    for (int64_t tw = 0; tw < p.kw; ++tw) {
+      int32_t t = static_cast<int32_t>(th * p.kw + tw);
+      int64_t base = (row.first + th * p.dil_h) * p.w + tw * p.dil_w - p.pad_w;
+      for (int64_t ow = in.lo; ow < in.hi; ++ow) {
+        T v = x[base + ow * p.stride_w];
+        bool take = v > best[ow] || v != v;
+        best[ow] = take ? v : best[ow];
+        tap[ow] = take ? t : tap[ow];
+      }
+    }
+  for (int64_t ow = in.lo; ow < in.hi; ++ow)
+    arg[ow] = (row.first + tap[ow] / p.kw * p.dil_h) * p.w + ow * p.stride_w - p.pad_w + tap[ow] % p.kw * p.dil_w;
+}
+
+// Runs f(plane, oh, arg) for every output row of every plane, arg holding row_argmax of that row; planes
+// are split over OpenMP threads, each with its own scratch rows.
+template <class T, class F>
+void for_each_argmax_row(const NDArray& x, const PoolParams& p, F&& f) {
   auto rows = max_taps(p.oh, p.h, p.kh, p.stride_h, p.pad_h, p.dil_h);
   auto cols = max_taps(p.ow, p.w, p.kw, p.stride_w, p.pad_w, p.dil_w);
+  Interior in = full_columns(cols, p.kw);
   const T* xd = x.data<T>();
-  T* yd = y.data<T>();
-#pragma omp parallel for schedule(static)
-  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
-    const T* xp = xd + plane * p.h * p.w;
-    T* yp = yd + plane * p.oh * p.ow;
-    for (int64_t oh = 0; oh < p.oh; ++oh)
-      for (int64_t ow = 0; ow < p.ow; ++ow) {
-        int64_t i = window_argmax(xp, p.w, p.dil_h, p.dil_w, rows[oh], cols[ow]);
-        yp[oh * p.ow + ow] = i < 0 ? -std::numeric_limits<T>::infinity() : xp[i];
+#pragma omp parallel
+  {
+    std::vector<T> best(p.ow);
+    std::vector<int32_t> tap(p.ow);
+    std::vector<int64_t> arg(p.ow);
+#pragma omp for schedule(static)
+    for (int64_t plane = 0; plane < p.n * p.c; ++plane)
+      for (int64_t oh = 0; oh < p.oh; ++oh) {
+        row_argmax(xd + plane * p.h * p.w, p, rows[oh], cols, in, best.data(), tap.data(), arg.data());
+        f(plane, oh, arg.data());
       }
   }
+}
+
+// y[n, c, oh, ow] = max over kh, kw of x[n, c, oh*s_h - p_h + kh*d_h, ow*s_w - p_w + kw*d_w] (real taps only);
+// loops: plane (parallel), oh, window taps, ow. A window without real taps gives -inf, as in PyTorch.
+template <class T>
+void max_pool_forward_t(const NDArray& x, const PoolParams& p, NDArray& y) {
+  const T* xd = x.data<T>();
+  T* yd = y.data<T>();
+  for_each_argmax_row<T>(x, p, [&](int64_t plane, int64_t oh, const int64_t* arg) {
+    const T* xp = xd + plane * p.h * p.w;
+    T* yr = yd + (plane * p.oh + oh) * p.ow;
+    for (int64_t ow = 0; ow < p.ow; ++ow) yr[ow] = arg[ow] < 0 ? -std::numeric_limits<T>::infinity() : xp[arg[ow]];
+  });
 }
 
 // gx[argmax of window (oh, ow)] += gy[oh, ow], the argmax recomputed from x with the forward's rule;
 // loops: plane (parallel), oh, ow. Several windows may pick one element: their gradients add up.
 template <class T>
 void max_pool_backward_t(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx) {
-  auto rows = max_taps(p.oh, p.h, p.kh, p.stride_h, p.pad_h, p.dil_h);
-  auto cols = max_taps(p.ow, p.w, p.kw, p.stride_w, p.pad_w, p.dil_w);
-  const T* xd = x.data<T>();
   const T* gyd = gy.data<T>();
   T* gxd = gx.data<T>();
-#pragma omp parallel for schedule(static)
-  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
-    const T* xp = xd + plane * p.h * p.w;
-    const T* gyp = gyd + plane * p.oh * p.ow;
+  for_each_argmax_row<T>(x, p, [&](int64_t plane, int64_t oh, const int64_t* arg) {
     T* gxp = gxd + plane * p.h * p.w;
-    std::fill(gxp, gxp + p.h * p.w, T(0));
-    for (int64_t oh = 0; oh < p.oh; ++oh)
-      for (int64_t ow = 0; ow < p.ow; ++ow) {
-        int64_t i = window_argmax(xp, p.w, p.dil_h, p.dil_w, rows[oh], cols[ow]);
-        if (i >= 0) gxp[i] += gyp[oh * p.ow + ow];
-      }
-  }
+    if (oh == 0) std::fill(gxp, gxp + p.h * p.w, T(0));
+    const T* gyr = gyd + (plane * p.oh + oh) * p.ow;
+    for (int64_t ow = 0; ow < p.ow; ++ow)
+      if (arg[ow] >= 0) gxp[arg[ow]] += gyr[ow];
+  });
 }
 
 // A box window along one axis: real input [lo, hi) and this axis' factor of the divisor.
