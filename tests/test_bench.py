@@ -62,3 +62,13 @@ def test_default_suite_holds_the_public_layers():
         assert name in names
     for layer in suite["layers"]:
         bench.Layer(layer, "cpu")  # every entry resolves to shapes
+
+
+def test_bench_records_a_raising_pass_and_fails(tmp_path):
+    bad = {"layers": [{"name": "bad_groups", "op": "conv2d", "c_in": 4, "c_out": 3, "hw": [5, 5], "k": [3, 3],
+                       "groups": 2, "cpu_batch": 1, "gpu_batch": 1}]}
+    suite, out = tmp_path / "bad.json", tmp_path / "out.json"
+    suite.write_text(json.dumps(bad))
+    assert bench.main(["--suite", str(suite), "--repeat", "1", "--json", str(out), "--no-torch"]) == 1
+    rows = json.loads(out.read_text())["results"]
+    assert len(rows) == 3 and all("groups" in r["error"] for r in rows)

@@ -133,6 +133,24 @@ def best_window_times(calls, syncs, repeat, warmup):
     return best
 
 
+def time_pass(layer, name, device, ours, sync, theirs, torch_sync, args):
+    """One result row: the best time of convlab's call `ours` (and of PyTorch's `theirs`, when given) for
+    pass `name` of `layer`. A kernel that raises (say, not on this device yet) gives a row with an error."""
+    row = {"layer": layer.name, "op": layer.op, "pass": name, "device": device, "batch": layer.batch,
+           "gflop": layer.flops / 1e9}
+    try:
+        if theirs is None:
+            (t,) = best_window_times([ours], [sync], args.repeat, args.warmup)
+        else:
+            t, t_torch = best_window_times([ours, theirs], [sync, torch_sync], args.repeat, args.warmup)
+            row.update(torch_ms=t_torch * 1e3, torch_gflops=layer.flops / t_torch / 1e9, ratio=t / t_torch,
+                       max_rel_err=max_rel_err(ours().numpy(), theirs().cpu().numpy()))
+        row.update(ms=t * 1e3, gflops=layer.flops / t / 1e9)
+    except (RuntimeError, ValueError) as e:
+        row["error"] = f"{type(e).__name__}: {e}"
+    return row
+
+
 def max_rel_err(ours, theirs):
     return float(np.max(np.abs(ours - theirs)) / max(float(np.max(np.abs(theirs))), 1e-30))
 
@@ -175,6 +193,8 @@ def fmt(value, spec):
 
 
 def row_text(r):
+    if "error" in r:
+        return f"{r['layer']:<18} {r['pass']:<15} {r['device']:<4} {r['batch']:>5}  {r['error']}"
     return (f"{r['layer']:<18} {r['pass']:<15} {r['device']:<4} {r['batch']:>5} {r['ms']:>10.3f} "
             f"{r['gflops']:>9.1f} {fmt(r.get('torch_ms'), '>10.3f'):>10} {fmt(r.get('torch_gflops'), '>9.1f'):>9} "
             f"{fmt(r.get('ratio'), '>6.2f'):>6} {fmt(r.get('max_rel_err'), '>8.1e'):>8}")
@@ -245,17 +265,8 @@ def main(argv=None):
             ours = layer.convlab_calls(arrays, device)
             theirs = layer.torch_calls(torch, arrays, device) if torch_here else None
             for name in PASSES:
-                row = {"layer": layer.name, "op": layer.op, "pass": name, "device": device,
-                       "batch": layer.batch, "gflop": layer.flops / 1e9}
-                if theirs is None:
-                    (t,) = best_window_times([ours[name]], [sync], args.repeat, args.warmup)
-                else:
-                    t, t_torch = best_window_times([ours[name], theirs[name]], [sync, torch_sync],
-                                                   args.repeat, args.warmup)
-                    row.update(torch_ms=t_torch * 1e3, torch_gflops=layer.flops / t_torch / 1e9,
-                               ratio=t / t_torch,
-                               max_rel_err=max_rel_err(ours[name]().numpy(), theirs[name]().cpu().numpy()))
-                row.update(ms=t * 1e3, gflops=layer.flops / t / 1e9)
+                row = time_pass(layer, name, device, ours[name], sync, theirs[name] if theirs else None,
+                                 torch_sync, args)
                 results.append(row)
                 print(row_text(row), flush=True)
 
@@ -278,7 +289,10 @@ def main(argv=None):
             "torch": torch.__version__ if torch else None,
         }
         Path(args.json).write_text(json.dumps({"meta": meta, "results": results, "summary": summary}, indent=1))
-    return 0
+    failed = sum("error" in r for r in results)
+    if failed:
+        print(f"{failed} layer-passes raised (see the rows above)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
