@@ -1,0 +1,38 @@
+"""The two examples run as a newcomer runs them, and reach what their docstrings promise."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name, *args, timeout=600):
+    return subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ))
+
+
+def test_learn_edge_kernel_recovers_one_minus_one():
+    result = run_example("learn_edge_kernel.py", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    kernel = [float(v) for v in re.search(r"learned kernel: \[(\S+), (\S+)\]", result.stdout).groups()]
+    assert abs(kernel[0] - 1) < 1e-3 and abs(kernel[1] + 1) < 1e-3
+
+
+def test_learn_edge_kernel_exits_nonzero_when_it_fails():
+    result = run_example("learn_edge_kernel.py", "--device", "cpu", "--steps", "2")
+    assert result.returncode == 1
+    assert "FAILED" in result.stderr
+
+
+def test_lenet_digits_full_run_reaches_97_percent():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("tqdm")
+    result = run_example("lenet_digits.py", "--device", "cpu")  # the default 12 epochs, as a user runs it
+    assert result.returncode == 0, result.stderr
+    accuracy = float(re.search(r"test accuracy: ([0-9.]+)", result.stdout).group(1))
+    assert accuracy >= 0.97, result.stdout
+    assert re.search(r"wall time: [0-9.]+ s", result.stdout)
