@@ -53,7 +53,8 @@ struct Backend {
   void (*conv_backward_weight)(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw);
 
   // Pooling, all contiguous (N, C, H, W) -> (N, C, OH, OW). Max-pool backward recomputes each window's
-  // argmax from x (first maximum in window order wins, NaN counts as maximal, as in PyTorch).
+  // argmax from x as PyTorch does: a strictly larger value or any NaN takes over, so ties keep the first
+  // maximum in window scan order and among NaNs the last wins.
   void (*max_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y);
   void (*max_pool_backward)(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx);
   void (*avg_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y);
