@@ -46,12 +46,12 @@ int64_t column_block(int64_t cols, int64_t other_tasks) {
 }
 
 template <class T>
-void forward_typed(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
+void forward_typed(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
   const Phased q = phased(p);
   const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group();
   const int64_t K = cig * p.kh * p.kw, np = q.np, a_size = packed_a_size(cog, K);
   T* wp = scratch<T>(slot_pack_a, G * a_size);
-  for (int64_t g = 0; g < G; g++) pack_a(wp + g * a_size, w.data<T>() + g * cog * K, cog, K, K, 1);
+  for (int64_t g = 0; g < G; g++) pack_a(wp + g * a_size, w + g * cog * K, cog, K, K, 1);
   const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
   const bool direct = q.wq == p.ow;  // no garbage columns: the GEMM writes y itself
 
@@ -59,8 +59,8 @@ void forward_typed(const NDArray& x, const NDArray& w, const NDArray* bias, cons
   const int64_t mb = 256, m_blocks = (cog + mb - 1) / mb;
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
-    const T* xq = build_phased<T>(x.data<T>() + n0 * p.c_in * p.h * p.w, nn, p, q);
-    T* yq = direct ? y.data<T>() + n0 * p.c_out * np : scratch<T>(slot_output, nn * p.c_out * np);
+    const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
+    T* yq = direct ? y + n0 * p.c_out * np : scratch<T>(slot_output, nn * p.c_out * np);
     const int64_t nb = column_block<T>(np, nn * G * m_blocks), n_blocks = (np + nb - 1) / nb;
     const int64_t tasks = nn * G * m_blocks * n_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
@@ -72,13 +72,34 @@ void forward_typed(const NDArray& x, const NDArray& w, const NDArray* bias, cons
       gemm_block(wp + g * a_size, K, b, c, false, mi * mb, std::min(cog, (mi + 1) * mb), ni * nb,
                  std::min(np, (ni + 1) * nb));
     }
-    finish_output<T>(yq, y.data<T>() + n0 * p.c_out * p.oh * p.ow, bias ? bias->data<T>() : nullptr, nn,
+    finish_output<T>(yq, y + n0 * p.c_out * p.oh * p.ow, bias, nn,
                      p.c_out, p.oh, p.ow, q.wq);
   }
 }
 
+// With stride 1 the adjoint is itself a convolution: gx = conv(gy, w flipped and transposed per group) with
+// leading pads d*(k-1) - pad (negative ones crop). Run as a forward GEMM its reduction is c_out/groups*taps
+// deep instead of c_out/groups, and C is stored rather than scatter-added.
+template <class T>
+void backward_input_stride1(const T* gy, const T* w, const ConvParams& p, T* gx) {
+  const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
+  std::vector<T> wf(p.c_in * cog * taps);
+  for (int64_t g = 0; g < G; g++)
+    for (int64_t co = 0; co < cog; co++)
+      for (int64_t ci = 0; ci < cig; ci++)
+        for (int64_t t = 0; t < taps; t++)
+          wf[((g * cig + ci) * cog + co) * taps + t] = w[((g * cog + co) * cig + ci) * taps + taps - 1 - t];
+  ConvParams a = p;
+  std::swap(a.c_in, a.c_out);
+  a.h = p.oh, a.w = p.ow, a.oh = p.h, a.ow = p.w;
+  a.pad_top = p.dil_h * (p.kh - 1) - p.pad_top;
+  a.pad_left = p.dil_w * (p.kw - 1) - p.pad_left;
+  forward_typed<T>(gy, wf.data(), nullptr, a, gx);
+}
+
 template <class T>
 void backward_input_typed(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
+  if (p.stride_h == 1 && p.stride_w == 1) return backward_input_stride1<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
   const Phased q = phased(p);
   const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
   const int64_t K = cig * taps, np = q.np, a_size = packed_a_size(K, cog);
@@ -107,33 +128,41 @@ void backward_input_typed(const NDArray& gy, const NDArray& w, const ConvParams&
   }
 }
 
-// Dot products of R rows of gy with S runs of x, vectorised along p (len a multiple of the lane count),
-// added into gw[i*ldw + j]; rows/cols beyond the tile's real size point at row 0 and are not stored.
+// Dot products of R rows of gy with S runs of x, vectorised along p (len a multiple of the lane count) and
+// summed over `images` images (rows of image i sit i*g_step / i*x_step further on), added into
+// gw[i*ldw + j]; rows/cols beyond the tile's real size point at row 0 and are not stored.
 template <class T, int R, int S>
-void dot_tile(const T* const* g, const T* const* xr, int64_t len, T* gw, int64_t ldw, int64_t rows, int64_t cols) {
+void dot_tile(const T* const* g, const T* const* xr, int64_t len, int64_t images, int64_t g_step, int64_t x_step,
+              T* gw, int64_t ldw, int64_t rows, int64_t cols) {
   Vec<T> acc[R][S] = {};
-  for (int64_t p = 0; p < len; p += lanes<T>) {
-    Vec<T> xv[S];
-    for (int j = 0; j < S; j++) xv[j] = load(xr[j] + p);
-    for (int i = 0; i < R; i++) {
-      Vec<T> gv = load(g[i] + p);
-      for (int j = 0; j < S; j++) acc[i][j] += gv * xv[j];
+  for (int64_t i = 0; i < images; i++) {
+    for (int64_t p = 0; p < len; p += lanes<T>) {
+      Vec<T> xv[S];
+      for (int j = 0; j < S; j++) xv[j] = load(xr[j] + i * x_step + p);
+      for (int r = 0; r < R; r++) {
+        Vec<T> gv = load(g[r] + i * g_step + p);
+        for (int j = 0; j < S; j++) acc[r][j] += gv * xv[j];
+      }
     }
   }
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++) gw[i * ldw + j] += hsum<T>(acc[i][j]);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < cols; j++) gw[r * ldw + j] += hsum<T>(acc[r][j]);
 }
 
-// gw[g][co][k0:k1] over all images of a chunk: p is cut into L1-sized pieces; each piece of gy rows is
-// reused across the whole k range, each piece of x runs across all co tiles (from L2).
+// gw[g][co][k0:k1] over all images of a chunk. Long rows are cut into L1-sized pieces: each piece of gy
+// rows is reused across the whole k range, each piece of x runs across all co tiles (from L2). Rows no
+// longer than a piece (small images) are instead summed over all images inside one tile, so the
+// horizontal sums stay rare.
 template <class T, int R, int S>
 void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, T* gw, const ConvParams& p,
                        const Phased& q, int64_t ldg, int64_t nn, int64_t g, int64_t k0, int64_t k1) {
   const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  const int64_t g_step = p.c_out * ldg, x_step = p.c_in * q.chan;
   constexpr int64_t piece = 1024;
-  for (int64_t i = 0; i < nn; i++) {
-    const T* gi = gq + (i * p.c_out + g * cog) * ldg;
-    const T* xi = xq + i * p.c_in * q.chan;
+  const bool whole = ldg <= piece;
+  for (int64_t i = 0; i < (whole ? 1 : nn); i++) {
+    const T* gi = gq + i * g_step + g * cog * ldg;
+    const T* xi = xq + i * x_step;
     for (int64_t p0 = 0; p0 < ldg; p0 += piece) {
       const int64_t len = std::min(piece, ldg - p0);
       for (int64_t co = 0; co < cog; co += R) {
@@ -142,8 +171,8 @@ void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, T* gw, co
         for (int64_t k = k0; k < k1; k += S) {
           const T* xrow[S];
           for (int s = 0; s < S; s++) xrow[s] = xi + x_off[k + s < k1 ? k + s : k] + p0;
-          dot_tile<T, R, S>(grow, xrow, len, gw + (g * cog + co) * K + k, K, std::min<int64_t>(R, cog - co),
-                            std::min<int64_t>(S, k1 - k));
+          dot_tile<T, R, S>(grow, xrow, len, whole ? nn : 1, g_step, x_step, gw + (g * cog + co) * K + k, K,
+                            std::min<int64_t>(R, cog - co), std::min<int64_t>(S, k1 - k));
         }
       }
     }
@@ -180,8 +209,9 @@ void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams
 
 void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
   if (is_depthwise(p)) depthwise_forward(x, w, bias, p, y);
-  else if (x.dtype == DType::f32) forward_typed<float>(x, w, bias, p, y);
-  else forward_typed<double>(x, w, bias, p, y);
+  else if (x.dtype == DType::f32)
+    forward_typed<float>(x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr, p, y.data<float>());
+  else forward_typed<double>(x.data<double>(), w.data<double>(), bias ? bias->data<double>() : nullptr, p, y.data<double>());
 }
 
 void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {

@@ -91,14 +91,15 @@ void unphase_channel(const T* gxq, T* gx, const ConvParams& p, const Phased& q) 
   for (int64_t iy = 0; iy < p.h; iy++) {
     T* dst = gx + iy * p.w;
     int64_t a = (iy + p.pad_top) % q.sh, u = (iy + p.pad_top) / q.sh;
-    if (u >= q.hq) {
-      std::fill(dst, dst + p.w, T(0));
-      continue;
-    }
-    const T* src = gxq + a * q.sw * q.plane + u * q.wq;
-    for (int64_t ix = 0; ix < p.w; ix++) {
-      int64_t b = (ix + p.pad_left) % q.sw, v = (ix + p.pad_left) / q.sw;
-      dst[ix] = v < q.wq ? src[b * q.plane + v] : T(0);
+    std::fill(dst, dst + p.w, T(0));
+    if (u >= q.hq) continue;
+    // Columns ix = ix0 + sw*v' of phase b read v = (ix0 + pl)/sw + v', a unit-stride run.
+    for (int64_t b = 0; b < q.sw; b++) {
+      int64_t ix0 = ((b - p.pad_left) % q.sw + q.sw) % q.sw;
+      int64_t v0 = (ix0 + p.pad_left) / q.sw;
+      int64_t count = std::min((p.w - ix0 + q.sw - 1) / q.sw, q.wq - v0);
+      const T* src = gxq + (a * q.sw + b) * q.plane + u * q.wq + v0;
+      for (int64_t j = 0; j < count; j++) dst[ix0 + j * q.sw] = src[j];
     }
   }
 }
