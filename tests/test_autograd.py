@@ -20,6 +20,7 @@ def test_creation_functions(device):
     assert t.is_leaf and t.grad is None
     assert cl.tensor(np.ones(3)).dtype == "float64"  # a float64 array keeps its dtype, as in torch.tensor
     assert cl.tensor(np.ones(3, np.int64)).dtype == "float32"
+    assert cl.tensor([[1.5, 2.0]]).dtype == "float32"  # Python floats: float32, torch's default dtype
     assert cl.tensor(2.5).shape == () and cl.tensor(2.5).item() == 2.5
     assert cl.tensor(np.ones(2), dtype=np.float32).dtype == "float32"
 
@@ -286,6 +287,11 @@ def test_to_dtype_is_differentiable(device):
     (y * y).sum().backward()
     assert x.grad.dtype == "float32"
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+
+
+def test_iteration_yields_rows(device):
+    t = cl.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], device=device)
+    assert [row.numpy().tolist() for row in t] == [[1, 2], [3, 4], [5, 6]]
 
 
 def test_item_numpy_and_repr(device):

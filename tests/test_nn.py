@@ -120,6 +120,18 @@ def test_load_state_dict_errors_name_the_key_and_shapes():
     assert result.missing_keys == ["head.bias"]
 
 
+def test_deepcopy_makes_an_independent_model():
+    import copy
+
+    net = Net()
+    twin = copy.deepcopy(net)
+    assert isinstance(twin.head.weight, nn.Parameter) and twin.head.weight is not net.head.weight
+    assert twin.shared is twin.head  # shared modules stay shared in the copy
+    np.testing.assert_array_equal(twin.head.weight.numpy(), net.head.weight.numpy())
+    nn.init.zeros_(twin.head.weight)
+    assert np.abs(net.head.weight.numpy()).sum() > 0
+
+
 def test_setattr_rules():
     m = nn.Linear(2, 3)
     with pytest.raises(TypeError, match="weight"):

@@ -91,8 +91,8 @@ def _ndarray_from(data, dtype, device):
     arr = np.asarray(data)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"tensor: data must be numbers, got an array of {arr.dtype}")
-    if dtype is None:
-        dtype = arr.dtype.name if arr.dtype.name in DTYPES else "float32"
+    if dtype is None:  # as torch.tensor: NumPy float arrays keep their dtype, Python numbers become float32
+        dtype = arr.dtype.name if isinstance(data, (np.ndarray, np.generic)) and arr.dtype.name in DTYPES else "float32"
     return NDArray.from_numpy(arr.astype(canonical_dtype(dtype)), canonical_device(device))
 
 
@@ -101,8 +101,9 @@ class Tensor:
     __hash__ = object.__hash__  # == is element-wise, identity stays the hash
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
-        self._data = data if isinstance(data, NDArray) and dtype is None and device is None else _ndarray_from(
-            data, dtype, device)
+        if not (isinstance(data, NDArray) and dtype is None and device is None):
+            data = _ndarray_from(data, dtype, device)
+        self._data = data  # an NDArray passed alone is shared, not copied: ops and views build on that
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self._ctx = None  # the Function that produced this tensor; None for leaves
@@ -154,9 +155,24 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
     def __repr__(self):
+        values = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"tensor({self.numpy()!r}, device='{self.device}', dtype={self.dtype}{grad})"
+        return f"tensor({values}, device='{self.device}', dtype={self.dtype}{grad})"
+
+    def __deepcopy__(self, memo):
+        """A leaf with its own copy of the data (and grad); what copy.deepcopy(model) needs."""
+        if not self.is_leaf:
+            raise RuntimeError("deepcopy: only leaf tensors (made by the user, not by an op) can be copied")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._data = self._data.copy()
+        new.grad = None if self.grad is None else Tensor(self.grad._data.copy())
+        memo[id(self)] = new
+        return new
 
     # ---- conversion ----
     def numpy(self):
@@ -513,7 +529,8 @@ def run_backward(root, grad):
 
 # ---- creation ----
 def tensor(data, dtype=None, device=None, requires_grad=False):
-    """A new leaf holding a copy of data. dtype=None keeps a float64/float32 source's dtype, else float32."""
+    """A new leaf holding a copy of data. dtype=None keeps the dtype of a float NumPy array, NDArray or Tensor
+    and makes Python numbers and lists float32, as torch.tensor does."""
     return Tensor(_ndarray_from(data, dtype, device), requires_grad=requires_grad)
 
 

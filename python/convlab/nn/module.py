@@ -46,7 +46,8 @@ class Module:
             (self._parameters if name in self._parameters else self._modules)[name] = None
         elif name in self._buffers:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign a {type(value).__name__} to buffer {name!r} (expected a Tensor or None)")
+                raise TypeError(f"cannot assign a {type(value).__name__} to buffer {name!r} "
+                                f"(expected a Tensor or None)")
             self._buffers[name] = value
         else:
             object.__setattr__(self, name, value)
