@@ -303,6 +303,27 @@ def test_item_numpy_and_repr(device):
         cl.zeros(2).item()
 
 
+def test_expand_and_clone(device):
+    compare_with_torch(lambda x: x.expand(2, 3, -1) * 1.0, lambda x: x.expand(2, 3, -1) * 1.0,
+                       [np.random.default_rng(14).standard_normal((3, 1))], device, "float64")
+    x = cl.tensor([1.0, 2.0], device=device, requires_grad=True)
+    y = x.clone()
+    assert y.numpy().tolist() == [1, 2] and not y.is_leaf
+    (y * y).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+
+
+def test_device_check_names_both_devices():
+    # The rule itself, without needing a GPU: anything with a .device attribute will do.
+    from types import SimpleNamespace
+
+    from convlab.autograd import check_same_device
+
+    check_same_device(SimpleNamespace(device="cpu"), SimpleNamespace(device="cpu"))
+    with pytest.raises(RuntimeError, match="cpu and cuda"):
+        check_same_device(SimpleNamespace(device="cuda"), SimpleNamespace(device="cpu"))
+
+
 def test_mixing_devices_raises():
     if not cl.cuda.is_available():
         pytest.skip("needs a GPU to have two devices")
