@@ -38,35 +38,39 @@ int64_t images_per_chunk(const ConvParams& p, const Phased& q) {
 }
 
 template <class T>
+void build_phased_channel(const T* src, T* out, const ConvParams& p, const Phased& q) {
+  for (int64_t a = 0; a < q.sh; a++) {
+    for (int64_t b = 0; b < q.sw; b++) {
+      if (!q.used[a * q.sw + b]) continue;
+      T* dst = out + (a * q.sw + b) * q.plane;
+      // Columns [v_lo, v_hi) of a phase row land inside x.
+      int64_t v_lo = std::clamp<int64_t>(ceil_div(p.pad_left - b, q.sw), 0, q.wq);
+      int64_t v_hi = std::clamp<int64_t>(ceil_div(p.w + p.pad_left - b, q.sw), v_lo, q.wq);
+      for (int64_t u = 0; u < q.hq; u++) {
+        T* row = dst + u * q.wq;
+        int64_t iy = u * q.sh + a - p.pad_top;
+        if (iy < 0 || iy >= p.h) {
+          std::fill(row, row + q.wq, T(0));
+          continue;
+        }
+        const T* in = src + iy * p.w + b - p.pad_left;
+        std::fill(row, row + v_lo, T(0));
+        if (q.sw == 1) std::copy(in + v_lo, in + v_hi, row + v_lo);
+        else
+          for (int64_t v = v_lo; v < v_hi; v++) row[v] = in[v * q.sw];
+        std::fill(row + v_hi, row + q.wq, T(0));
+      }
+      std::fill(dst + q.hq * q.wq, dst + q.plane, T(0));
+    }
+  }
+}
+
+template <class T>
 const T* build_phased(const T* x, int64_t nn, const ConvParams& p, const Phased& q) {
   if (q.identity) return x;
   T* out = scratch<T>(slot_input, nn * p.c_in * q.chan);
 #pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < nn * p.c_in; nc++) {
-    const T* src = x + nc * p.h * p.w;
-    for (int64_t a = 0; a < q.sh; a++) {
-      for (int64_t b = 0; b < q.sw; b++) {
-        if (!q.used[a * q.sw + b]) continue;
-        T* dst = out + nc * q.chan + (a * q.sw + b) * q.plane;
-        // Columns [v_lo, v_hi) of a phase row land inside x.
-        int64_t v_lo = std::clamp<int64_t>(ceil_div(p.pad_left - b, q.sw), 0, q.wq);
-        int64_t v_hi = std::clamp<int64_t>(ceil_div(p.w + p.pad_left - b, q.sw), v_lo, q.wq);
-        for (int64_t u = 0; u < q.hq; u++) {
-          T* row = dst + u * q.wq;
-          int64_t iy = u * q.sh + a - p.pad_top;
-          if (iy < 0 || iy >= p.h) {
-            std::fill(row, row + q.wq, T(0));
-            continue;
-          }
-          const T* in = src + iy * p.w + b - p.pad_left;
-          std::fill(row, row + v_lo, T(0));
-          for (int64_t v = v_lo; v < v_hi; v++) row[v] = in[v * q.sw];
-          std::fill(row + v_hi, row + q.wq, T(0));
-        }
-        std::fill(dst + q.hq * q.wq, dst + q.plane, T(0));
-      }
-    }
-  }
+  for (int64_t nc = 0; nc < nn * p.c_in; nc++) build_phased_channel(x + nc * p.h * p.w, out + nc * q.chan, p, q);
   return out;
 }
 
@@ -113,7 +117,7 @@ void unphase(const T* gxq, T* gx, int64_t nn, const ConvParams& p, const Phased&
 template <class T>
 void finish_output(const T* yq, T* y, const T* bias, int64_t nn, int64_t c_out, int64_t oh, int64_t ow, int64_t wq) {
   if (yq == y && !bias) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nn * c_out > 1)
   for (int64_t nc = 0; nc < nn * c_out; nc++) {
     T b = bias ? bias[nc % c_out] : T(0);
     for (int64_t oy = 0; oy < oh; oy++) {
@@ -126,6 +130,7 @@ void finish_output(const T* yq, T* y, const T* bias, int64_t nn, int64_t c_out, 
 
 #define CONVLAB_LAYOUT(T)                                                                                    \
   template const T* build_phased<T>(const T*, int64_t, const ConvParams&, const Phased&);                   \
+  template void build_phased_channel<T>(const T*, T*, const ConvParams&, const Phased&);                   \
   template const T* extend_grad_output<T>(const T*, int64_t, const ConvParams&, const Phased&, int64_t);    \
   template void unphase<T>(const T*, T*, int64_t, const ConvParams&, const Phased&);                        \
   template void unphase_channel<T>(const T*, T*, const ConvParams&, const Phased&);                         \

@@ -30,6 +30,9 @@ int64_t images_per_chunk(const ConvParams& p, const Phased& q);
 // buffer (slot_input) with unused phases left unwritten.
 template <class T>
 const T* build_phased(const T* x, int64_t nn, const ConvParams& p, const Phased& q);
+// One channel: src (h, w) -> out (chan elements).
+template <class T>
+void build_phased_channel(const T* src, T* out, const ConvParams& p, const Phased& q);
 
 // gy (nn, c_out, oh, ow) on the extended grid with row length ld >= np: zeros in garbage columns and in the
 // tail. gy itself when that is already its layout, else a scratch buffer (slot_output).
