@@ -174,8 +174,8 @@ PYBIND11_MODULE(_C, m) {
       .def("is_contiguous", &NDArray::is_contiguous)
       .def("compact", &NDArray::compact, nogil())
       .def("copy", &NDArray::copy, nogil())
-      .def("astype", [](const NDArray& a, const std::string& dt) { return a.astype(parse_dtype(dt)); })
-      .def("to", [](const NDArray& a, const std::string& dev) { return a.to(parse_device(dev)); })
+      .def("astype", [](const NDArray& a, const std::string& dt) { return a.astype(parse_dtype(dt)); }, nogil())
+      .def("to", [](const NDArray& a, const std::string& dev) { return a.to(parse_device(dev)); }, nogil())
       .def("shares_storage", [](const NDArray& a, const NDArray& b) { return a.storage == b.storage; })
       // views
       .def("view", [](const NDArray& a, const py::object& s) { return a.view(resolve_shape(a, to_shape(s))); })
@@ -234,13 +234,19 @@ PYBIND11_MODULE(_C, m) {
       .def("sign", [](const NDArray& a) { return unary(UnaryOp::sign, a); }, nogil())
       // reductions
       .def("sum", [](const NDArray& a, const py::object& axes, bool keepdims) {
-        return reduce(ReduceOp::sum, a, to_axes(axes), keepdims);
+        std::vector<int64_t> ax = to_axes(axes);
+        py::gil_scoped_release nogil_;
+        return reduce(ReduceOp::sum, a, ax, keepdims);
       }, py::arg("axes") = py::none(), py::arg("keepdims") = false)
       .def("max", [](const NDArray& a, const py::object& axes, bool keepdims) {
-        return reduce(ReduceOp::max, a, to_axes(axes), keepdims);
+        std::vector<int64_t> ax = to_axes(axes);
+        py::gil_scoped_release nogil_;
+        return reduce(ReduceOp::max, a, ax, keepdims);
       }, py::arg("axes") = py::none(), py::arg("keepdims") = false)
       .def("mean", [](const NDArray& a, const py::object& axes, bool keepdims) {
-        return mean(a, to_axes(axes), keepdims);
+        std::vector<int64_t> ax = to_axes(axes);
+        py::gil_scoped_release nogil_;
+        return mean(a, ax, keepdims);
       }, py::arg("axes") = py::none(), py::arg("keepdims") = false)
       .def("argmax", &argmax, py::arg("axis") = py::none(), py::arg("keepdims") = false, nogil())
       .def("matmul", &matmul, nogil())
