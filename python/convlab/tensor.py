@@ -56,7 +56,10 @@ class no_grad:
 
 
 def canonical_dtype(dtype):
-    """'float32'/'float64' from a string, a NumPy dtype or a NumPy type; TypeError for anything else."""
+    """'float32'/'float64' from a string, a NumPy dtype or a NumPy type; None is the default, float32 (as
+    in PyTorch; NumPy would read it as float64); TypeError for anything else."""
+    if dtype is None:
+        return "float32"
     try:
         name = np.dtype(dtype).name
     except TypeError:
