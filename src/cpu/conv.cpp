@@ -37,31 +37,21 @@ std::vector<int64_t> strided_offsets(int64_t rows, int64_t stride) {
   return off;
 }
 
-// Column blocks (whole NR slivers) shrink until there are a few tasks per thread.
-template <class T>
-int64_t column_block(int64_t cols, int64_t other_tasks) {
-  int64_t nb = gemm_nc, want = 4 * omp_get_max_threads();
-  while (nb > gemm_nr<T> && other_tasks * ((cols + nb - 1) / nb) < want) nb -= gemm_nr<T>;
-  return nb;
-}
-
 template <class T>
 void forward_typed(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
   const Phased q = phased(p);
   const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group();
-  const int64_t K = cig * p.kh * p.kw, np = q.np, a_size = packed_a_size(cog, K);
-  T* wp = scratch<T>(slot_pack_a, G * a_size);
-  for (int64_t g = 0; g < G; g++) pack_a(wp + g * a_size, w + g * cog * K, cog, K, K, 1);
+  const int64_t K = cig * p.kh * p.kw, np = q.np;
   const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
   const bool direct = q.wq == p.ow;  // no garbage columns: the GEMM writes y itself
 
   const int64_t chunk = images_per_chunk(p, q);
-  const int64_t mb = 256, m_blocks = (cog + mb - 1) / mb;
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
     const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
     T* yq = direct ? y + n0 * p.c_out * np : scratch<T>(slot_output, nn * p.c_out * np);
-    const int64_t nb = column_block<T>(np, nn * G * m_blocks), n_blocks = (np + nb - 1) / nb;
+    const GemmBlocking bl = gemm_blocking<T>(nn * G, cog, np);
+    const int64_t mb = bl.mb, nb = bl.nb, m_blocks = bl.m_blocks, n_blocks = bl.n_blocks;
     const int64_t tasks = nn * G * m_blocks * n_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
@@ -69,7 +59,7 @@ void forward_typed(const T* x, const T* w, const T* bias, const ConvParams& p, T
       int64_t i = t / (n_blocks * m_blocks * G);
       Rows<const T> b{xq + i * p.c_in * q.chan, b_off.data() + g * K};
       Rows<T> c{yq + i * p.c_out * np, c_off.data() + g * cog};
-      gemm_block(wp + g * a_size, K, b, c, false, mi * mb, std::min(cog, (mi + 1) * mb), ni * nb,
+      gemm_block(w + g * cog * K, K, 1, K, b, c, false, mi * mb, std::min(cog, (mi + 1) * mb), ni * nb,
                  std::min(np, (ni + 1) * nb));
     }
     finish_output<T>(yq, y + n0 * p.c_out * p.oh * p.ow, bias, nn,
@@ -102,9 +92,7 @@ void backward_input_typed(const NDArray& gy, const NDArray& w, const ConvParams&
   if (p.stride_h == 1 && p.stride_w == 1) return backward_input_stride1<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
   const Phased q = phased(p);
   const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
-  const int64_t K = cig * taps, np = q.np, a_size = packed_a_size(K, cog);
-  T* wt = scratch<T>(slot_pack_a, G * a_size);
-  for (int64_t g = 0; g < G; g++) pack_a(wt + g * a_size, w.data<T>() + g * cog * K, K, cog, 1, K);
+  const int64_t K = cig * taps, np = q.np;
   const std::vector<int64_t> b_off = strided_offsets(p.c_out, np), c_off = run_offsets(p, q);
 
   // Row blocks hold whole channels (a multiple of taps) so that tasks scatter into disjoint channels.
@@ -122,7 +110,7 @@ void backward_input_typed(const NDArray& gy, const NDArray& w, const ConvParams&
       int64_t mi = t % m_blocks, g = t / m_blocks % G, i = t / (m_blocks * G);
       Rows<const T> b{gq + i * p.c_out * np, b_off.data() + g * cog};
       Rows<T> c{gxq + i * p.c_in * q.chan, c_off.data() + g * K};
-      gemm_block(wt + g * a_size, cog, b, c, !q.identity, mi * mb, std::min(K, (mi + 1) * mb), 0, np);
+      gemm_block(w.data<T>() + g * cog * K, 1, K, cog, b, c, !q.identity, mi * mb, std::min(K, (mi + 1) * mb), 0, np);
     }
     if (!q.identity) unphase<T>(gxq, gx.data<T>() + n0 * p.c_in * p.h * p.w, nn, p, q);
   }

@@ -1,5 +1,5 @@
-// C (+)= A @ B: the macro-kernel walks NC-wide panels and KC-deep slices of B (packed into NR-wide slivers),
-// and for each B sliver runs the MR x NR micro-kernel down every packed A sliver of the block.
+// C (+)= A @ B: the macro-kernel walks NC-wide panels and KC-deep slices of B (packed into NR-wide slivers);
+// for each MR-row strip of A it runs the MR x NR micro-kernel across the whole panel, so the strip stays in L1.
 #include "gemm.h"
 
 #include <algorithm>
@@ -33,23 +33,25 @@ void* scratch_bytes(int slot, size_t bytes) {
   return b.ptr;
 }
 
-// acc[i][v] = sum_k a[k][i] * b[k][v*lanes ...]: k outermost so the 24 accumulators live in registers;
-// then the tile is stored (or added) into C, through a small buffer when it hangs over C's edge.
+// acc[i][v] = sum_k A[m+i][k] * b[k][v*lanes ...]: k outermost so the 24 accumulators live in registers
+// (A is broadcast straight from its rows, rows past the edge repeat the last one); then the tile is stored
+// (or added) into C, through a small buffer when it hangs over C's edge.
 template <class T>
-void micro_tile(int64_t kc, const T* a, const T* b, Rows<T> c, int64_t m, int64_t n, int64_t rows,
-                int64_t cols, bool add) {
+void micro_tile(int64_t kc, const T* a, int64_t ars, int64_t acs, const T* b, Rows<T> c, int64_t m, int64_t n,
+                int64_t rows, int64_t cols, bool add) {
   constexpr int L = lanes<T>;
   constexpr int64_t nr = gemm_nr<T>;
+  const T* ar[gemm_mr];
+  for (int i = 0; i < gemm_mr; i++) ar[i] = a + std::min<int64_t>(i, rows - 1) * ars;
   Vec<T> acc[gemm_mr][3] = {};
   for (int64_t k = 0; k < kc; k++) {
     Vec<T> b0 = load(b), b1 = load(b + L), b2 = load(b + 2 * L);
     for (int i = 0; i < gemm_mr; i++) {
-      T ai = a[i];
+      T ai = ar[i][k * acs];
       acc[i][0] += ai * b0;
       acc[i][1] += ai * b1;
       acc[i][2] += ai * b2;
     }
-    a += gemm_mr;
     b += nr;
   }
   for (int64_t i = 0; i < rows; i++) {
@@ -92,20 +94,7 @@ T* scratch(int slot, size_t count) {
 }
 
 template <class T>
-void pack_a(T* dst, const T* a, int64_t m, int64_t k, int64_t rs, int64_t cs) {
-  int64_t slivers = (m + gemm_mr - 1) / gemm_mr;
-#pragma omp parallel for schedule(static) if (m * k > (1 << 16))
-  for (int64_t s = 0; s < slivers; s++) {
-    T* out = dst + s * gemm_mr * k;
-    int64_t rows = std::min(gemm_mr, m - s * gemm_mr);
-    for (int64_t kk = 0; kk < k; kk++) {
-      for (int64_t i = 0; i < gemm_mr; i++) out[kk * gemm_mr + i] = i < rows ? a[(s * gemm_mr + i) * rs + kk * cs] : T(0);
-    }
-  }
-}
-
-template <class T>
-void gemm_block(const T* a_packed, int64_t k, Rows<const T> b, Rows<T> c, bool add, int64_t m0, int64_t m1,
+void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, Rows<const T> b, Rows<T> c, bool add, int64_t m0, int64_t m1,
                 int64_t n0, int64_t n1) {
   constexpr int64_t nr = gemm_nr<T>;
   int64_t panel = (std::min(gemm_nc, n1 - n0) + nr - 1) / nr * nr;
@@ -115,9 +104,9 @@ void gemm_block(const T* a_packed, int64_t k, Rows<const T> b, Rows<T> c, bool a
     for (int64_t k0 = 0; k0 < k; k0 += gemm_kc) {
       int64_t kc = std::min(gemm_kc, k - k0);
       pack_b(buf, b, k0, kc, nc0, nc);
-      for (int64_t j = 0; j < nc; j += nr) {
-        for (int64_t m = m0; m < m1; m += gemm_mr) {
-          micro_tile(kc, a_packed + m * k + k0 * gemm_mr, buf + j * kc, c, m, nc0 + j, std::min(gemm_mr, m1 - m),
+      for (int64_t m = m0; m < m1; m += gemm_mr) {
+        for (int64_t j = 0; j < nc; j += nr) {
+          micro_tile(kc, a + m * ars + k0 * acs, ars, acs, buf + j * kc, c, m, nc0 + j, std::min(gemm_mr, m1 - m),
                      std::min(nr, nc - j), add || k0 > 0);
         }
       }
@@ -125,14 +114,28 @@ void gemm_block(const T* a_packed, int64_t k, Rows<const T> b, Rows<T> c, bool a
   }
 }
 
+template <class T>
+GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n) {
+  constexpr int64_t nr = gemm_nr<T>;
+  const int64_t want = 4 * omp_get_max_threads();
+  int64_t mb = (m + gemm_mr - 1) / gemm_mr * gemm_mr, nb = std::min(gemm_nc, (n + nr - 1) / nr * nr);
+  auto tasks = [&] { return count * ((m + mb - 1) / mb) * ((n + nb - 1) / nb); };
+  while (tasks() < want) {
+    if (mb > 64) mb = (mb / 2 + gemm_mr - 1) / gemm_mr * gemm_mr;
+    else if (nb > nr) nb = (nb / 2 + nr - 1) / nr * nr;
+    else break;
+  }
+  return {mb, nb, (m + mb - 1) / mb, (n + nb - 1) / nb};
+}
+
+template GemmBlocking gemm_blocking<float>(int64_t, int64_t, int64_t);
+template GemmBlocking gemm_blocking<double>(int64_t, int64_t, int64_t);
 template float* scratch<float>(int, size_t);
 template double* scratch<double>(int, size_t);
 template int64_t* scratch<int64_t>(int, size_t);
-template void pack_a<float>(float*, const float*, int64_t, int64_t, int64_t, int64_t);
-template void pack_a<double>(double*, const double*, int64_t, int64_t, int64_t, int64_t);
-template void gemm_block<float>(const float*, int64_t, Rows<const float>, Rows<float>, bool, int64_t, int64_t,
-                                int64_t, int64_t);
-template void gemm_block<double>(const double*, int64_t, Rows<const double>, Rows<double>, bool, int64_t,
-                                 int64_t, int64_t, int64_t);
+template void gemm_block<float>(const float*, int64_t, int64_t, int64_t, Rows<const float>, Rows<float>, bool,
+                                int64_t, int64_t, int64_t, int64_t);
+template void gemm_block<double>(const double*, int64_t, int64_t, int64_t, Rows<const double>, Rows<double>, bool,
+                                 int64_t, int64_t, int64_t, int64_t);
 
 }  // namespace convlab::cpu

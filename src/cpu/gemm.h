@@ -1,5 +1,5 @@
-// The one GEMM behind matmul and the convolutions: C (+)= A @ B, BLIS style. A is packed once by the caller
-// into MR-row slivers; B is read through row offsets (row k starts at base + off[k], columns contiguous), so
+// The one GEMM behind matmul and the convolutions: C (+)= A @ B, BLIS style. A is read in place with any
+// strides; B is read through row offsets (row k starts at base + off[k], columns contiguous), so
 // a convolution hands in rows of its padded input instead of an im2col copy; C is written through row
 // offsets too, which lets backward-input scatter-add its result straight into the input gradient.
 #pragma once
@@ -51,23 +51,27 @@ struct Rows {
   const int64_t* off;  // row r starts at base + off[r]
 };
 
-// Packs A (m x k, A[i][j] = a[i*rs + j*cs]) into ceil(m/MR) slivers of k x MR values, k-major, rows past m
-// zero. Returns nothing; dst holds packed_a_size(m, k) elements.
-inline int64_t packed_a_size(int64_t m, int64_t k) { return (m + gemm_mr - 1) / gemm_mr * gemm_mr * k; }
+// Serial: C[m0:m1, n0:n1] = (or += when add) A[m0:m1, :] @ B[:, n0:n1], where A[i][j] = a[i*ars + j*acs]
+// (row-major, or transposed, read in place: the micro-kernel only broadcasts single elements of A) and B
+// has k rows. Callers run many of these in parallel on disjoint parts of C.
 template <class T>
-void pack_a(T* dst, const T* a, int64_t m, int64_t k, int64_t rs, int64_t cs);
+void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, Rows<const T> b, Rows<T> c, bool add, int64_t m0,
+                int64_t m1, int64_t n0, int64_t n1);
 
-// Serial: C[m0:m1, n0:n1] = (or += when add) A[m0:m1, :] @ B[:, n0:n1], where A is packed (m0 a multiple of
-// MR) and B has k rows. Callers run many of these in parallel on disjoint parts of C.
+// How to cut `count` independent m x n GEMMs into parallel tasks of mb x nb blocks of C: whole products
+// when there are a few tasks per thread already, else rows are halved first (down to 64: each task then
+// streams only its share of A, which small-n products are bound by), then columns (in whole slivers).
+struct GemmBlocking {
+  int64_t mb, nb, m_blocks, n_blocks;
+};
 template <class T>
-void gemm_block(const T* a_packed, int64_t k, Rows<const T> b, Rows<T> c, bool add, int64_t m0, int64_t m1,
-                int64_t n0, int64_t n1);
+GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n);
 
 // Grow-only, 64-byte aligned scratch memory, one buffer per (calling thread, slot): repeated calls reuse
 // their pages instead of faulting fresh ones in. Contents are undefined on return.
 template <class T>
 T* scratch(int slot, size_t count);
 // slot_thread is the one a worker thread may use inside a parallel region (GEMM's B panel, a plane buffer).
-enum ScratchSlot { slot_thread, slot_pack_a, slot_input, slot_output, slot_count };
+enum ScratchSlot { slot_thread, slot_input, slot_output, slot_count };
 
 }  // namespace convlab::cpu

@@ -1,9 +1,7 @@
-// Batched matmul out[b] = a[b] @ b[b] on the packed GEMM (gemm.h): every a[b] is packed once, then the
-// (batch, 256-row block, column block) tasks run in parallel, each writing its own part of out.
+// Batched matmul out[b] = a[b] @ b[b] on the GEMM of gemm.h: the (batch, row block, column block) tasks run
+// in parallel, each writing its own part of out.
 #include <algorithm>
 #include <vector>
-
-#include <omp.h>
 
 #include "gemm.h"
 #include "kernels.h"
@@ -21,25 +19,19 @@ void matmul_typed(const NDArray& a, const NDArray& b, NDArray& out) {
     std::fill(c, c + batch * m * n, T(0));
     return;
   }
-  const int64_t a_size = packed_a_size(m, k);
-  T* a_packed = scratch<T>(slot_pack_a, batch * a_size);
-  for (int64_t i = 0; i < batch; i++) pack_a(a_packed + i * a_size, a.data<T>() + i * m * k, m, k, k, 1);
   std::vector<int64_t> b_off(k), c_off(m);
   for (int64_t i = 0; i < k; i++) b_off[i] = i * n;
   for (int64_t i = 0; i < m; i++) c_off[i] = i * n;
 
-  // Column blocks shrink (in whole NR slivers) until there are a few tasks per thread.
-  const int64_t mb = 256, m_blocks = (m + mb - 1) / mb;
-  const int64_t want = 4 * omp_get_max_threads();
-  int64_t nb = gemm_nc;
-  while (nb > gemm_nr<T> && batch * m_blocks * ((n + nb - 1) / nb) < want) nb -= gemm_nr<T>;
-  const int64_t n_blocks = (n + nb - 1) / nb, tasks = batch * m_blocks * n_blocks;
+  const GemmBlocking bl = gemm_blocking<T>(batch, m, n);
+  const int64_t mb = bl.mb, nb = bl.nb, m_blocks = bl.m_blocks, n_blocks = bl.n_blocks;
+  const int64_t tasks = batch * m_blocks * n_blocks;
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && batch * m * n * k > (1 << 15))
   for (int64_t t = 0; t < tasks; t++) {
     int64_t i = t / (m_blocks * n_blocks), mi = t / n_blocks % m_blocks, ni = t % n_blocks;
     Rows<const T> rb{b.data<T>() + i * k * n, b_off.data()};
     Rows<T> rc{c + i * m * n, c_off.data()};
-    gemm_block(a_packed + i * a_size, k, rb, rc, false, mi * mb, std::min(m, (mi + 1) * mb), ni * nb,
+    gemm_block(a.data<T>() + i * m * k, k, 1, k, rb, rc, false, mi * mb, std::min(m, (mi + 1) * mb), ni * nb,
                std::min(n, (ni + 1) * nb));
   }
 }
