@@ -28,8 +28,11 @@ NDArray from_numpy_typed(const py::array& arr, Device device) {
   return out;
 }
 
-NDArray from_numpy(const py::array& arr, const std::string& device) {
+NDArray from_numpy(const py::object& obj, const std::string& device) {
   Device dev = parse_device(device);
+  if (!py::isinstance<py::array>(obj) && !py::isinstance(obj, py::module_::import("numpy").attr("generic")))
+    type_error("from_numpy: expected a numpy array, got ", std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  py::array arr = py::array::ensure(obj);
   py::dtype dt = arr.dtype();
   if (dt.kind() == 'f' && dt.itemsize() == 4) return from_numpy_typed<float>(arr, dev);
   if (dt.kind() == 'f' && dt.itemsize() == 8) return from_numpy_typed<double>(arr, dev);

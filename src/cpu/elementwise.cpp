@@ -15,9 +15,6 @@ namespace convlab::cpu {
 
 namespace {
 
-// Below this many elements a thread team costs more than it saves.
-constexpr int64_t kParallelMin = 32768;
-
 // K operands laid over one shape: size-1 axes dropped, neighbours merged where every operand's outer
 // stride equals its inner stride times the inner length (a contiguous array becomes one flat run).
 template <size_t K>

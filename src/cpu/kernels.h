@@ -4,6 +4,9 @@
 
 namespace convlab::cpu {
 
+// Below this many elements a thread team costs more than it saves: simple ops run single-threaded.
+constexpr int64_t kParallelMin = 32768;
+
 // memory.cpp
 void* alloc(size_t bytes);
 void release(void* ptr);

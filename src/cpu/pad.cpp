@@ -10,8 +10,6 @@ namespace convlab::cpu {
 
 namespace {
 
-constexpr int64_t kParallelMin = 32768;
-
 // Input index that output index o (along an axis of length n padded by lo in front) reads, or -1 for the
 // constant fill. The frontend guarantees reflect pads < n and circular pads <= n, so one fold suffices.
 int64_t source_index(int64_t o, int64_t n, int64_t lo, PadMode mode) {

@@ -13,8 +13,6 @@ namespace convlab::cpu {
 
 namespace {
 
-constexpr int64_t kParallelMin = 32768;
-
 // Pairwise summation: halve until a block of at most 128, summed with 8 independent accumulators (which
 // also vectorises). The rounding error grows like log2(n) instead of n, so a float32 sum of 1e6 elements
 // stays within ~1e-6 relative without a wider accumulator.
