@@ -19,6 +19,8 @@ namespace {
 
 using nogil = py::call_guard<py::gil_scoped_release>;
 
+std::string type_name(const py::handle& obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
+
 template <class T>
 NDArray from_numpy_typed(const py::array& arr, Device device) {
   auto c = py::array_t<T, py::array::c_style>::ensure(arr);
@@ -31,7 +33,7 @@ NDArray from_numpy_typed(const py::array& arr, Device device) {
 NDArray from_numpy(const py::object& obj, const std::string& device) {
   Device dev = parse_device(device);
   if (!py::isinstance<py::array>(obj) && !py::isinstance(obj, py::module_::import("numpy").attr("generic")))
-    type_error("from_numpy: expected a numpy array, got ", std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+    type_error("from_numpy: expected a numpy array, got ", type_name(obj));
   py::array arr = py::array::ensure(obj);
   py::dtype dt = arr.dtype();
   if (dt.kind() == 'f' && dt.itemsize() == 4) return from_numpy_typed<float>(arr, dev);
@@ -114,7 +116,7 @@ std::vector<AxisIndex> to_index(const NDArray& a, const py::object& key) {
       idx.push_back({true, i < 0 ? i + len : i, 0, 1});
     } else {
       type_error("index: only integers, slices and ... are supported, got ",
-                 std::string(py::str(py::type::handle_of(item).attr("__name__"))));
+                 type_name(item));
     }
   }
   return idx;
@@ -133,7 +135,7 @@ NDArray binop(BinaryOp op, const NDArray& a, const py::object& other, bool refle
     return binary_scalar(op, a, s, reflected);
   }
   type_error(binary_name(op), ": operand must be an NDArray or a number, got ",
-             std::string(py::str(py::type::handle_of(other).attr("__name__"))));
+             type_name(other));
 }
 
 }  // namespace
@@ -205,7 +207,7 @@ PYBIND11_MODULE(_C, m) {
              if (py::isinstance<NDArray>(value)) assign(dst, value.cast<const NDArray&>());
              else if (py::isinstance<py::float_>(value) || py::isinstance<py::int_>(value)) fill(dst, value.cast<double>());
              else type_error("setitem: value must be an NDArray or a number, got ",
-                             std::string(py::str(value.get_type().attr("__name__"))));
+                             type_name(value));
            })
       // element-wise
       .def("__add__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::add, a, b, false); })
