@@ -9,7 +9,9 @@
 
 namespace convlab::cpu {
 
-// 64-byte vectors: one AVX-512 register with -march=native, split by the compiler on baseline x86-64.
+// 64-byte vectors: one AVX-512 register with -march=native, split by the compiler on baseline x86-64
+// (where GCC notes that passing them by value has no fixed ABI: harmless, they never cross a library edge).
+#pragma GCC diagnostic ignored "-Wpsabi"
 template <class T>
 struct VecOf {
   typedef T type __attribute__((vector_size(64)));
