@@ -3,7 +3,7 @@
 # builds convlab from this checkout with CONVLAB_CUDA=ON, runs the whole test suite, runs compute-sanitizer
 # (memcheck, racecheck, initcheck) over a small script that calls every CUDA kernel, and runs the benchmark
 # on cpu and cuda. Every log goes to OUTDIR; a summary is printed and saved as OUTDIR/summary.txt.
-# Usage: bash scripts/gpu_check.sh OUTDIR   (needs python with numpy, pytest, pybind11, cmake, setuptools;
+# Usage: bash scripts/gpu_check.sh OUTDIR   (needs cmake, nvcc and python with numpy, pytest, pybind11, setuptools;
 # torch is optional: the suite's PyTorch oracles and the benchmark's comparison use it when installed).
 set -uo pipefail
 export PATH=$PATH:/usr/local/cuda/bin
@@ -35,8 +35,9 @@ say "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,nohe
 say "$(nvcc --version 2>&1 | tail -1)"
 missing=$(python3 -c "
 import importlib.util as u
-print(' '.join(m for m in ('numpy', 'pytest', 'pybind11', 'setuptools', 'cmake') if u.find_spec(m) is None))")
-if [ -n "$missing" ]; then say "missing python modules: $missing (pip install them first)"; exit 1; fi
+print(' '.join(m for m in ('numpy', 'pytest', 'pybind11', 'setuptools') if u.find_spec(m) is None))")
+command -v cmake >/dev/null || missing="$missing cmake"
+if [ -n "$missing" ]; then say "missing: $missing (install first)"; exit 1; fi
 
 export CONVLAB_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
 if ! step "build + install (CONVLAB_CUDA=ON)" 300 "$out/build.log" \
