@@ -43,6 +43,9 @@ void micro_tile(int64_t kc, const T* a, int64_t ars, int64_t acs, const T* b, Ro
   constexpr int64_t nr = gemm_nr<T>;
   const T* ar[gemm_mr];
   for (int i = 0; i < gemm_mr; i++) ar[i] = a + std::min<int64_t>(i, rows - 1) * ars;
+  // The C tile is touched only after the k loop: start its cache misses now so they overlap the FMAs.
+  for (int64_t i = 0; i < rows; i++)
+    for (int v = 0; v < 3; v++) __builtin_prefetch(c.base + c.off[m + i] + n + v * L, 1);
   Vec<T> acc[gemm_mr][3] = {};
   for (int64_t k = 0; k < kc; k++) {
     Vec<T> b0 = load(b), b1 = load(b + L), b2 = load(b + 2 * L);
