@@ -18,8 +18,12 @@ void check_len(const char* op, const char* arg, size_t got, int dims) {
     value_error(op, ": ", arg, " needs ", dims, " value(s), one per spatial dim, got ", got);
 }
 
-void check_min(const char* op, const char* arg, int64_t v, int64_t lo) {
+// Every size and window argument lies in [lo, 2^31): the bound keeps the output-size formulas below
+// (products like dilation * (kernel - 1) or (in - 1) * stride) far from int64 overflow, which would
+// otherwise wrap to a plausible-looking size.
+void check_range(const char* op, const char* arg, int64_t v, int64_t lo) {
   if (v < lo) value_error(op, ": ", arg, " must be >= ", lo, ", got ", v);
+  if (v >= (int64_t{1} << 31)) value_error(op, ": ", arg, " must be < 2^31, got ", v);
 }
 
 // Checks the per-spatial-dim argument lists and the groups count shared by conv and conv_transpose.
@@ -28,16 +32,16 @@ void check_conv_args(const char* op, const ConvArgs& a, int dims, bool transpose
   check_len(op, "dilation", a.dilation.size(), dims);
   check_len(op, "padding", a.padding.size(), dims);
   for (int d = 0; d < dims; ++d) {
-    check_min(op, "stride", a.stride[d], 1);
-    check_min(op, "dilation", a.dilation[d], 1);
-    check_min(op, "padding", a.padding[d].first, 0);
-    check_min(op, "padding", a.padding[d].second, 0);
+    check_range(op, "stride", a.stride[d], 1);
+    check_range(op, "dilation", a.dilation[d], 1);
+    check_range(op, "padding", a.padding[d].first, 0);
+    check_range(op, "padding", a.padding[d].second, 0);
   }
-  check_min(op, "groups", a.groups, 1);
+  check_range(op, "groups", a.groups, 1);
   if (transposed) {
     check_len(op, "output_padding", a.output_padding.size(), dims);
     for (int d = 0; d < dims; ++d) {
-      check_min(op, "output_padding", a.output_padding[d], 0);
+      check_range(op, "output_padding", a.output_padding[d], 0);
       if (a.output_padding[d] >= std::max(a.stride[d], a.dilation[d]))
         value_error(op, ": output_padding must be smaller than stride or dilation, got output_padding=",
                     a.output_padding[d], " with stride=", a.stride[d], " and dilation=", a.dilation[d]);
@@ -75,8 +79,8 @@ ConvParams make_conv_params(const char* op, const Shape& x, const Shape& w, cons
   check_conv_args(op, a, dims, false);
   ConvParams p;
   p.n = x[0], p.c_in = x[1], p.c_out = w[0], p.groups = a.groups;
-  check_min(op, "input channels", p.c_in, 1);
-  check_min(op, "weight out_channels", p.c_out, 1);
+  check_range(op, "input channels", p.c_in, 1);
+  check_range(op, "weight out_channels", p.c_out, 1);
   check_groups(op, "input channels", p.c_in, p.groups);
   check_groups(op, "weight out_channels", p.c_out, p.groups);
   if (w[1] * p.groups != p.c_in)
@@ -85,7 +89,8 @@ ConvParams make_conv_params(const char* op, const Shape& x, const Shape& w, cons
   p.h = p.kh = p.oh = p.w = p.kw = p.ow = 1;
   for (int d = 0; d < dims; ++d) {
     int64_t in = x[2 + d], k = w[2 + d];
-    check_min(op, "kernel size", k, 1);
+    check_range(op, "kernel size", k, 1);
+    check_range(op, "input size", in, 0);
     int64_t padded = in + a.padding[d].first + a.padding[d].second;
     int64_t span = a.dilation[d] * (k - 1) + 1;
     if (span > padded)
@@ -106,8 +111,8 @@ ConvParams make_conv_transpose_params(const char* op, const Shape& x, const Shap
   ConvParams p;
   p.n = x[0], p.groups = a.groups;
   p.c_out = x[1];  // the forward conv's output is this op's input
-  check_min(op, "input channels", x[1], 1);
-  check_min(op, "weight out_channels/groups", w[1], 1);
+  check_range(op, "input channels", x[1], 1);
+  check_range(op, "weight out_channels/groups", w[1], 1);
   check_groups(op, "input channels", x[1], p.groups);
   if (w[0] != x[1])
     value_error(op, ": input has ", x[1], " channels but weight expects ", w[0], " (weight shape ",
@@ -116,8 +121,8 @@ ConvParams make_conv_transpose_params(const char* op, const Shape& x, const Shap
   p.h = p.kh = p.oh = p.w = p.kw = p.ow = 1;
   for (int d = 0; d < dims; ++d) {
     int64_t in = x[2 + d], k = w[2 + d];
-    check_min(op, "kernel size", k, 1);
-    check_min(op, "input size", in, 1);
+    check_range(op, "kernel size", k, 1);
+    check_range(op, "input size", in, 1);
     int64_t out = (in - 1) * a.stride[d] - a.padding[d].first - a.padding[d].second +
                   a.dilation[d] * (k - 1) + a.output_padding[d] + 1;
     if (out < 1)
@@ -149,10 +154,11 @@ PoolParams make_pool_params(const char* op, const Shape& x, const PoolArgs& a) {
   p.ceil_mode = a.ceil_mode, p.count_include_pad = a.count_include_pad;
   for (int d = 0; d < dims; ++d) {
     int64_t in = x[2 + d], k = a.kernel[d], s = a.stride[d], pad = a.padding[d], dil = a.dilation[d];
-    check_min(op, "kernel_size", k, 1);
-    check_min(op, "stride", s, 1);
-    check_min(op, "padding", pad, 0);
-    check_min(op, "dilation", dil, 1);
+    check_range(op, "kernel_size", k, 1);
+    check_range(op, "stride", s, 1);
+    check_range(op, "padding", pad, 0);
+    check_range(op, "dilation", dil, 1);
+    check_range(op, "input size", in, 0);
     if (2 * pad > k)
       value_error(op, ": padding should be at most half of kernel_size, got padding=", pad,
                   " with kernel_size=", k);
@@ -174,8 +180,8 @@ PoolParams make_adaptive_pool_params(const char* op, const Shape& x, const std::
   p.n = x[0], p.c = x[1];
   p.h = p.oh = 1;  // 1-D pools along W only
   for (int d = 0; d < dims; ++d) {
-    check_min(op, "output_size", output_size[d], 1);
-    check_min(op, "input size", x[2 + d], 1);
+    check_range(op, "output_size", output_size[d], 1);
+    check_range(op, "input size", x[2 + d], 1);
     bool last = dims == 1 || d == 1;
     (last ? p.w : p.h) = x[2 + d], (last ? p.ow : p.oh) = output_size[d];
   }

@@ -40,6 +40,8 @@ class _ConvNd(Module):
             raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = tuple(F._ntuple(name, "kernel_size", kernel_size, d))
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"{name}: kernel_size must be >= 1, got {kernel_size!r}")
         self.stride = tuple(F._ntuple(name, "stride", stride, d))
         self.dilation = tuple(F._ntuple(name, "dilation", dilation, d))
         self.output_padding = tuple(F._ntuple(name, "output_padding", output_padding, d))
@@ -141,6 +143,8 @@ class ConvTranspose2d(_ConvTranspose):
 class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        if in_features < 0 or out_features < 0:
+            raise ValueError(f"Linear: in_features ({in_features}) and out_features ({out_features}) must be >= 0")
         self.in_features, self.out_features = in_features, out_features
         dtype = dtype or "float32"
         self.weight = Parameter(zeros(out_features, in_features, dtype=dtype, device=device))

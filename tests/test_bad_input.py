@@ -1,0 +1,210 @@
+"""Bad input across the public API (API.md): every wrong call raises the documented exception type with a
+message that names the argument, never crashes, hangs or allocates an absurd size. The wrong calls run in
+child processes (a crash fails exactly the case that caused it). Also here: NaN/inf propagate as in
+PyTorch, empty tensors work, and no op modifies its inputs."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import convlab as cl
+from convlab import NDArray, _C
+from conftest import DEVICES
+
+HUGE = 1 << 40
+
+# (id, code, expected exception type names (any of), fragments the message must contain, case-insensitive).
+# Setup names available to the code: cl, np, NDArray, _C, F (cl.nn.functional), nn (cl.nn), x4 (a float32
+# (2, 4, 8, 8) NDArray), w4 (a (6, 4, 3, 3) weight), t4 / tw (the same as Tensors), c1 (the convolution
+# args for 2-D: stride, padding, dilation, groups).
+CASES = [
+    # NDArray
+    ("from_numpy_int", "NDArray.from_numpy(np.arange(6))", ["TypeError"], ["dtype", "int64"]),
+    ("from_numpy_bad_device", "NDArray.from_numpy(np.zeros(3, np.float32), device='tpu')",
+     ["ValueError", "RuntimeError"], ["device", "tpu"]),
+    ("empty_negative_dim", "NDArray.empty((2, -3))", ["ValueError"], ["shape", "-3"]),
+    ("empty_bad_dtype", "NDArray.empty((2, 3), dtype='int32')", ["TypeError", "ValueError"], ["dtype", "int32"]),
+    ("empty_overflowing_size", f"NDArray.empty(({HUGE}, {HUGE}, {HUGE}))", ["ValueError", "MemoryError"],
+     ["shape"]),
+    ("full_absurd_size", f"NDArray.full(({HUGE}, {HUGE}), 1.0)", ["ValueError", "MemoryError"], []),
+    ("reshape_mismatch", "x4.reshape((5, 7))", ["ValueError"], ["reshape", "(5, 7)"]),
+    ("view_of_permuted", "x4.permute((0, 2, 3, 1)).view((2, -1))", ["ValueError"], ["view"]),
+    ("permute_not_a_permutation", "x4.permute((0, 1, 1, 2))", ["ValueError"], ["permute"]),
+    ("index_out_of_bounds", "x4[2]", ["ValueError", "IndexError"], ["index", "2"]),
+    ("broadcast_mismatch", "x4 + NDArray.full((3,), 1.0)", ["ValueError"], ["broadcast"]),
+    ("dtype_mismatch", "x4 + x4.astype('float64')", ["TypeError"], ["float32", "float64"]),
+    ("matmul_inner_mismatch", "NDArray.full((3, 4), 1.0) @ NDArray.full((5, 2), 1.0)", ["ValueError"],
+     ["matmul"]),
+    ("sum_axis_out_of_range", "x4.sum(7)", ["ValueError", "IndexError"], ["axis", "7"]),
+    ("pad_negative", "x4.pad([(0, 0), (0, 0), (-1, 0), (0, 0)])", ["ValueError"], ["pad"]),
+    ("pad_bad_mode", "x4.pad([(1, 1)], mode='mirror')", ["ValueError"], ["mode", "mirror"]),
+    ("pad_reflect_too_wide", "x4.pad([(9, 0)], mode='reflect')", ["ValueError"], ["reflect"]),
+    ("setitem_string", "x4[0] = 'a'", ["TypeError"], ["str"]),
+    # convolution kernels
+    ("conv_rank2_input", "_C.conv_forward(x4.reshape((8, 64)), w4, None, *c1)", ["ValueError"], ["input", "rank"]),
+    ("conv_channel_mismatch", "_C.conv_forward(x4, NDArray.full((6, 3, 3, 3), 1.0), None, *c1)", ["ValueError"],
+     ["channels", "4"]),
+    ("conv_groups_not_dividing", "_C.conv_forward(x4, NDArray.full((6, 2, 3, 3), 1.0), None, [1, 1], "
+     "[(0, 0), (0, 0)], [1, 1], 3)", ["ValueError"], ["groups"]),
+    ("conv_groups_zero", "_C.conv_forward(x4, w4, None, [1, 1], [(0, 0), (0, 0)], [1, 1], 0)", ["ValueError"],
+     ["groups"]),
+    ("conv_stride_zero", "_C.conv_forward(x4, w4, None, [0, 1], [(0, 0), (0, 0)], [1, 1], 1)", ["ValueError"],
+     ["stride"]),
+    ("conv_dilation_zero", "_C.conv_forward(x4, w4, None, [1, 1], [(0, 0), (0, 0)], [1, 0], 1)", ["ValueError"],
+     ["dilation"]),
+    ("conv_negative_padding", "_C.conv_forward(x4, w4, None, [1, 1], [(0, -1), (0, 0)], [1, 1], 1)",
+     ["ValueError"], ["padding"]),
+    ("conv_kernel_larger_than_input", "_C.conv_forward(x4, NDArray.full((6, 4, 9, 3), 1.0), None, *c1)",
+     ["ValueError"], ["kernel"]),
+    ("conv_stride_list_length", "_C.conv_forward(x4, w4, None, [1], [(0, 0), (0, 0)], [1, 1], 1)",
+     ["ValueError"], ["stride"]),
+    ("conv_bias_shape", "_C.conv_forward(x4, w4, NDArray.full((5,), 1.0), *c1)", ["ValueError"], ["bias"]),
+    ("conv_dtype_mismatch", "_C.conv_forward(x4, w4.astype('float64'), None, *c1)", ["TypeError"],
+     ["weight", "float64"]),
+    ("conv_backward_input_grad_shape", "_C.conv_backward_input(NDArray.full((2, 6, 5, 5), 1.0), w4, [8, 8], *c1)",
+     ["ValueError"], ["grad_output"]),
+    ("conv_dilation_overflow", f"_C.conv_forward(x4, w4, None, [1, 1], [(0, 0), (0, 0)], [{1 << 62}, 1], 1)",
+     ["ValueError"], ["dilation"]),
+    ("conv_padding_absurd", f"_C.conv_forward(x4, w4, None, [1, 1], [({HUGE}, {HUGE}), (0, 0)], [1, 1], 1)",
+     ["ValueError", "MemoryError"], []),
+    ("conv_transpose_absurd_output", f"_C.conv_transpose_forward(x4, NDArray.full((4, 2, 3, 3), 1.0), None, "
+     f"[{HUGE}, {HUGE}], [(0, 0), (0, 0)], [0, 0], [1, 1], 1)", ["ValueError", "MemoryError"], []),
+    ("conv_transpose_output_padding", "_C.conv_transpose_forward(x4, NDArray.full((4, 2, 3, 3), 1.0), None, "
+     "[2, 2], [(0, 0), (0, 0)], [2, 0], [1, 1], 1)", ["ValueError"], ["output_padding"]),
+    ("conv_of_broadcast_giant", f"_C.conv_forward(NDArray.full((1, 1, 1, 1), 1.0).broadcast_to(({HUGE}, 1, "
+     f"{1 << 12}, {1 << 12})), NDArray.full((1, 1, 1, 1), 1.0), None, *c1)", ["ValueError", "MemoryError"], []),
+    # pooling kernels
+    ("max_pool_padding_over_half", "_C.max_pool_forward(x4, [3, 3], [1, 1], [2, 0], [1, 1], False)",
+     ["ValueError"], ["padding"]),
+    ("max_pool_kernel_zero", "_C.max_pool_forward(x4, [0, 3], [1, 1], [0, 0], [1, 1], False)", ["ValueError"],
+     ["kernel_size"]),
+    ("max_pool_kernel_overflow", f"_C.max_pool_forward(x4, [{1 << 62}, 3], [1, 1], [0, 0], [4, 1], False)",
+     ["ValueError"], ["kernel_size"]),
+    ("pool_of_broadcast_giant_length", f"_C.max_pool_forward(NDArray.full((1, 1, 1), 1.0).broadcast_to((1, 1, "
+     f"{1 << 62})), [2], [2], [0], [1], False)", ["ValueError", "MemoryError"], ["input size"]),
+    ("avg_pool_input_too_small", "_C.avg_pool_forward(x4, [9, 9], [1, 1], [0, 0], False, True)", ["ValueError"],
+     ["input"]),
+    ("adaptive_output_zero", "_C.adaptive_avg_pool_forward(x4, [0, 2])", ["ValueError"], ["output_size"]),
+    # tensors and autograd
+    ("tensor_from_string", "cl.tensor('abc')", ["TypeError", "ValueError"], ["data"]),
+    ("tensor_bad_dtype", "cl.tensor([1.0], dtype='int32')", ["TypeError", "ValueError"], ["dtype"]),
+    ("tensor_bad_device", "cl.tensor([1.0], device='tpu')", ["ValueError", "RuntimeError"], ["device"]),
+    ("backward_non_scalar", "(t4 * 2).backward()", ["RuntimeError"], ["gradient"]),
+    ("backward_without_grad", "cl.tensor([1.0]).sum().backward()", ["RuntimeError"], ["grad"]),
+    ("backward_gradient_shape", "(t4 * 2).backward(cl.ones(3))", ["ValueError", "RuntimeError"], ["shape"]),
+    # nn.functional
+    ("conv2d_numpy_input", "F.conv2d(np.zeros((1, 4, 8, 8), np.float32), tw)", ["TypeError"], ["input"]),
+    ("conv2d_same_strided", "F.conv2d(t4, tw, padding='same', stride=2)", ["ValueError"], ["same", "stride"]),
+    ("conv2d_bad_padding_string", "F.conv2d(t4, tw, padding='full')", ["ValueError"], ["padding", "full"]),
+    ("conv2d_rank5_input", "F.conv2d(t4.reshape(1, 2, 4, 8, 8), tw)", ["ValueError"], ["input"]),
+    ("conv2d_weight_rank", "F.conv2d(t4, tw.reshape(6, 4, 9))", ["ValueError"], ["weight"]),
+    ("conv2d_stride_tuple_length", "F.conv2d(t4, tw, stride=(1, 1, 1))", ["ValueError"], ["stride"]),
+    ("conv1d_channel_mismatch", "F.conv1d(cl.ones(2, 3, 10), cl.ones(4, 2, 3))", ["ValueError"], ["channels"]),
+    ("conv_transpose2d_weight_channels", "F.conv_transpose2d(t4, cl.ones(3, 2, 3, 3))", ["ValueError"],
+     ["channels"]),
+    ("max_pool2d_kernel_zero", "F.max_pool2d(t4, 0)", ["ValueError"], ["kernel_size"]),
+    ("max_pool2d_negative_stride", "F.max_pool2d(t4, 2, stride=-1)", ["ValueError"], ["stride"]),
+    ("avg_pool2d_kernel_too_big", "F.avg_pool2d(t4, 9)", ["ValueError"], ["input"]),
+    ("adaptive_pool_bad_size", "F.adaptive_avg_pool2d(t4, (2, 2, 2))", ["ValueError"], ["output_size"]),
+    ("functional_pad_bad_mode", "F.pad(t4, (1, 1), mode='mirror')", ["ValueError", "NotImplementedError"], ["mode"]),
+    ("pad_odd_length", "F.pad(t4, (1, 1, 1))", ["ValueError"], ["pad"]),
+    ("linear_shape_mismatch", "F.linear(cl.ones(2, 5), cl.ones(3, 4))", ["ValueError", "RuntimeError"],
+     ["weight"]),
+    ("cross_entropy_target_range", "F.cross_entropy(cl.ones(2, 3), np.array([0, 3]))", ["ValueError", "IndexError"],
+     ["target", "3"]),
+    ("cross_entropy_bad_reduction", "F.cross_entropy(cl.ones(2, 3), np.array([0, 1]), reduction='avg')",
+     ["ValueError"], ["reduction"]),
+    ("cross_entropy_target_shape", "F.cross_entropy(cl.ones(2, 3), np.array([0, 1, 2]))", ["ValueError"],
+     ["target"]),
+    ("dropout_p_out_of_range", "F.dropout(t4, p=1.5)", ["ValueError"], ["p"]),
+    ("softmax_dim_out_of_range", "F.softmax(t4, dim=4)", ["ValueError", "IndexError"], ["dim"]),
+    ("batch_norm_one_value", "F.batch_norm(cl.ones(1, 3), None, None, training=True)", ["ValueError"],
+     ["value"]),
+    ("mixed_dtypes_conv", "F.conv2d(t4, tw.double())", ["TypeError", "RuntimeError"], ["float64"]),
+    ("cuda_without_gpu", "cl.ones(2, device='cuda') if not cl.cuda.is_available() else "
+     "(cl.ones(2) + cl.ones(2, device='cuda'))", ["RuntimeError"], ["cuda"]),
+    # nn modules
+    ("conv2d_module_groups", "nn.Conv2d(3, 4, 3, groups=2)", ["ValueError"], ["groups"]),
+    ("conv2d_module_zero_kernel", "nn.Conv2d(3, 4, 0)", ["ValueError"], ["kernel_size"]),
+    ("conv2d_module_padding_mode", "nn.Conv2d(3, 4, 3, padding_mode='zero')", ["ValueError"], ["padding_mode"]),
+    ("linear_module_negative", "nn.Linear(-1, 3)", ["ValueError", "RuntimeError"], ["in_features"]),
+    ("conv2d_module_wrong_input", "nn.Conv2d(3, 4, 3)(t4)", ["ValueError"], ["channels"]),
+    ("load_state_dict_missing", "m = nn.Linear(2, 3); m.load_state_dict({'weight': m.weight.numpy()})",
+     ["RuntimeError"], ["bias"]),
+    ("load_state_dict_shape", "m = nn.Linear(2, 3); m.load_state_dict({'weight': np.zeros((2, 2), np.float32), "
+     "'bias': np.zeros(3, np.float32)})", ["RuntimeError"], ["weight", "shape"]),
+    # optim
+    ("sgd_negative_lr", "cl.optim.SGD(nn.Linear(2, 2).parameters(), lr=-0.1)", ["ValueError"], ["lr"]),
+    ("sgd_empty_params", "cl.optim.SGD([], lr=0.1)", ["ValueError"], ["empty"]),
+    ("sgd_nesterov_no_momentum", "cl.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1, nesterov=True)",
+     ["ValueError"], ["nesterov"]),
+    ("sgd_non_tensor", "cl.optim.SGD([np.zeros(3)], lr=0.1)", ["TypeError"], ["ndarray"]),
+    ("adam_bad_betas", "cl.optim.Adam(nn.Linear(2, 2).parameters(), betas=(1.5, 0.9))", ["ValueError"], ["betas"]),
+]
+
+CHILD = r"""
+import json, sys
+import numpy as np
+import convlab as cl
+from convlab import NDArray, _C
+
+x4 = NDArray.from_numpy(np.random.default_rng(0).standard_normal((2, 4, 8, 8)).astype(np.float32))
+w4 = NDArray.from_numpy(np.random.default_rng(1).standard_normal((6, 4, 3, 3)).astype(np.float32))
+setup = dict(cl=cl, np=np, NDArray=NDArray, _C=_C, F=cl.nn.functional, nn=cl.nn, x4=x4, w4=w4,
+             t4=cl.tensor(x4.numpy(), requires_grad=True), tw=cl.tensor(w4.numpy(), requires_grad=True),
+             c1=([1, 1], [(0, 0), (0, 0)], [1, 1], 1))
+for case_id, code in json.load(sys.stdin):
+    print(json.dumps({"id": case_id, "started": True}), flush=True)
+    try:
+        exec(code, dict(setup))
+        result = {"id": case_id, "raised": None}
+    except BaseException as e:
+        result = {"id": case_id, "raised": [c.__name__ for c in type(e).__mro__], "message": str(e)}
+    print(json.dumps(result), flush=True)
+"""
+
+
+def run_cases(cases):
+    """Runs the cases in as few child processes as possible: a child that dies takes the case it had
+    started with it (reported as a crash); the rest go to a fresh child."""
+    outcomes, pending = {}, list(cases)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    while pending:
+        proc = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps([[c[0], c[1]] for c in pending]),
+                              capture_output=True, text=True, timeout=300, env=env)
+        started = None
+        for line in proc.stdout.splitlines():
+            msg = json.loads(line)
+            if msg.get("started"):
+                started = msg["id"]
+            else:
+                outcomes[msg["id"]], started = msg, None
+        if started is not None:
+            outcomes[started] = {"id": started, "crashed": proc.returncode, "stderr": proc.stderr[-3000:]}
+        elif proc.returncode != 0 and len(outcomes) == 0:
+            pytest.fail(f"the child process failed before running any case:\n{proc.stderr[-3000:]}")
+        pending = [c for c in pending if c[0] not in outcomes]
+    return outcomes
+
+
+@pytest.fixture(scope="module")
+def outcomes():
+    return run_cases(CASES)
+
+
+def test_table_is_big_enough():
+    assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case_id, code, expected, fragments", CASES, ids=[c[0] for c in CASES])
+def test_bad_call_raises(outcomes, case_id, code, expected, fragments):
+    got = outcomes[case_id]
+    assert "crashed" not in got, f"`{code}` crashed the process (exit {got.get('crashed')}):\n{got.get('stderr')}"
+    assert got["raised"] is not None, f"`{code}` raised nothing; expected {' or '.join(expected)}"
+    assert set(expected) & set(got["raised"]), (
+        f"`{code}` raised {got['raised'][0]}: {got['message']!r}; expected {' or '.join(expected)}")
+    missing = [f for f in fragments if f.lower() not in got["message"].lower()]
+    assert not missing, f"`{code}` message {got['message']!r} does not name {missing}"
