@@ -208,3 +208,181 @@ def test_bad_call_raises(outcomes, case_id, code, expected, fragments):
         f"`{code}` raised {got['raised'][0]}: {got['message']!r}; expected {' or '.join(expected)}")
     missing = [f for f in fragments if f.lower() not in got["message"].lower()]
     assert not missing, f"`{code}` message {got['message']!r} does not name {missing}"
+
+
+# ---- NaN and inf propagate exactly as in PyTorch ---------------------------------------------------------
+
+def poisoned(shape, seed=0):
+    """Random values with a NaN, a +inf and a -inf far enough apart that no small window holds two."""
+    x = np.random.default_rng(seed).standard_normal(shape)
+    flat = x.reshape(-1)
+    flat[1], flat[flat.size // 2], flat[-2] = np.nan, np.inf, -np.inf
+    return x
+
+
+NONFINITE_CASES = {
+    "conv2d": lambda F, x, w: F.conv2d(x, w, padding=1),
+    "conv2d_strided_dilated": lambda F, x, w: F.conv2d(x, w, stride=2, dilation=2, padding=2),
+    "conv_transpose2d": lambda F, x, w: F.conv_transpose2d(x, w.transpose(0, 1), stride=2),
+    "max_pool2d": lambda F, x, w: F.max_pool2d(x, 3, 2, 1),
+    "avg_pool2d": lambda F, x, w: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
+    "adaptive_avg_pool2d": lambda F, x, w: F.adaptive_avg_pool2d(x, (3, 5)),
+    "linear": lambda F, x, w: F.linear(x.reshape(12, 49), w.reshape(6, 27)[:, :1].expand(6, 49)),
+    "activations": lambda F, x, w: F.relu(x) + F.leaky_relu(x, 0.1) + F.sigmoid(x) * F.tanh(x),
+    "softmax": lambda F, x, w: F.softmax(x, 1) + F.log_softmax(x, 3),
+    "pad_reflect": lambda F, x, w: F.pad(x, (2, 1, 0, 3), mode="reflect"),
+    "batch_norm_eval": lambda F, x, w: F.batch_norm(x, w[0, 0, 0, :3].detach() * 0, w[1, 0, 0, :3].detach() ** 2,
+                                                    training=False),
+    "reductions": lambda F, x, w: x.sum(3) + x.mean(3) + x.max(3).values,
+}
+
+
+# conv_backward_weight on the CPU pairs input elements that no window reads with zero-padded grad-output
+# rows (src/cpu/conv.cpp, the phased layout), so 0 * NaN or 0 * inf leaks NaN into the weight gradient.
+LEAKS_UNREAD_NONFINITE = pytest.mark.xfail(strict=True, reason="CPU conv_backward_weight multiplies unread "
+                                           "input elements by zero-padded grad-output (reported)")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=LEAKS_UNREAD_NONFINITE) if n == "conv2d_strided_dilated"
+                                  else n for n in NONFINITE_CASES])
+def test_nan_and_inf_propagate_like_torch(device, name):
+    """Forward values and input gradients with NaN/inf inputs: same NaN and inf positions (and the same
+    finite values) as PyTorch. A kernel that skips zero weights or treats padding by multiplying masks
+    would lose or invent NaNs here."""
+    torch = pytest.importorskip("torch")
+    x, w = poisoned((4, 3, 7, 7)), np.random.default_rng(1).standard_normal((6, 3, 3, 3))
+    ours = [cl.tensor(a, dtype="float64", device=device, requires_grad=True) for a in (x, w)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    fn = NONFINITE_CASES[name]
+    out, ref = fn(cl.nn.functional, *ours), fn(torch.nn.functional, *theirs)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-10, equal_nan=True)
+    gy = np.random.default_rng(2).standard_normal(ref.shape)
+    out.backward(cl.tensor(gy, dtype="float64", device=device))
+    ref.backward(torch.tensor(gy))
+    for ours_t, theirs_t in zip(ours, theirs):
+        if theirs_t.grad is not None:
+            np.testing.assert_allclose(ours_t.grad.numpy(), theirs_t.grad.numpy(), rtol=1e-10, atol=1e-10,
+                                       equal_nan=True)
+
+
+# ---- empty tensors --------------------------------------------------------------------------------------
+
+EMPTY_CASES = {
+    "conv2d_batch0": ((0, 3, 6, 6), lambda F, x, w: F.conv2d(x, w, padding=1)),
+    "conv_transpose2d_batch0": ((0, 6, 4, 4), lambda F, x, w: F.conv_transpose2d(x, w, stride=2)),
+    "conv1d_batch0": ((0, 3, 9), lambda F, x, w: F.conv1d(x, w[:, :, 0], stride=2)),
+    "max_pool2d_batch0": ((0, 3, 6, 6), lambda F, x, w: F.max_pool2d(x, 2)),
+    "avg_pool2d_batch0": ((0, 3, 6, 6), lambda F, x, w: F.avg_pool2d(x, 3, 1, 1)),
+    "adaptive_avg_pool2d_batch0": ((0, 3, 6, 6), lambda F, x, w: F.adaptive_avg_pool2d(x, 2)),
+    "linear_rows0": ((0, 3), lambda F, x, w: F.linear(x, w[:, :, 0, 0])),
+    "relu_empty": ((0, 5), lambda F, x, w: F.relu(x) * 2),
+    "sum_of_empty": ((0, 4), lambda F, x, w: x.sum() + x.sum(0)),
+    "softmax_batch0": ((0, 4), lambda F, x, w: F.softmax(x, 1)),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", list(EMPTY_CASES))
+def test_empty_tensors_like_torch(device, name):
+    torch = pytest.importorskip("torch")
+    shape, fn = EMPTY_CASES[name]
+    x, w = np.zeros(shape), np.random.default_rng(1).standard_normal((6, 3, 3, 3))
+    ours = [cl.tensor(a, dtype="float64", device=device, requires_grad=True) for a in (x, w)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    out, ref = fn(cl.nn.functional, *ours), fn(torch.nn.functional, *theirs)
+    assert out.shape == tuple(ref.shape)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), equal_nan=True)
+    out.backward(cl.tensor(np.ones(ref.shape), dtype="float64", device=device))
+    ref.backward(torch.ones(ref.shape, dtype=torch.float64))
+    for ours_t, theirs_t in zip(ours, theirs):
+        if theirs_t.grad is not None:
+            np.testing.assert_allclose(ours_t.grad.numpy(), theirs_t.grad.numpy())
+
+
+# ---- no op modifies its inputs --------------------------------------------------------------------------
+
+def functional_calls(F):
+    """name -> fn(x, w) over a (2, 4, 9, 9) input x and a (6, 2, 3, 3) weight w, each op differentiable."""
+    target = np.array([[0, 1], [2, 1]])
+    return {
+        "conv2d": lambda x, w: F.conv2d(x, w, w[:, 0, 0, 0], stride=2, padding="valid", groups=2),
+        "conv2d_same": lambda x, w: F.conv2d(x, w, padding="same", dilation=2, groups=2),
+        "conv1d": lambda x, w: F.conv1d(x[:, :, 0], w[:, :, 0], padding=1, groups=2),
+        "conv_transpose2d": lambda x, w: F.conv_transpose2d(x, w.reshape(4, 3, 3, 3), stride=2, output_padding=1),
+        "conv_transpose1d": lambda x, w: F.conv_transpose1d(x[:, :, 1], w.reshape(4, 3, 9)[:, :, :2], groups=1),
+        "max_pool2d": lambda x, w: F.max_pool2d(x, 3, 2, 1, dilation=1, ceil_mode=True),
+        "max_pool1d": lambda x, w: F.max_pool1d(x[:, :, 2], 2),
+        "avg_pool2d": lambda x, w: F.avg_pool2d(x, 2, 1, 1, count_include_pad=False),
+        "avg_pool1d": lambda x, w: F.avg_pool1d(x[:, :, 2], 3),
+        "adaptive_avg_pool2d": lambda x, w: F.adaptive_avg_pool2d(x, 4),
+        "adaptive_avg_pool1d": lambda x, w: F.adaptive_avg_pool1d(x[:, :, 0], 5),
+        "pad": lambda x, w: F.pad(x, (1, 2, 2, 1), mode="circular") + F.pad(x, (1, 2, 2, 1), value=3.0),
+        "linear": lambda x, w: F.linear(x, w.reshape(6, 18)[:, :9], w[:, 0, 0, 0]),
+        "activations": lambda x, w: F.relu(x) + F.leaky_relu(x) + F.sigmoid(x) + F.tanh(x),
+        "softmax": lambda x, w: F.softmax(x, 1) + F.log_softmax(x, 2),
+        "dropout": lambda x, w: F.dropout(x, 0.3),
+        "flatten": lambda x, w: F.flatten(x, 1),
+        "batch_norm": lambda x, w: F.batch_norm(x, None, None, w[:4, 0, 0, 0], w[:4, 0, 0, 1], training=True),
+        "cross_entropy": lambda x, w: F.cross_entropy(x[:, :, :2, 0], target, label_smoothing=0.1),
+        "nll_loss": lambda x, w: F.nll_loss(x[:, :, :2, 0], target, reduction="sum"),
+        "mse_loss": lambda x, w: F.mse_loss(x, x.detach() * 0.5),
+    }
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", list(functional_calls(None)))
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_functional_ops_leave_inputs_unchanged(device, name, layout):
+    """Forward and backward; the inputs' values (and for a strided view, its whole base storage) stay as they
+    were. Every public function appears in the table (checked in test_every_function_is_checked)."""
+    rng = np.random.default_rng(5)
+    base_x = rng.standard_normal((2, 4, 9, 18) if layout == "strided" else (2, 4, 9, 9))
+    leaf_x = cl.tensor(base_x, device=device, requires_grad=True)
+    x = leaf_x[..., ::2] if layout == "strided" else leaf_x
+    w = cl.tensor(rng.standard_normal((6, 2, 3, 3)), device=device, requires_grad=True)
+    before_x, before_w = leaf_x.numpy(), w.numpy()
+    out = functional_calls(cl.nn.functional)[name](x, w)
+    out.backward(cl.tensor(np.ones(out.shape), device=device))
+    np.testing.assert_array_equal(leaf_x.numpy(), before_x, err_msg=f"{name} changed its input")
+    np.testing.assert_array_equal(w.numpy(), before_w, err_msg=f"{name} changed its weight")
+
+
+def test_every_function_is_checked():
+    import inspect
+    F = cl.nn.functional
+    public = {n for n, f in vars(F).items() if inspect.isfunction(f) and not n.startswith("_")
+              and f.__module__ == F.__name__}
+    checked = set(functional_calls(F)) | {"relu", "leaky_relu", "sigmoid", "tanh", "log_softmax"}  # in groups
+    assert public <= checked, f"functions without an input-unchanged check: {sorted(public - checked)}"
+
+
+def ndarray_calls():
+    """name -> fn(a, b) over NDArrays a (3, 4, 5) and b (5, 4): every kind of NDArray op and _C kernel."""
+    return {
+        "binary": lambda a, b: (a + 1.0) * a - a / 2.0 + a ** 2.0 + 3.0 - a,
+        "broadcast_binary": lambda a, b: a.maximum(b.transpose(0, 1)[:, :].reshape((1, 4, 5))),
+        "compare": lambda a, b: (a < 0.5) + (a == a) + (a >= 0.1),
+        "unary": lambda a, b: a.exp() + a.abs().log() + a.abs().sqrt() + a.tanh() + a.sigmoid() + a.relu() + a.sign(),
+        "reductions": lambda a, b: a.sum((0, 2)) + a.max(2).sum(0) + a.mean(),
+        "argmax": lambda a, b: a.argmax(1),
+        "matmul": lambda a, b: a @ b,
+        "pad": lambda a, b: a.pad([(1, 1), (0, 2)], mode="reflect"),
+        "dilate": lambda a, b: a.dilate([2], 2).undilate([2], 2),
+        "copies": lambda a, b: a.compact() + a.copy() + a.astype("float32").astype("float64") + a.reshape((60,)).reshape((3, 4, 5)),
+        "conv": lambda a, b: _C.conv_forward(a, b.reshape((4, 1, 5)), None, [1], [(2, 2)], [1], 4),
+        "conv_backward": lambda a, b: _C.conv_backward_weight(a, a, [1], [1], [(0, 0)], [1], 1),
+        "pool": lambda a, b: _C.max_pool_forward(a, [2], [1], [1], [1], True),
+    }
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", list(ndarray_calls()))
+def test_ndarray_ops_leave_inputs_unchanged(device, name):
+    rng = np.random.default_rng(6)
+    base = NDArray.from_numpy(rng.standard_normal((3, 4, 10)), device)
+    a, b = base[:, :, 1::2], NDArray.from_numpy(rng.standard_normal((5, 4)), device)
+    before_base, before_b = base.numpy(), b.numpy()
+    ndarray_calls()[name](a, b)
+    np.testing.assert_array_equal(base.numpy(), before_base, err_msg=f"{name} changed its input's storage")
+    np.testing.assert_array_equal(b.numpy(), before_b, err_msg=f"{name} changed its second input")
