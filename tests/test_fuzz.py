@@ -22,6 +22,7 @@ from ndarray_helpers import as_view
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
+pytestmark = pytest.mark.fuzz
 
 settings.register_profile("convlab-fast", max_examples=40, deadline=None, derandomize=True, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

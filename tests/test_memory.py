@@ -43,6 +43,7 @@ def one_thread():
     cl.set_num_threads(threads)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("device", DEVICES)
 def test_training_loop_does_not_grow_memory(device):
