@@ -1,0 +1,72 @@
+"""Float64 finite-difference gradient checks that complete test_functional.py's: every function of
+convlab.nn.functional has one somewhere (checked below), and here the geometries sit at the extremes
+(stride larger than the kernel, a dilated kernel spanning the whole input, "same" with an even kernel,
+groups = channels, output_padding >= stride) with inputs that are non-contiguous views."""
+import inspect
+
+import numpy as np
+import pytest
+
+import convlab as cl
+from autograd_helpers import gradcheck
+
+F = cl.nn.functional
+
+# Functions whose gradcheck lives in test_functional.py (test_*_gradcheck there).
+GRADCHECKED_IN_TEST_FUNCTIONAL = {
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
+    "avg_pool2d", "adaptive_avg_pool2d", "pad", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax",
+    "log_softmax", "batch_norm", "cross_entropy", "nll_loss", "mse_loss",
+}
+
+
+def randn(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def seeded_dropout(t):
+    cl.manual_seed(3)  # the same mask on every evaluation, so the function is differentiable
+    return F.dropout(t, 0.4)
+
+
+# name -> (function of float64 tensors, input arrays). Names start with the function they check.
+CASES = {
+    "conv2d_stride_over_kernel_transposed_view": (
+        lambda x, w, b: F.conv2d(x.transpose(2, 3), w, b, stride=(3, 4), padding=(1, 2), groups=2),
+        [randn(1, 2, 6, 7), randn(4, 1, 2, 2, seed=1), randn(4, seed=2)]),
+    "conv2d_dilated_span_equals_input": (
+        lambda x, w: F.conv2d(x, w, dilation=2), [randn(1, 1, 5, 5), randn(2, 1, 3, 3, seed=1)]),
+    "conv2d_same_even_kernel": (
+        lambda x, w: F.conv2d(x, w, padding="same", dilation=(1, 2)), [randn(1, 3, 4, 5), randn(2, 3, 2, 4, seed=1)]),
+    "conv1d_depthwise_sliced_view": (
+        lambda x, w: F.conv1d(x[:, :, ::2], w, stride=2, padding=1, groups=3), [randn(1, 3, 15), randn(3, 1, 3, seed=1)]),
+    "conv_transpose2d_output_padding_over_stride": (
+        lambda x, w, b: F.conv_transpose2d(x, w, b, stride=(1, 2), output_padding=(2, 1), dilation=(3, 1), groups=2),
+        [randn(1, 2, 3, 3), randn(2, 2, 2, 2, seed=1), randn(4, seed=2)]),
+    "conv_transpose1d_groups_equal_channels": (
+        lambda x, w: F.conv_transpose1d(x, w, stride=3, padding=2, groups=3), [randn(2, 3, 4), randn(3, 1, 4, seed=1)]),
+    "max_pool2d_dilated_ceil_stride_over_kernel": (
+        lambda x: F.max_pool2d(x.permute(0, 1, 3, 2), 2, stride=3, padding=1, dilation=2, ceil_mode=True),
+        [randn(1, 2, 7, 8)]),
+    "avg_pool1d_exclude_pad_ceil": (
+        lambda x: F.avg_pool1d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False), [randn(2, 2, 8)]),
+    "adaptive_avg_pool1d_upsampling": (lambda x: F.adaptive_avg_pool1d(x, 7), [randn(2, 2, 5)]),
+    "adaptive_avg_pool2d_uneven": (lambda x: F.adaptive_avg_pool2d(x, (3, 2)), [randn(1, 2, 7, 5)]),
+    "pad_replicate_of_view": (lambda x: F.pad(x[:, 1:, ::-1], (2, 0, 1, 3), mode="replicate"), [randn(1, 3, 4, 3)]),
+    "dropout_fixed_mask": (seeded_dropout, [randn(3, 4, 5)]),
+    "flatten_middle_dims": (lambda x: F.flatten(x.transpose(0, 2), 1, 2) * 2.0, [randn(2, 3, 4)]),
+}
+
+
+def test_every_function_has_a_gradcheck():
+    public = {n for n, f in vars(F).items() if inspect.isfunction(f) and not n.startswith("_")
+              and f.__module__ == F.__name__}
+    here = {n for n in public for case in CASES if case.startswith(n + "_")}
+    missing = public - here - GRADCHECKED_IN_TEST_FUNCTIONAL
+    assert not missing, f"functions without a finite-difference gradcheck: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_gradcheck(device, name):
+    fn, arrays = CASES[name]
+    gradcheck(fn, arrays, device)
