@@ -237,15 +237,8 @@ NONFINITE_CASES = {
 }
 
 
-# conv_backward_weight on the CPU pairs input elements that no window reads with zero-padded grad-output
-# rows (src/cpu/conv.cpp, the phased layout), so 0 * NaN or 0 * inf leaks NaN into the weight gradient.
-LEAKS_UNREAD_NONFINITE = pytest.mark.xfail(strict=True, reason="CPU conv_backward_weight multiplies unread "
-                                           "input elements by zero-padded grad-output (reported)")
-
-
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", [pytest.param(n, marks=LEAKS_UNREAD_NONFINITE) if n == "conv2d_strided_dilated"
-                                  else n for n in NONFINITE_CASES])
+@pytest.mark.parametrize("name", list(NONFINITE_CASES))
 def test_nan_and_inf_propagate_like_torch(device, name):
     """Forward values and input gradients with NaN/inf inputs: same NaN and inf positions (and the same
     finite values) as PyTorch. A kernel that skips zero weights or treats padding by multiplying masks

@@ -278,6 +278,99 @@ def test_inputs_unchanged_and_threads(device):
     np.testing.assert_array_equal(gys.numpy(), gy)
 
 
+# ---- NaN / inf: an input element no output reads must not influence any result ---------------------
+
+def read_along(size, k, s, lo, d, out):
+    """Which of `size` input positions (one dimension) some output window reads; the 2-D set is the product."""
+    hit = np.zeros(size, bool)
+    for o in range(out):
+        for t in range(k):
+            if 0 <= o * s + t * d - lo < size:
+                hit[o * s + t * d - lo] = True
+    return hit
+
+
+def padding_only_along(size, k, s, lo, d, out):
+    """Which outputs (one dimension) read nothing but padding."""
+    return np.array([all(not 0 <= o * s + t * d - lo < size for t in range(k)) for o in range(out)], bool)
+
+
+def as_2d(c):
+    """A 1-D case as the 2-D case on a height-1 image (what the reference functions take)."""
+    if len(c["hw"]) == 2:
+        return c
+    return case(c["n"], c["c_in"], c["c_out"], (1, *c["hw"]), (1, *c["k"]), (1, *c["s"]), ((0, 0), *c["pad"]),
+                (1, *c["d"]), c["groups"])
+
+
+UNREAD = {  # each leaves input elements that no window reads
+    "stride_gt_kernel": case(2, 4, 6, (11, 13), (2, 2), s=(3, 4)),
+    "trailing_rows_cols": case(1, 3, 5, (10, 9), (3, 2), s=(2, 2)),
+    "dilation_gaps": case(2, 3, 4, (9, 11), (3, 3), s=(2, 2), pad=((2, 2), (1, 2)), d=(2, 2)),
+    "groups": case(1, 6, 9, (10, 12), (2, 3), s=(3, 2), pad=((0, 1), (1, 0)), d=(1, 2), groups=3),
+    "depthwise": case(2, 5, 10, (11, 10), (2, 2), s=(3, 3), pad=((1, 0), (0, 1)), groups=5),
+    "pad_beyond_window": case(1, 2, 3, (5, 7), (2, 2), s=(2, 3), pad=((3, 3), (3, 2))),
+    # taps of one stride phase further apart than the output is wide: unread elements between their runs
+    "dilation_wider_than_output": case(1, 2, 3, (16, 17), (3, 3), s=(2, 2), pad=((0, 1), (0, 0)), d=(5, 5)),
+    "conv1d_dilation_wider_than_output": case(2, 3, 4, (16,), (3,), s=(2,), pad=((0, 0),), d=(5,)),
+    "conv1d_stride_gt_kernel": case(2, 4, 6, (17,), (3,), s=(5,), pad=((1, 0),), d=(1,)),
+    "conv1d_depthwise_dilated": case(1, 4, 8, (20,), (2,), s=(3,), pad=((0, 2),), d=(2,), groups=4),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("where", ["unread", "read"])
+@pytest.mark.parametrize("name,c", UNREAD.items(), ids=list(UNREAD))
+def test_nonfinite_inputs_like_torch(name, c, where, dtype, device):
+    """NaN, +inf and -inf in x at all positions no window reads ("unread"): every pass gives what it gives
+    with those elements zeroed (the NumPy reference) and what PyTorch gives. At read positions ("read":
+    the leftmost read column of a row, where other taps' garbage columns of the extended output grid wrap
+    to) NaN and inf appear exactly where PyTorch has them. gy also holds NaN/inf at outputs whose window
+    is all padding, which no input gradient element depends on."""
+    c2 = as_2d(c)
+    per_dim = [(c2["hw"][a], c2["k"][a], c2["s"][a], c2["pad"][a][0], c2["d"][a]) for a in range(2)]
+    oh, ow = (out_len(size, k, s, lo, c2["pad"][a][1], d) for a, (size, k, s, lo, d) in enumerate(per_dim))
+    read = read_along(*per_dim[0], oh)[:, None] & read_along(*per_dim[1], ow)[None, :]
+    pad_only = padding_only_along(*per_dim[0], oh)[:, None] | padding_only_along(*per_dim[1], ow)[None, :]
+    rng = np.random.default_rng(len(name) + len(where))
+    n, c_in, c_out, groups = c["n"], c["c_in"], c["c_out"], c["groups"]
+    x = rng.standard_normal((n, c_in, *c2["hw"])).astype(dtype)
+    w = rng.standard_normal((c_out, c_in // groups, *c2["k"])).astype(dtype)
+    gy = rng.standard_normal((n, c_out, oh, ow)).astype(dtype)
+    poison = [np.nan, np.inf, -np.inf]
+    if where == "unread":
+        x[:, :, ~read] = np.resize(poison, x[:, :, ~read].shape)
+    else:
+        rows = np.flatnonzero(read.any(axis=1))
+        for value, r in zip(poison, rng.choice(rows, 3)):
+            x[rng.integers(n), rng.integers(c_in), r, np.flatnonzero(read[r])[0]] = value
+    for value, spot in zip([np.nan, np.inf], np.argwhere(pad_only)):
+        gy[(rng.integers(n), rng.integers(c_out), *spot)] = value
+
+    nd_shape = lambda v: v if len(c["hw"]) == 2 else v[:, :, 0]  # the kernels' own rank
+    a = [list(c["s"]), [tuple(p) for p in c["pad"]], list(c["d"]), groups]
+    xs, ws, gys = nd(nd_shape(x), device), nd(nd_shape(w), device), nd(nd_shape(gy), device)
+    y = C.conv_forward(xs, ws, None, *a).numpy()
+    gx = C.conv_backward_input(gys, ws, list(c["hw"]), *a).numpy()
+    gw = C.conv_backward_weight(xs, gys, list(c["k"]), *a).numpy()
+    if where == "unread":
+        x0, geometry = np.where(read, x, 0), (c2["s"], c2["pad"], c2["d"], groups)
+        assert np.isfinite(y).all() and np.isfinite(gx).all()
+        np.testing.assert_allclose(y, nd_shape(ref_forward(x0, w, None, *geometry)), **TOL[dtype])
+        np.testing.assert_allclose(gx, nd_shape(ref_backward_input(gy, w, c2["hw"], *geometry)), **TOL[dtype])
+        np.testing.assert_allclose(gw, nd_shape(ref_backward_weight(x0, gy, c2["k"], *geometry)), **TOL[dtype])
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    tx, tw = torch.tensor(nd_shape(x), requires_grad=True), torch.tensor(nd_shape(w), requires_grad=True)
+    conv = F.conv2d if len(c["hw"]) == 2 else F.conv1d
+    ty = conv(F.pad(tx, [p for pair in reversed(c["pad"]) for p in pair]), tw, stride=c["s"], dilation=c["d"],
+              groups=groups)
+    tgx, tgw = torch.autograd.grad(ty, (tx, tw), torch.tensor(nd_shape(gy)))
+    for ours, theirs in ((y, ty.detach()), (gx, tgx), (gw, tgw)):
+        np.testing.assert_allclose(ours, theirs.numpy(), equal_nan=True, **TOL[dtype])
+
+
 # ---- matmul: the same GEMM ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("device", DEVICES)

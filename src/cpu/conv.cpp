@@ -6,7 +6,8 @@
 //   forward          y[co][p]  = sum_k W[co][k] * X[k][p]        GEMM, B rows = runs       (k = (ci, tap))
 //   backward-input   gxq[k][p] += sum_co W[co][k] * gy[co][p]    GEMM, C rows = runs (scatter-add), un-phase
 //   backward-weight  gw[co][k] = sum_n,p gy[co][p] * X[k][p]     dot products along p (vectorised along p)
-// Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes.
+// Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes;
+// backward-weight also masks x there, since the runs hold elements the tap never reads (0 * NaN is NaN).
 // Depthwise forward and backward-input go to the direct kernels of conv_depthwise.cpp instead.
 #include <algorithm>
 #include <numeric>
@@ -116,17 +117,24 @@ void backward_input_typed(const NDArray& gy, const NDArray& w, const ConvParams&
   }
 }
 
+// Per-lane keep masks along p: all ones where p is a real output (ox < ow, p < np), else zero.
+template <class T>
+using Mask = decltype(Vec<T>{} < Vec<T>{});
+
 // Dot products of R rows of gy with S runs of x, vectorised along p (len a multiple of the lane count) and
 // summed over `images` images (rows of image i sit i*g_step / i*x_step further on), added into
-// gw[i*ldw + j]; rows/cols beyond the tile's real size point at row 0 and are not stored.
+// gw[i*ldw + j]; rows/cols beyond the tile's real size point at row 0 and are not stored. The x runs are
+// read through `keep`: at garbage columns gy is 0, but the run there holds input elements that this tap
+// never pairs with a real output (other taps' columns, the next row), and 0 * inf or 0 * NaN is NaN.
 template <class T, int R, int S>
-void dot_tile(const T* const* g, const T* const* xr, int64_t len, int64_t images, int64_t g_step, int64_t x_step,
-              T* gw, int64_t ldw, int64_t rows, int64_t cols) {
+void dot_tile(const T* const* g, const T* const* xr, const Mask<T>* keep, int64_t len, int64_t images,
+              int64_t g_step, int64_t x_step, T* gw, int64_t ldw, int64_t rows, int64_t cols) {
   Vec<T> acc[R][S] = {};
   for (int64_t i = 0; i < images; i++) {
     for (int64_t p = 0; p < len; p += lanes<T>) {
+      const Mask<T> m = keep[p / lanes<T>];
       Vec<T> xv[S];
-      for (int j = 0; j < S; j++) xv[j] = load(xr[j] + i * x_step + p);
+      for (int j = 0; j < S; j++) xv[j] = m ? load(xr[j] + i * x_step + p) : Vec<T>{};
       for (int r = 0; r < R; r++) {
         Vec<T> gv = load(g[r] + i * g_step + p);
         for (int j = 0; j < S; j++) acc[r][j] += gv * xv[j];
@@ -142,7 +150,7 @@ void dot_tile(const T* const* g, const T* const* xr, int64_t len, int64_t images
 // longer than a piece (small images) are instead summed over all images inside one tile, so the
 // horizontal sums stay rare.
 template <class T, int R, int S>
-void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, T* gw, const ConvParams& p,
+void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mask<T>* keep, T* gw, const ConvParams& p,
                        const Phased& q, int64_t ldg, int64_t nn, int64_t g, int64_t k0, int64_t k1) {
   const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const int64_t g_step = p.c_out * ldg, x_step = p.c_in * q.chan;
@@ -159,7 +167,7 @@ void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, T* gw, co
         for (int64_t k = k0; k < k1; k += S) {
           const T* xrow[S];
           for (int s = 0; s < S; s++) xrow[s] = xi + x_off[k + s < k1 ? k + s : k] + p0;
-          dot_tile<T, R, S>(grow, xrow, len, whole ? nn : 1, g_step, x_step, gw + (g * cog + co) * K + k, K,
+          dot_tile<T, R, S>(grow, xrow, keep + p0 / lanes<T>, len, whole ? nn : 1, g_step, x_step, gw + (g * cog + co) * K + k, K,
                             std::min<int64_t>(R, cog - co), std::min<int64_t>(S, k1 - k));
         }
       }
@@ -173,6 +181,8 @@ void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const int64_t ldg = (q.np + lanes<T> - 1) / lanes<T> * lanes<T>;
   const std::vector<int64_t> x_off = run_offsets(p, q);
+  std::vector<Mask<T>> keep(ldg / lanes<T>);
+  for (int64_t e = 0; e < ldg; e++) keep[e / lanes<T>][e % lanes<T>] = e < q.np && e % q.wq < p.ow ? -1 : 0;
   T* out = gw.data<T>();
   std::fill(out, out + p.c_out * K, T(0));
 
@@ -187,8 +197,8 @@ void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams
     for (int64_t t = 0; t < tasks; t++) {
       int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
       const int64_t* xo = x_off.data() + g * K;
-      if (cog >= 4) weight_grad_block<T, 4, S>(gq, xq, xo, out, p, q, ldg, nn, g, k0, k1);
-      else weight_grad_block<T, 1, S>(gq, xq, xo, out, p, q, ldg, nn, g, k0, k1);
+      if (cog >= 4) weight_grad_block<T, 4, S>(gq, xq, xo, keep.data(), out, p, q, ldg, nn, g, k0, k1);
+      else weight_grad_block<T, 1, S>(gq, xq, xo, keep.data(), out, p, q, ldg, nn, g, k0, k1);
     }
   }
 }
