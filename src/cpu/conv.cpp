@@ -6,8 +6,8 @@
 //   forward          y[co][p]  = sum_k W[co][k] * X[k][p]        GEMM, B rows = runs       (k = (ci, tap))
 //   backward-input   gxq[k][p] += sum_co W[co][k] * gy[co][p]    GEMM, C rows = runs (scatter-add), un-phase
 //   backward-weight  gw[co][k] = sum_n,p gy[co][p] * X[k][p]     dot products along p (vectorised along p)
-// Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes;
-// backward-weight also masks x there, since the runs hold elements the tap never reads (0 * NaN is NaN).
+// Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes
+// (backward-weight redoes blocks that came out non-finite with x masked there too: 0 * NaN is NaN).
 // Depthwise forward and backward-input go to the direct kernels of conv_depthwise.cpp instead.
 #include <algorithm>
 #include <numeric>
@@ -123,39 +123,49 @@ using Mask = decltype(Vec<T>{} < Vec<T>{});
 
 // Dot products of R rows of gy with S runs of x, vectorised along p (len a multiple of the lane count) and
 // summed over `images` images (rows of image i sit i*g_step / i*x_step further on), added into
-// gw[i*ldw + j]; rows/cols beyond the tile's real size point at row 0 and are not stored. The x runs are
-// read through `keep`: at garbage columns gy is 0, but the run there holds input elements that this tap
-// never pairs with a real output (other taps' columns, the next row), and 0 * inf or 0 * NaN is NaN.
-template <class T, int R, int S>
-void dot_tile(const T* const* g, const T* const* xr, const Mask<T>* keep, int64_t len, int64_t images,
+// gw[i*ldw + j]; rows/cols beyond the tile's real size point at row 0 and are not stored. Returns whether
+// every stored sum is finite. When `masked`, x is read through `keep` (zero at garbage columns).
+template <class T, int R, int S, bool masked>
+bool dot_tile(const T* const* g, const T* const* xr, const Mask<T>* keep, int64_t len, int64_t images,
               int64_t g_step, int64_t x_step, T* gw, int64_t ldw, int64_t rows, int64_t cols) {
   Vec<T> acc[R][S] = {};
   for (int64_t i = 0; i < images; i++) {
     for (int64_t p = 0; p < len; p += lanes<T>) {
-      const Mask<T> m = keep[p / lanes<T>];
       Vec<T> xv[S];
-      for (int j = 0; j < S; j++) xv[j] = m ? load(xr[j] + i * x_step + p) : Vec<T>{};
+      for (int j = 0; j < S; j++) {
+        xv[j] = load(xr[j] + i * x_step + p);
+        if constexpr (masked) xv[j] = keep[p / lanes<T>] ? xv[j] : Vec<T>{};
+      }
       for (int r = 0; r < R; r++) {
         Vec<T> gv = load(g[r] + i * g_step + p);
         for (int j = 0; j < S; j++) acc[r][j] += gv * xv[j];
       }
     }
   }
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t j = 0; j < cols; j++) gw[r * ldw + j] += hsum<T>(acc[r][j]);
+  bool finite = true;
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t j = 0; j < cols; j++) {
+      T sum = hsum<T>(acc[r][j]);
+      gw[r * ldw + j] += sum;
+      finite &= sum - sum == 0;
+    }
+  }
+  return finite;
 }
 
-// gw[g][co][k0:k1] over all images of a chunk. Long rows are cut into L1-sized pieces: each piece of gy
-// rows is reused across the whole k range, each piece of x runs across all co tiles (from L2). Rows no
-// longer than a piece (small images) are instead summed over all images inside one tile, so the
-// horizontal sums stay rare.
+// gw[g][co][k0:k1] += the sums over all images of a chunk; returns whether every partial sum is finite.
+// Long rows are cut into L1-sized pieces: each piece of gy rows is reused across the whole k range, each
+// piece of x runs across all co tiles (from L2). Rows no longer than a piece (small images) are instead
+// summed over all images inside one tile, so the horizontal sums stay rare. x is masked when keep is given.
 template <class T, int R, int S>
-void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mask<T>* keep, T* gw, const ConvParams& p,
-                       const Phased& q, int64_t ldg, int64_t nn, int64_t g, int64_t k0, int64_t k1) {
+bool weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mask<T>* keep, T* gw,
+                       const ConvParams& p, const Phased& q, int64_t ldg, int64_t nn, int64_t g, int64_t k0,
+                       int64_t k1) {
   const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const int64_t g_step = p.c_out * ldg, x_step = p.c_in * q.chan;
   constexpr int64_t piece = 1024;
   const bool whole = ldg <= piece;
+  bool finite = true;
   for (int64_t i = 0; i < (whole ? 1 : nn); i++) {
     const T* gi = gq + i * g_step + g * cog * ldg;
     const T* xi = xq + i * x_step;
@@ -167,40 +177,60 @@ void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mas
         for (int64_t k = k0; k < k1; k += S) {
           const T* xrow[S];
           for (int s = 0; s < S; s++) xrow[s] = xi + x_off[k + s < k1 ? k + s : k] + p0;
-          dot_tile<T, R, S>(grow, xrow, keep + p0 / lanes<T>, len, whole ? nn : 1, g_step, x_step, gw + (g * cog + co) * K + k, K,
-                            std::min<int64_t>(R, cog - co), std::min<int64_t>(S, k1 - k));
+          const auto tile = keep ? dot_tile<T, R, S, true> : dot_tile<T, R, S, false>;
+          finite &= tile(grow, xrow, keep + p0 / lanes<T>, len, whole ? nn : 1, g_step, x_step,
+                         gw + (g * cog + co) * K + k, K, std::min<int64_t>(R, cog - co), std::min<int64_t>(S, k1 - k));
         }
       }
     }
   }
+  return finite;
 }
 
+// The dot products run over the whole extended grid: at garbage columns gy is 0, but the x runs there
+// hold elements this tap never pairs with a real output (other taps' columns, the next row, elements no
+// window reads), and 0 * inf or 0 * NaN is NaN. Those terms are 0 for finite x, so a finite result is
+// exact; blocks with a non-finite partial sum (rare: only with inf/NaN data) are recomputed with x masked
+// at garbage columns, which costs the fast pass nothing.
 template <class T>
 void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
   const Phased q = phased(p, /*allow_identity=*/false);  // the dot products read past np: keep the slack
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const int64_t ldg = (q.np + lanes<T> - 1) / lanes<T> * lanes<T>;
   const std::vector<int64_t> x_off = run_offsets(p, q);
-  std::vector<Mask<T>> keep(ldg / lanes<T>);
-  for (int64_t e = 0; e < ldg; e++) keep[e / lanes<T>][e % lanes<T>] = e < q.np && e % q.wq < p.ow ? -1 : 0;
   T* out = gw.data<T>();
   std::fill(out, out + p.c_out * K, T(0));
 
   constexpr int S = 6;
   const int64_t kb = 8 * S, k_blocks = (K + kb - 1) / kb, tasks = G * k_blocks;
   const int64_t chunk = images_per_chunk(p, q);
-  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
-    const int64_t nn = std::min(chunk, p.n - n0);
-    const T* xq = build_phased<T>(x.data<T>() + n0 * p.c_in * p.h * p.w, nn, p, q);
-    const T* gq = extend_grad_output<T>(gy.data<T>() + n0 * p.c_out * p.oh * p.ow, nn, p, q, ldg);
+  std::vector<char> redo(tasks, 0);
+  auto accumulate = [&](const Mask<T>* keep) {
+    for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+      const int64_t nn = std::min(chunk, p.n - n0);
+      const T* xq = build_phased<T>(x.data<T>() + n0 * p.c_in * p.h * p.w, nn, p, q);
+      const T* gq = extend_grad_output<T>(gy.data<T>() + n0 * p.c_out * p.oh * p.ow, nn, p, q, ldg);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; t++) {
-      int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
-      const int64_t* xo = x_off.data() + g * K;
-      if (cog >= 4) weight_grad_block<T, 4, S>(gq, xq, xo, keep.data(), out, p, q, ldg, nn, g, k0, k1);
-      else weight_grad_block<T, 1, S>(gq, xq, xo, keep.data(), out, p, q, ldg, nn, g, k0, k1);
+      for (int64_t t = 0; t < tasks; t++) {
+        if (keep && !redo[t]) continue;
+        int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
+        const int64_t* xo = x_off.data() + g * K;
+        bool finite = cog >= 4 ? weight_grad_block<T, 4, S>(gq, xq, xo, keep, out, p, q, ldg, nn, g, k0, k1)
+                               : weight_grad_block<T, 1, S>(gq, xq, xo, keep, out, p, q, ldg, nn, g, k0, k1);
+        if (!finite) redo[t] = 1;
+      }
     }
+  };
+  accumulate(nullptr);
+  if (std::find(redo.begin(), redo.end(), 1) == redo.end()) return;
+  std::vector<Mask<T>> keep(ldg / lanes<T>);
+  for (int64_t e = 0; e < ldg; e++) keep[e / lanes<T>][e % lanes<T>] = e < q.np && e % q.wq < p.ow ? -1 : 0;
+  for (int64_t t = 0; t < tasks; t++) {
+    if (!redo[t]) continue;
+    int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
+    for (int64_t co = g * cog; co < (g + 1) * cog; co++) std::fill(out + co * K + k0, out + co * K + k1, T(0));
   }
+  accumulate(keep.data());
 }
 
 }  // namespace
