@@ -12,10 +12,12 @@ export_line=$(bash "$root/scripts/dev_build.sh" "$build" -DCONVLAB_SANITIZE=addr
   -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF | tail -n 1)
 eval "$export_line"
 
-# CPython is not built with ASan, so its runtime must be loaded first; CPython's own leaks at exit are not
-# ours (detect_leaks=0). allocator_may_return_null lets absurd sizes fail as std::bad_alloc, as they do
-# in a normal build, instead of ASan aborting. PYTHONMALLOC=malloc puts Python objects under ASan too.
-export LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+# CPython is not built with ASan, so its runtime must be loaded first, with libstdc++ beside it (or ASan's
+# __cxa_throw interceptor finds no real function and aborts on the first C++ exception). CPython's own
+# leaks at exit are not ours (detect_leaks=0). allocator_may_return_null lets absurd sizes fail as
+# std::bad_alloc, as in a normal build, instead of ASan aborting. PYTHONMALLOC=malloc puts Python objects
+# under ASan too.
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export PYTHONMALLOC=malloc

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, note, settings, strategies as st
 
 import convlab as cl
 from convlab import NDArray, _C
@@ -59,8 +59,8 @@ def draw_array(draw, shape, dtype, device, ties=False, nan=False):
     return nd, np.asarray(values, np.float64)
 
 
-def t64(values, grad=True):
-    return torch.tensor(values, dtype=torch.float64, requires_grad=grad)
+def t64(values):
+    return torch.tensor(values, dtype=torch.float64, requires_grad=True)
 
 
 def torch_grads(out, inputs, seed):
@@ -196,6 +196,18 @@ def pool_geometry(draw, kind):
     return g
 
 
+def every_window_reads_input(g):
+    """False when some window covers only padding: its output is -inf, and PyTorch then sends the window's
+    gradient to an index past the end of the plane (another channel's element), so there is no oracle."""
+    for size, k, s, p, d in zip(g["size"], g["kernel"], g["stride"], g["padding"], g["dilation"]):
+        span = size + 2 * p - d * (k - 1) - 1
+        out = (-(-span // s) if g["ceil_mode"] else span // s) + 1
+        out -= g["ceil_mode"] and (out - 1) * s >= size + p
+        if not all(any(0 <= o * s - p + t * d < size for t in range(k)) for o in range(out)):
+            return False
+    return True
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @FUZZ
 @given(data=st.data(), dtype=st.sampled_from(DTYPES), ties=st.booleans(), nan=st.booleans())
@@ -210,6 +222,8 @@ def test_max_pool_kernels(device, data, dtype, ties, nan):
     yt = pool(xt, *args)
     gy, (gx_ref,) = torch_grads(yt, [xt], seed=3)
     assert_close(_C.max_pool_forward(x, *args).numpy(), yt.detach().numpy(), dtype, "max_pool forward")
+    if not every_window_reads_input(g):
+        return
     gy_nd = NDArray.from_numpy(gy.astype(dtype), device)
     assert_close(_C.max_pool_backward(x, gy_nd, *args).numpy(), gx_ref, dtype, "max_pool grad input")
 
@@ -352,6 +366,7 @@ def test_functional_pool(device, data, dtype, kind, default_stride):
         g = data.draw(pool_geometry(kind))
         if default_stride:  # stride=None means stride = kernel_size
             g["stride"] = list(g["kernel"])
+        assume(kind != "max" or every_window_reads_input(g))
         dims, shape = g["dims"], [g["n"], g["c"]] + g["size"]
         kwargs = dict(kernel_size=tuple(g["kernel"]), stride=None if default_stride else tuple(g["stride"]),
                       padding=tuple(g["padding"]), ceil_mode=g["ceil_mode"])
