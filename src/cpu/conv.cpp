@@ -123,10 +123,10 @@ using Mask = decltype(Vec<T>{} < Vec<T>{});
 
 // Dot products of R rows of gy with S runs of x, vectorised along p (len a multiple of the lane count) and
 // summed over `images` images (rows of image i sit i*g_step / i*x_step further on), added into
-// gw[i*ldw + j]; rows/cols beyond the tile's real size point at row 0 and are not stored. Returns whether
-// every stored sum is finite. When `masked`, x is read through `keep` (zero at garbage columns).
+// gw[i*ldw + j]; rows/cols beyond the tile's real size point at row 0 and are not stored. When `masked`,
+// x is read through `keep` (zero at garbage columns).
 template <class T, int R, int S, bool masked>
-bool dot_tile(const T* const* g, const T* const* xr, const Mask<T>* keep, int64_t len, int64_t images,
+void dot_tile(const T* const* g, const T* const* xr, const Mask<T>* keep, int64_t len, int64_t images,
               int64_t g_step, int64_t x_step, T* gw, int64_t ldw, int64_t rows, int64_t cols) {
   Vec<T> acc[R][S] = {};
   for (int64_t i = 0; i < images; i++) {
@@ -142,30 +142,22 @@ bool dot_tile(const T* const* g, const T* const* xr, const Mask<T>* keep, int64_
       }
     }
   }
-  bool finite = true;
-  for (int64_t r = 0; r < rows; r++) {
-    for (int64_t j = 0; j < cols; j++) {
-      T sum = hsum<T>(acc[r][j]);
-      gw[r * ldw + j] += sum;
-      finite &= sum - sum == 0;
-    }
-  }
-  return finite;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < cols; j++) gw[r * ldw + j] += hsum<T>(acc[r][j]);
 }
 
-// gw[g][co][k0:k1] += the sums over all images of a chunk; returns whether every partial sum is finite.
-// Long rows are cut into L1-sized pieces: each piece of gy rows is reused across the whole k range, each
-// piece of x runs across all co tiles (from L2). Rows no longer than a piece (small images) are instead
-// summed over all images inside one tile, so the horizontal sums stay rare. x is masked when keep is given.
-template <class T, int R, int S>
-bool weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mask<T>* keep, T* gw,
+// gw[g][co][k0:k1] += the sums over all images of a chunk (x read through keep when masked). Long rows are
+// cut into L1-sized pieces: each piece of gy rows is reused across the whole k range, each piece of x runs
+// across all co tiles (from L2). Rows no longer than a piece (small images) are instead summed over all
+// images inside one tile, so the horizontal sums stay rare.
+template <class T, int R, int S, bool masked>
+void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mask<T>* keep, T* gw,
                        const ConvParams& p, const Phased& q, int64_t ldg, int64_t nn, int64_t g, int64_t k0,
                        int64_t k1) {
   const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const int64_t g_step = p.c_out * ldg, x_step = p.c_in * q.chan;
   constexpr int64_t piece = 1024;
   const bool whole = ldg <= piece;
-  bool finite = true;
   for (int64_t i = 0; i < (whole ? 1 : nn); i++) {
     const T* gi = gq + i * g_step + g * cog * ldg;
     const T* xi = xq + i * x_step;
@@ -177,21 +169,29 @@ bool weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mas
         for (int64_t k = k0; k < k1; k += S) {
           const T* xrow[S];
           for (int s = 0; s < S; s++) xrow[s] = xi + x_off[k + s < k1 ? k + s : k] + p0;
-          const auto tile = keep ? dot_tile<T, R, S, true> : dot_tile<T, R, S, false>;
-          finite &= tile(grow, xrow, keep + p0 / lanes<T>, len, whole ? nn : 1, g_step, x_step,
-                         gw + (g * cog + co) * K + k, K, std::min<int64_t>(R, cog - co), std::min<int64_t>(S, k1 - k));
+          dot_tile<T, R, S, masked>(grow, xrow, keep + p0 / lanes<T>, len, whole ? nn : 1, g_step, x_step,
+                                    gw + (g * cog + co) * K + k, K, std::min<int64_t>(R, cog - co),
+                                    std::min<int64_t>(S, k1 - k));
         }
       }
     }
   }
-  return finite;
+}
+
+// Whether rows [co0, co1) of gw (row length K) are finite in columns [k0, k1).
+template <class T>
+bool finite_block(const T* gw, int64_t K, int64_t co0, int64_t co1, int64_t k0, int64_t k1) {
+  int bad = 0;
+  for (int64_t co = co0; co < co1; co++)
+    for (int64_t k = k0; k < k1; k++) bad |= !(gw[co * K + k] - gw[co * K + k] == 0);
+  return !bad;
 }
 
 // The dot products run over the whole extended grid: at garbage columns gy is 0, but the x runs there
 // hold elements this tap never pairs with a real output (other taps' columns, the next row, elements no
-// window reads), and 0 * inf or 0 * NaN is NaN. Those terms are 0 for finite x, so a finite result is
-// exact; blocks with a non-finite partial sum (rare: only with inf/NaN data) are recomputed with x masked
-// at garbage columns, which costs the fast pass nothing.
+// window reads), and 0 * inf or 0 * NaN is NaN. For finite x those terms are exactly 0, and a NaN from
+// them stays NaN through every later sum, so a finite result is exact: only blocks of gw that come out
+// non-finite (only possible with inf/NaN data) are recomputed, with x masked at garbage columns.
 template <class T>
 void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
   const Phased q = phased(p, /*allow_identity=*/false);  // the dot products read past np: keep the slack
@@ -206,6 +206,8 @@ void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams
   const int64_t chunk = images_per_chunk(p, q);
   std::vector<char> redo(tasks, 0);
   auto accumulate = [&](const Mask<T>* keep) {
+    const auto block = cog >= 4 ? (keep ? weight_grad_block<T, 4, S, true> : weight_grad_block<T, 4, S, false>)
+                                : (keep ? weight_grad_block<T, 1, S, true> : weight_grad_block<T, 1, S, false>);
     for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
       const int64_t nn = std::min(chunk, p.n - n0);
       const T* xq = build_phased<T>(x.data<T>() + n0 * p.c_in * p.h * p.w, nn, p, q);
@@ -214,10 +216,8 @@ void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams
       for (int64_t t = 0; t < tasks; t++) {
         if (keep && !redo[t]) continue;
         int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
-        const int64_t* xo = x_off.data() + g * K;
-        bool finite = cog >= 4 ? weight_grad_block<T, 4, S>(gq, xq, xo, keep, out, p, q, ldg, nn, g, k0, k1)
-                               : weight_grad_block<T, 1, S>(gq, xq, xo, keep, out, p, q, ldg, nn, g, k0, k1);
-        if (!finite) redo[t] = 1;
+        block(gq, xq, x_off.data() + g * K, keep, out, p, q, ldg, nn, g, k0, k1);
+        if (!keep && n0 + nn == p.n) redo[t] = !finite_block(out, K, g * cog, (g + 1) * cog, k0, k1);
       }
     }
   };
