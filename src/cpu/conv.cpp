@@ -7,7 +7,7 @@
 //   backward-input   gxq[k][p] += sum_co W[co][k] * gy[co][p]    GEMM, C rows = runs (scatter-add), un-phase
 //   backward-weight  gw[co][k] = sum_n,p gy[co][p] * X[k][p]     dot products along p (vectorised along p)
 // Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes
-// (backward-weight redoes blocks that came out non-finite with x masked there too: 0 * NaN is NaN).
+// (backward-weight redoes blocks that came out NaN with x masked there too: 0 * inf is NaN).
 // Depthwise forward and backward-input go to the direct kernels of conv_depthwise.cpp instead.
 #include <algorithm>
 #include <numeric>
@@ -178,20 +178,12 @@ void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mas
   }
 }
 
-// Whether rows [co0, co1) of gw (row length K) are finite in columns [k0, k1).
-template <class T>
-bool finite_block(const T* gw, int64_t K, int64_t co0, int64_t co1, int64_t k0, int64_t k1) {
-  int bad = 0;
-  for (int64_t co = co0; co < co1; co++)
-    for (int64_t k = k0; k < k1; k++) bad |= !(gw[co * K + k] - gw[co * K + k] == 0);
-  return !bad;
-}
-
 // The dot products run over the whole extended grid: at garbage columns gy is 0, but the x runs there
 // hold elements this tap never pairs with a real output (other taps' columns, the next row, elements no
 // window reads), and 0 * inf or 0 * NaN is NaN. For finite x those terms are exactly 0, and a NaN from
-// them stays NaN through every later sum, so a finite result is exact: only blocks of gw that come out
-// non-finite (only possible with inf/NaN data) are recomputed, with x masked at garbage columns.
+// them stays NaN through every later sum, so a result without NaN is exact. Such a term, 0 * x[k][p], is
+// the same for every co, so it shows in the first row of the group: tasks whose first-row block holds a
+// NaN (only possible with inf/NaN data) are recomputed with x masked at garbage columns.
 template <class T>
 void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
   const Phased q = phased(p, /*allow_identity=*/false);  // the dot products read past np: keep the slack
@@ -217,7 +209,10 @@ void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams
         if (keep && !redo[t]) continue;
         int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
         block(gq, xq, x_off.data() + g * K, keep, out, p, q, ldg, nn, g, k0, k1);
-        if (!keep && n0 + nn == p.n) redo[t] = !finite_block(out, K, g * cog, (g + 1) * cog, k0, k1);
+        if (!keep && n0 + nn == p.n) {
+          const T* first = out + g * cog * K;
+          redo[t] = std::any_of(first + k0, first + k1, [](T v) { return v != v; });
+        }
       }
     }
   };
