@@ -125,7 +125,7 @@ CASES = [
      ["value"]),
     ("mixed_dtypes_conv", "F.conv2d(t4, tw.double())", ["TypeError", "RuntimeError"], ["float64"]),
     ("cuda_without_gpu", "cl.ones(2, device='cuda') if not cl.cuda.is_available() else "
-     "(cl.ones(2) + cl.ones(2, device='cuda'))", ["RuntimeError"], ["cuda"]),
+     "(cl.ones(2, device='cpu') + cl.ones(2, device='cuda'))", ["RuntimeError"], ["cuda"]),
     # nn modules
     ("conv2d_module_groups", "nn.Conv2d(3, 4, 3, groups=2)", ["ValueError"], ["groups"]),
     ("conv2d_module_zero_kernel", "nn.Conv2d(3, 4, 0)", ["ValueError"], ["kernel_size"]),
