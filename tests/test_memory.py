@@ -68,14 +68,26 @@ def test_training_loop_does_not_grow_memory(device):
     first_loss = steps(WARMUP)
     if device == "cuda":
         cl.cuda.synchronize()
-    rss, objects = resident_bytes(), live_objects()
+    rss, objects, gpu = resident_bytes(), live_objects(), cl.cuda.memory_allocated()
     last_loss = steps(STEPS - WARMUP)
     if device == "cuda":
         cl.cuda.synchronize()
+        grown_gpu = cl.cuda.memory_allocated() - gpu
+        assert grown_gpu < 1 << 20, f"GPU memory held by live arrays grew by {grown_gpu} bytes over {STEPS - WARMUP} steps"
     grown_rss, grown_objects = resident_bytes() - rss, live_objects() - objects
     assert np.isfinite(last_loss) and last_loss < first_loss, "the loop should still be training"
     assert grown_rss < RSS_SLACK, f"resident memory grew by {grown_rss / 2**20:.1f} MiB over {STEPS - WARMUP} steps"
     assert grown_objects < OBJECT_SLACK, f"{grown_objects} more live Python objects after {STEPS - WARMUP} steps"
+
+
+def test_empty_cache_releases_gpu_memory():
+    if not cl.cuda.is_available():
+        pytest.skip("CUDA backend not compiled in or no GPU visible")
+    a = cl.NDArray.full((1 << 20,), 1.0, "float32", "cuda")
+    del a
+    assert cl.cuda.memory_reserved() >= 4 << 20, "a freed block should stay cached for reuse"
+    cl.cuda.empty_cache()
+    assert cl.cuda.memory_reserved() == cl.cuda.memory_allocated(), "empty_cache() must release the free lists"
 
 
 def test_freed_arrays_return_memory():

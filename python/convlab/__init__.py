@@ -22,7 +22,19 @@ class _Cuda:
 
     @staticmethod
     def empty_cache() -> None:
+        """Returns the caching allocator's free blocks to the driver."""
         _C.cuda_empty_cache()
+
+    @staticmethod
+    def memory_allocated() -> int:
+        """Bytes of GPU memory held by live arrays."""
+        return _C.cuda_memory_stats()["allocated_bytes"]
+
+    @staticmethod
+    def memory_reserved() -> int:
+        """Bytes the caching allocator holds: live arrays plus its free lists."""
+        stats = _C.cuda_memory_stats()
+        return stats["allocated_bytes"] + stats["cached_bytes"]
 
 
 cuda = _Cuda()
