@@ -38,22 +38,27 @@ std::vector<int64_t> strided_offsets(int64_t rows, int64_t stride) {
   return off;
 }
 
+// Small images go side by side, up to NC columns per layout unit (one GEMM for all): alone, an image of
+// fewer than 4 tiles of columns would round up to whole tiles and pay the per-task overheads on its own.
 template <class T>
 void forward_typed(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
-  const Phased q = phased(p);
-  const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group();
-  const int64_t K = cig * p.kh * p.kw, np = q.np;
-  const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
-  const bool direct = q.wq == p.ow;  // no garbage columns: the GEMM writes y itself
+  const Phased q1 = phased(p);
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  const int64_t chunk = images_per_chunk(p, q1);
+  const bool wide = !q1.identity && q1.np < 4 * gemm_nr<T> && p.n > 1;
+  const int64_t step = wide ? std::min(chunk, (gemm_nc + q1.np - 1) / q1.np) : chunk;
 
-  const int64_t chunk = images_per_chunk(p, q);
-  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
-    const int64_t nn = std::min(chunk, p.n - n0);
+  for (int64_t n0 = 0; n0 < p.n; n0 += step) {
+    const int64_t nn = std::min(step, p.n - n0);
+    const Phased q = wide ? phased(p, false, nn) : q1;
+    const int64_t units = nn / q.images, np = q.np;
+    const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
+    const bool direct = q.wq == p.ow && q.images == 1;  // no garbage columns: the GEMM writes y itself
     const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
-    T* yq = direct ? y + n0 * p.c_out * np : scratch<T>(slot_output, nn * p.c_out * np);
-    const GemmBlocking bl = gemm_blocking<T>(nn * G, cog, np);
+    T* yq = direct ? y + n0 * p.c_out * np : scratch<T>(slot_output, units * p.c_out * np);
+    const GemmBlocking bl = gemm_blocking<T>(units * G, cog, np);
     const int64_t mb = bl.mb, nb = bl.nb, m_blocks = bl.m_blocks, n_blocks = bl.n_blocks;
-    const int64_t tasks = nn * G * m_blocks * n_blocks;
+    const int64_t tasks = units * G * m_blocks * n_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
       int64_t ni = t % n_blocks, mi = t / n_blocks % m_blocks, g = t / (n_blocks * m_blocks) % G;
@@ -63,8 +68,10 @@ void forward_typed(const T* x, const T* w, const T* bias, const ConvParams& p, T
       gemm_block(w + g * cog * K, K, 1, K, b, c, false, mi * mb, std::min(cog, (mi + 1) * mb), ni * nb,
                  std::min(np, (ni + 1) * nb));
     }
-    finish_output<T>(yq, y + n0 * p.c_out * p.oh * p.ow, bias, nn,
-                     p.c_out, p.oh, p.ow, q.wq);
+    if (q.images == 1) finish_output<T>(yq, y + n0 * p.c_out * p.oh * p.ow, bias, nn, p.c_out, p.oh, p.ow, q.wq);
+    else
+      for (int64_t i = 0; i < nn; i++)  // image i: columns i*wq + ox of rows of length `row`
+        finish_output<T>(yq + i * q.wq, y + (n0 + i) * p.c_out * p.oh * p.ow, bias, 1, p.c_out, p.oh, p.ow, q.row);
   }
 }
 
@@ -74,18 +81,23 @@ void forward_typed(const T* x, const T* w, const T* bias, const ConvParams& p, T
 template <class T>
 void backward_input_stride1(const T* gy, const T* w, const ConvParams& p, T* gx) {
   const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
-  std::vector<T> wf(p.c_in * cog * taps);
-  for (int64_t g = 0; g < G; g++)
-    for (int64_t co = 0; co < cog; co++)
-      for (int64_t ci = 0; ci < cig; ci++)
+  T* wf = scratch<T>(slot_weight, p.c_in * cog * taps);
+  // 16 weight rows at a time, each read in order, while every ci writes one run of 16*taps.
+  const int64_t co_blocks = (cog + 15) / 16;
+#pragma omp parallel for schedule(static)
+  for (int64_t gb = 0; gb < G * co_blocks; gb++) {
+    int64_t g = gb / co_blocks, co0 = gb % co_blocks * 16, co1 = std::min(cog, co0 + 16);
+    for (int64_t ci = 0; ci < cig; ci++)
+      for (int64_t co = co0; co < co1; co++)
         for (int64_t t = 0; t < taps; t++)
           wf[((g * cig + ci) * cog + co) * taps + t] = w[((g * cog + co) * cig + ci) * taps + taps - 1 - t];
+  }
   ConvParams a = p;
   std::swap(a.c_in, a.c_out);
   a.h = p.oh, a.w = p.ow, a.oh = p.h, a.ow = p.w;
   a.pad_top = p.dil_h * (p.kh - 1) - p.pad_top;
   a.pad_left = p.dil_w * (p.kw - 1) - p.pad_left;
-  forward_typed<T>(gy, wf.data(), nullptr, a, gx);
+  forward_typed<T>(gy, wf, nullptr, a, gx);
 }
 
 template <class T>

@@ -31,10 +31,20 @@ template <class T>
 inline void store(T* p, Vec<T> v) {
   std::memcpy(p, &v, sizeof v);
 }
+// Sum of the lanes, halving the vector twice first: a serial chain of lanes - 1 scalar adds (the in-order
+// sum the compiler may not reorder) cost more than the dot products it finished on small images.
 template <class T>
 inline T hsum(Vec<T> v) {
+  typedef T Half __attribute__((vector_size(32)));
+  typedef T Quarter __attribute__((vector_size(16)));
+  Half h[2];
+  std::memcpy(h, &v, sizeof v);
+  Half a = h[0] + h[1];
+  Quarter q[2];
+  std::memcpy(q, &a, sizeof a);
+  Quarter b = q[0] + q[1];
   T s = 0;
-  for (int i = 0; i < lanes<T>; i++) s += v[i];
+  for (int i = 0; i < int(sizeof b / sizeof(T)); i++) s += b[i];
   return s;
 }
 
@@ -73,7 +83,8 @@ GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n);
 // their pages instead of faulting fresh ones in. Contents are undefined on return.
 template <class T>
 T* scratch(int slot, size_t count);
-// slot_thread is the one a worker thread may use inside a parallel region (GEMM's B panel, a plane buffer).
-enum ScratchSlot { slot_thread, slot_input, slot_output, slot_count };
+// slot_thread is the one a worker thread may use inside a parallel region (GEMM's B panel, a plane buffer);
+// slot_weight holds a rearranged weight (backward-input's flipped one).
+enum ScratchSlot { slot_thread, slot_input, slot_output, slot_weight, slot_count };
 
 }  // namespace convlab::cpu
