@@ -6,6 +6,7 @@
 //   forward          y[co][p]  = sum_k W[co][k] * X[k][p]        GEMM, B rows = runs       (k = (ci, tap))
 //   backward-input   gxq[k][p] += sum_co W[co][k] * gy[co][p]    GEMM, C rows = runs (scatter-add), un-phase
 //   backward-weight  gw[co][k] = sum_n,p gy[co][p] * X[k][p]     dot products along p (vectorised along p)
+//                    (small images: one GEMM gy @ X^T over the real outputs, X^T built from the runs)
 // Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes
 // (backward-weight redoes blocks that came out NaN with x masked there too: 0 * inf is NaN).
 // Depthwise forward and backward-input go to the direct kernels of conv_depthwise.cpp instead.
@@ -190,6 +191,49 @@ void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mas
   }
 }
 
+// Small images: gw[g] = gy_g (cog x P) @ xt_g (P x K) over the P = nn*oh*ow real outputs of a chunk, as one
+// GEMM (the dot products along p would need a horizontal sum per 16 vector FMAs). xt is the transposed
+// im2col, row p = every run's element at output p, read from the phased layout; only real outputs enter.
+template <class T>
+void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, T* gw) {
+  const Phased q = phased(p, /*allow_identity=*/false);
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  const int64_t ck = p.c_in * p.kh * p.kw, pix = p.oh * p.ow;
+  const std::vector<int64_t> x_off = run_offsets(p, q), c_off = strided_offsets(cog, K);
+  const int64_t chunk = std::min(images_per_chunk(p, q), std::max<int64_t>(1, (int64_t(1) << 23) / (pix * ck)));
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0), rows = nn * pix;
+    const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
+    T* xt = scratch<T>(slot_output, rows * ck);
+    T* gt = scratch<T>(slot_weight, p.c_out * rows);  // gt[co][i*pix + j] = gy[i][co][j]
+    const std::vector<int64_t> b_off = strided_offsets(rows, ck);
+#pragma omp parallel for schedule(static)
+    for (int64_t ic = 0; ic < nn * p.c_out; ic++) {
+      int64_t i = ic / p.c_out, co = ic % p.c_out;
+      std::copy(gy + (n0 + i) * p.c_out * pix + co * pix, gy + (n0 + i) * p.c_out * pix + (co + 1) * pix,
+                gt + co * rows + i * pix);
+    }
+    // One output row (ow rows of xt) per task: each run is read along ox, the ow rows fill in step.
+#pragma omp parallel for schedule(static)
+    for (int64_t iy = 0; iy < nn * p.oh; iy++) {
+      const T* src = xq + iy / p.oh * p.c_in * q.chan + iy % p.oh * q.wq;
+      T* dst = xt + iy * p.ow * ck;
+      for (int64_t k = 0; k < ck; k++)
+        for (int64_t ox = 0; ox < p.ow; ox++) dst[ox * ck + k] = src[x_off[k] + ox];
+    }
+    const GemmBlocking bl = gemm_blocking<T>(G, cog, K);
+    const int64_t tasks = G * bl.m_blocks * bl.n_blocks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, g = t / (bl.n_blocks * bl.m_blocks);
+      Rows<const T> b{xt + g * K, b_off.data()};
+      Rows<T> c{gw + g * cog * K, c_off.data()};
+      gemm_block(gt + g * cog * rows, rows, 1, rows, b, c, n0 > 0, mi * bl.mb, std::min(cog, (mi + 1) * bl.mb),
+                 ni * bl.nb, std::min(K, (ni + 1) * bl.nb));
+    }
+  }
+}
+
 // The dot products run over the whole extended grid: at garbage columns gy is 0, but the x runs there
 // hold elements this tap never pairs with a real output (other taps' columns, the next row, elements no
 // window reads), and 0 * inf or 0 * NaN is NaN. For finite x those terms are exactly 0, and a NaN from
@@ -200,6 +244,8 @@ template <class T>
 void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
   const Phased q = phased(p, /*allow_identity=*/false);  // the dot products read past np: keep the slack
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  if (q.np < 4 * gemm_nr<T> && cog >= gemm_mr && p.n * p.oh * p.ow * K > 0)  // (empty: the zero fill below)
+    return backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
   const int64_t ldg = (q.np + lanes<T> - 1) / lanes<T> * lanes<T>;
   const std::vector<int64_t> x_off = run_offsets(p, q);
   T* out = gw.data<T>();
