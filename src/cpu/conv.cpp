@@ -6,7 +6,8 @@
 //   forward          y[co][p]  = sum_k W[co][k] * X[k][p]        GEMM, B rows = runs       (k = (ci, tap))
 //   backward-input   gxq[k][p] += sum_co W[co][k] * gy[co][p]    GEMM, C rows = runs (scatter-add), un-phase
 //   backward-weight  gw[co][k] = sum_n,p gy[co][p] * X[k][p]     dot products along p (vectorised along p)
-//                    (small images: one GEMM gy @ X^T over the real outputs, X^T built from the runs)
+// Small images instead gather the runs at real outputs only into an explicit im2col matrix (one GEMM per
+// group over all images of a chunk, backward-weight included).
 // Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes
 // (backward-weight redoes blocks that came out NaN with x masked there too: 0 * inf is NaN).
 // Depthwise forward and backward-input go to the direct kernels of conv_depthwise.cpp instead.
@@ -39,27 +40,87 @@ std::vector<int64_t> strided_offsets(int64_t rows, int64_t stride) {
   return off;
 }
 
-// Small images go side by side, up to NC columns per layout unit (one GEMM for all): alone, an image of
-// fewer than 4 tiles of columns would round up to whole tiles and pay the per-task overheads on its own.
+// Small images (an extended grid under 4 tiles: alone, one would round up to whole tiles and pay the
+// per-task overheads by itself) use an explicit im2col over the real outputs of a chunk, P = nn*oh*ow.
+template <class T>
+bool small_images(const ConvParams& p, const Phased& q) {
+  return !q.identity && q.np < 4 * gemm_nr<T> && p.oh * p.ow > 0;
+}
+
+// Images per chunk of that path: the phased input and the P x c_in*taps matrix both stay within 2^23.
+int64_t column_chunk(const ConvParams& p, const Phased& q) {
+  return std::min(images_per_chunk(p, q), std::max<int64_t>(1, (int64_t(1) << 23) / (p.oh * p.ow * p.c_in * p.kh * p.kw)));
+}
+
+// cols[k*k_stride + j*p_stride] = run k of the layout at real output j = (i, oy, ox) of images [0, nn):
+// the im2col matrix as K x P (forward) or P x K (backward-weight). One output row per task, each run read
+// along ox.
+template <class T>
+void gather_columns(const T* xq, const std::vector<int64_t>& x_off, int64_t nn, const ConvParams& p,
+                    const Phased& q, T* cols, int64_t k_stride, int64_t p_stride) {
+  const int64_t ck = static_cast<int64_t>(x_off.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t iy = 0; iy < nn * p.oh; iy++) {
+    const T* src = xq + iy / p.oh * p.c_in * q.chan + iy % p.oh * q.wq;
+    T* dst = cols + iy * p.ow * p_stride;
+    for (int64_t k = 0; k < ck; k++)
+      for (int64_t ox = 0; ox < p.ow; ox++) dst[k * k_stride + ox * p_stride] = src[x_off[k] + ox];
+  }
+}
+
+// y[i][co][j] = sum_k W[co][k] * cols[k][i*pix + j] + bias[co]: one GEMM per group over all P columns.
+template <class T>
+void forward_columns(const T* x, const T* w, const T* bias, const ConvParams& p, const Phased& q, T* y) {
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  const int64_t pix = p.oh * p.ow;
+  const std::vector<int64_t> x_off = run_offsets(p, q);
+  const int64_t chunk = column_chunk(p, q);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0), cols_n = nn * pix;
+    const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
+    T* cols = scratch<T>(slot_columns, x_off.size() * cols_n);
+    gather_columns(xq, x_off, nn, p, q, cols, cols_n, 1);
+    T* yc = scratch<T>(slot_output, p.c_out * cols_n);
+    const std::vector<int64_t> b_off = strided_offsets(x_off.size(), cols_n), c_off = strided_offsets(p.c_out, cols_n);
+    // Every task packs all K rows of its columns: one task per thread (resnet_7x7_512 forward 5.5 -> 4.8 ms).
+    const GemmBlocking bl = gemm_blocking<T>(G, cog, cols_n, 1);
+    const int64_t tasks = G * bl.m_blocks * bl.n_blocks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, g = t / (bl.n_blocks * bl.m_blocks);
+      Rows<const T> b{cols, b_off.data() + g * K};
+      Rows<T> c{yc, c_off.data() + g * cog};
+      gemm_block(w + g * cog * K, K, 1, K, b, c, false, mi * bl.mb, std::min(cog, (mi + 1) * bl.mb), ni * bl.nb,
+                 std::min(cols_n, (ni + 1) * bl.nb));
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t ic = 0; ic < nn * p.c_out; ic++) {
+      int64_t i = ic / p.c_out, co = ic % p.c_out;
+      const T* src = yc + co * cols_n + i * pix;
+      T* dst = y + (n0 + i) * p.c_out * pix + co * pix;
+      const T b = bias ? bias[co] : T(0);
+      for (int64_t j = 0; j < pix; j++) dst[j] = src[j] + b;
+    }
+  }
+}
+
 template <class T>
 void forward_typed(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
-  const Phased q1 = phased(p);
-  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
-  const int64_t chunk = images_per_chunk(p, q1);
-  const bool wide = !q1.identity && q1.np < 4 * gemm_nr<T> && p.n > 1;
-  const int64_t step = wide ? std::min(chunk, (gemm_nc + q1.np - 1) / q1.np) : chunk;
+  const Phased q = phased(p);
+  if (small_images<T>(p, q)) return forward_columns(x, w, bias, p, q, y);
+  const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group();
+  const int64_t K = cig * p.kh * p.kw, np = q.np;
+  const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
+  const bool direct = q.wq == p.ow;  // no garbage columns: the GEMM writes y itself
 
-  for (int64_t n0 = 0; n0 < p.n; n0 += step) {
-    const int64_t nn = std::min(step, p.n - n0);
-    const Phased q = wide ? phased(p, false, nn) : q1;
-    const int64_t units = nn / q.images, np = q.np;
-    const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
-    const bool direct = q.wq == p.ow && q.images == 1;  // no garbage columns: the GEMM writes y itself
+  const int64_t chunk = images_per_chunk(p, q);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0);
     const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
-    T* yq = direct ? y + n0 * p.c_out * np : scratch<T>(slot_output, units * p.c_out * np);
-    const GemmBlocking bl = gemm_blocking<T>(units * G, cog, np);
+    T* yq = direct ? y + n0 * p.c_out * np : scratch<T>(slot_output, nn * p.c_out * np);
+    const GemmBlocking bl = gemm_blocking<T>(nn * G, cog, np);
     const int64_t mb = bl.mb, nb = bl.nb, m_blocks = bl.m_blocks, n_blocks = bl.n_blocks;
-    const int64_t tasks = units * G * m_blocks * n_blocks;
+    const int64_t tasks = nn * G * m_blocks * n_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
       int64_t ni = t % n_blocks, mi = t / n_blocks % m_blocks, g = t / (n_blocks * m_blocks) % G;
@@ -69,10 +130,8 @@ void forward_typed(const T* x, const T* w, const T* bias, const ConvParams& p, T
       gemm_block(w + g * cog * K, K, 1, K, b, c, false, mi * mb, std::min(cog, (mi + 1) * mb), ni * nb,
                  std::min(np, (ni + 1) * nb));
     }
-    if (q.images == 1) finish_output<T>(yq, y + n0 * p.c_out * p.oh * p.ow, bias, nn, p.c_out, p.oh, p.ow, q.wq);
-    else
-      for (int64_t i = 0; i < nn; i++)  // image i: columns i*wq + ox of rows of length `row`
-        finish_output<T>(yq + i * q.wq, y + (n0 + i) * p.c_out * p.oh * p.ow, bias, 1, p.c_out, p.oh, p.ow, q.row);
+    finish_output<T>(yq, y + n0 * p.c_out * p.oh * p.ow, bias, nn,
+                     p.c_out, p.oh, p.ow, q.wq);
   }
 }
 
@@ -191,42 +250,33 @@ void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mas
   }
 }
 
-// Small images: gw[g] = gy_g (cog x P) @ xt_g (P x K) over the P = nn*oh*ow real outputs of a chunk, as one
-// GEMM (the dot products along p would need a horizontal sum per 16 vector FMAs). xt is the transposed
-// im2col, row p = every run's element at output p, read from the phased layout; only real outputs enter.
+// Small images: gw[g] = gy_g (cog x P) @ cols_g (P x K) over the P real outputs of a chunk, as one GEMM (the
+// dot products along p would need a horizontal sum per 16 vector FMAs); only real outputs enter.
 template <class T>
-void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, T* gw) {
-  const Phased q = phased(p, /*allow_identity=*/false);
+void backward_weight_columns(const T* x, const T* gy, const ConvParams& p, const Phased& q, T* gw) {
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
-  const int64_t ck = p.c_in * p.kh * p.kw, pix = p.oh * p.ow;
+  const int64_t pix = p.oh * p.ow;
   const std::vector<int64_t> x_off = run_offsets(p, q), c_off = strided_offsets(cog, K);
-  const int64_t chunk = std::min(images_per_chunk(p, q), std::max<int64_t>(1, (int64_t(1) << 23) / (pix * ck)));
+  const int64_t ck = x_off.size(), chunk = column_chunk(p, q);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0), rows = nn * pix;
     const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
-    T* xt = scratch<T>(slot_output, rows * ck);
-    T* gt = scratch<T>(slot_weight, p.c_out * rows);  // gt[co][i*pix + j] = gy[i][co][j]
-    const std::vector<int64_t> b_off = strided_offsets(rows, ck);
+    T* cols = scratch<T>(slot_columns, rows * ck);
+    gather_columns(xq, x_off, nn, p, q, cols, 1, ck);
+    T* gt = scratch<T>(slot_output, p.c_out * rows);  // gt[co][i*pix + j] = gy[i][co][j]
 #pragma omp parallel for schedule(static)
     for (int64_t ic = 0; ic < nn * p.c_out; ic++) {
       int64_t i = ic / p.c_out, co = ic % p.c_out;
-      std::copy(gy + (n0 + i) * p.c_out * pix + co * pix, gy + (n0 + i) * p.c_out * pix + (co + 1) * pix,
-                gt + co * rows + i * pix);
+      const T* src = gy + (n0 + i) * p.c_out * pix + co * pix;
+      std::copy(src, src + pix, gt + co * rows + i * pix);
     }
-    // One output row (ow rows of xt) per task: each run is read along ox, the ow rows fill in step.
-#pragma omp parallel for schedule(static)
-    for (int64_t iy = 0; iy < nn * p.oh; iy++) {
-      const T* src = xq + iy / p.oh * p.c_in * q.chan + iy % p.oh * q.wq;
-      T* dst = xt + iy * p.ow * ck;
-      for (int64_t k = 0; k < ck; k++)
-        for (int64_t ox = 0; ox < p.ow; ox++) dst[ox * ck + k] = src[x_off[k] + ox];
-    }
+    const std::vector<int64_t> b_off = strided_offsets(rows, ck);
     const GemmBlocking bl = gemm_blocking<T>(G, cog, K);
     const int64_t tasks = G * bl.m_blocks * bl.n_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
       int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, g = t / (bl.n_blocks * bl.m_blocks);
-      Rows<const T> b{xt + g * K, b_off.data()};
+      Rows<const T> b{cols + g * K, b_off.data()};
       Rows<T> c{gw + g * cog * K, c_off.data()};
       gemm_block(gt + g * cog * rows, rows, 1, rows, b, c, n0 > 0, mi * bl.mb, std::min(cog, (mi + 1) * bl.mb),
                  ni * bl.nb, std::min(K, (ni + 1) * bl.nb));
@@ -244,8 +294,8 @@ template <class T>
 void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
   const Phased q = phased(p, /*allow_identity=*/false);  // the dot products read past np: keep the slack
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
-  if (q.np < 4 * gemm_nr<T> && cog >= gemm_mr && p.n * p.oh * p.ow * K > 0)  // (empty: the zero fill below)
-    return backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+  if (small_images<T>(p, q) && cog >= gemm_mr && p.n > 0)  // (no images: the zero fill below)
+    return backward_weight_columns<T>(x.data<T>(), gy.data<T>(), p, q, gw.data<T>());
   const int64_t ldg = (q.np + lanes<T> - 1) / lanes<T> * lanes<T>;
   const std::vector<int64_t> x_off = run_offsets(p, q);
   T* out = gw.data<T>();

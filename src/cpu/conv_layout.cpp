@@ -11,25 +11,23 @@ namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 }  // namespace
 
-Phased phased(const ConvParams& p, bool allow_identity, int64_t images) {
+Phased phased(const ConvParams& p, bool allow_identity) {
   Phased q;
   q.sh = p.stride_h;
   q.sw = p.stride_w;
   q.hq = p.oh + (p.kh - 1) * p.dil_h / q.sh;
   q.wq = p.ow + (p.kw - 1) * p.dil_w / q.sw;
-  q.images = images;
-  q.row = images * q.wq;
-  q.identity = allow_identity && images == 1 && p.kh == 1 && p.kw == 1 && q.sh == 1 && q.sw == 1 && p.pad_top == 0 &&
+  q.identity = allow_identity && p.kh == 1 && p.kw == 1 && q.sh == 1 && q.sw == 1 && p.pad_top == 0 &&
                p.pad_left == 0 && p.oh == p.h && p.ow == p.w;
-  q.plane = q.identity ? p.h * p.w : (q.hq * q.row + q.row + 64 + 15) / 16 * 16;
+  q.plane = q.identity ? p.h * p.w : (q.hq * q.wq + q.wq + 64 + 15) / 16 * 16;
   q.chan = q.sh * q.sw * q.plane;
-  q.np = p.oh * q.row;
+  q.np = p.oh * q.wq;
   q.used.assign(q.sh * q.sw, 0);
   for (int64_t i = 0; i < p.kh; i++) {
     for (int64_t j = 0; j < p.kw; j++) {
       int64_t a = i * p.dil_h % q.sh, b = j * p.dil_w % q.sw;
       q.used[a * q.sw + b] = 1;
-      q.tap.push_back((a * q.sw + b) * q.plane + i * p.dil_h / q.sh * q.row + j * p.dil_w / q.sw);
+      q.tap.push_back((a * q.sw + b) * q.plane + i * p.dil_h / q.sh * q.wq + j * p.dil_w / q.sw);
     }
   }
   return q;
@@ -40,7 +38,7 @@ int64_t images_per_chunk(const ConvParams& p, const Phased& q) {
 }
 
 template <class T>
-void build_phased_channel(const T* src, T* out, const ConvParams& p, const Phased& q, int64_t src_step) {
+void build_phased_channel(const T* src, T* out, const ConvParams& p, const Phased& q) {
   for (int64_t a = 0; a < q.sh; a++) {
     for (int64_t b = 0; b < q.sw; b++) {
       if (!q.used[a * q.sw + b]) continue;
@@ -49,22 +47,20 @@ void build_phased_channel(const T* src, T* out, const ConvParams& p, const Phase
       int64_t v_lo = std::clamp<int64_t>(ceil_div(p.pad_left - b, q.sw), 0, q.wq);
       int64_t v_hi = std::clamp<int64_t>(ceil_div(p.w + p.pad_left - b, q.sw), v_lo, q.wq);
       for (int64_t u = 0; u < q.hq; u++) {
+        T* row = dst + u * q.wq;
         int64_t iy = u * q.sh + a - p.pad_top;
         if (iy < 0 || iy >= p.h) {
-          std::fill(dst + u * q.row, dst + (u + 1) * q.row, T(0));
+          std::fill(row, row + q.wq, T(0));
           continue;
         }
-        for (int64_t i = 0; i < q.images; i++) {
-          T* row = dst + u * q.row + i * q.wq;
-          const T* in = src + i * src_step + iy * p.w + b - p.pad_left;
-          std::fill(row, row + v_lo, T(0));
-          if (q.sw == 1) std::copy(in + v_lo, in + v_hi, row + v_lo);
-          else
-            for (int64_t v = v_lo; v < v_hi; v++) row[v] = in[v * q.sw];
-          std::fill(row + v_hi, row + q.wq, T(0));
-        }
+        const T* in = src + iy * p.w + b - p.pad_left;
+        std::fill(row, row + v_lo, T(0));
+        if (q.sw == 1) std::copy(in + v_lo, in + v_hi, row + v_lo);
+        else
+          for (int64_t v = v_lo; v < v_hi; v++) row[v] = in[v * q.sw];
+        std::fill(row + v_hi, row + q.wq, T(0));
       }
-      std::fill(dst + q.hq * q.row, dst + q.plane, T(0));
+      std::fill(dst + q.hq * q.wq, dst + q.plane, T(0));
     }
   }
 }
@@ -72,13 +68,9 @@ void build_phased_channel(const T* src, T* out, const ConvParams& p, const Phase
 template <class T>
 const T* build_phased(const T* x, int64_t nn, const ConvParams& p, const Phased& q) {
   if (q.identity) return x;
-  const int64_t units = nn / q.images, image = p.c_in * p.h * p.w;
-  T* out = scratch<T>(slot_input, units * p.c_in * q.chan);
+  T* out = scratch<T>(slot_input, nn * p.c_in * q.chan);
 #pragma omp parallel for schedule(static)
-  for (int64_t uc = 0; uc < units * p.c_in; uc++) {
-    int64_t u = uc / p.c_in, c = uc % p.c_in;
-    build_phased_channel(x + u * q.images * image + c * p.h * p.w, out + uc * q.chan, p, q, image);
-  }
+  for (int64_t nc = 0; nc < nn * p.c_in; nc++) build_phased_channel(x + nc * p.h * p.w, out + nc * q.chan, p, q);
   return out;
 }
 
@@ -138,7 +130,7 @@ void finish_output(const T* yq, T* y, const T* bias, int64_t nn, int64_t c_out, 
 
 #define CONVLAB_LAYOUT(T)                                                                                    \
   template const T* build_phased<T>(const T*, int64_t, const ConvParams&, const Phased&);                   \
-  template void build_phased_channel<T>(const T*, T*, const ConvParams&, const Phased&, int64_t);          \
+  template void build_phased_channel<T>(const T*, T*, const ConvParams&, const Phased&);                   \
   template const T* extend_grad_output<T>(const T*, int64_t, const ConvParams&, const Phased&, int64_t);    \
   template void unphase<T>(const T*, T*, int64_t, const ConvParams&, const Phased&);                        \
   template void unphase_channel<T>(const T*, T*, const ConvParams&, const Phased&);                         \

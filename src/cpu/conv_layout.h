@@ -1,7 +1,6 @@
 // The stride-phased, zero-padded input layout the convolution kernels share (see conv.cpp for the math):
-//   xq[c][a][b][u][i*wq + v] = x[i][c][u*sh + a - pt][v*sw + b - pl],  channel stride chan = sh*sw*plane,
-// with `images` images side by side in each phase row (row = images*wq), and the extended output grid
-// p = oy*row + i*wq + ox (np = oh*row columns, ox >= ow garbage) it is read on.
+//   xq[c][a][b][u][v] = x[c][u*sh + a - pt][v*sw + b - pl],  channel stride chan = sh*sw*plane,
+// and the extended output grid p = oy*wq + ox (np = oh*wq columns, ox >= ow garbage) it is read on.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -13,33 +12,28 @@ namespace convlab::cpu {
 
 struct Phased {
   int64_t sh = 1, sw = 1, hq = 0, wq = 0;
-  int64_t images = 1, row = 0;  // images side by side in one phase row of length row = images*wq
-  int64_t plane = 0;  // one phase: hq*row plus slack, so a run may overhang its end by row + 64 elements
+  int64_t plane = 0;  // one phase: hq*wq plus slack, so a run may overhang its end by wq + 64 elements
   int64_t chan = 0;   // one channel: sh*sw planes
-  int64_t np = 0;     // extended outputs per channel, oh*row
+  int64_t np = 0;     // extended outputs per channel, oh*wq
   std::vector<int64_t> tap;    // tap kh_i*kw + kw_i starts at this offset inside a channel
   std::vector<char> used;      // phase a*sw + b is read by some tap
   bool identity = false;       // 1x1, stride 1, no padding: x itself is the layout (no slack)
 };
 
-// images > 1 puts that many images side by side (never the identity layout): a small image alone would
-// leave most of each GEMM tile's width as padding.
-Phased phased(const ConvParams& p, bool allow_identity = true, int64_t images = 1);
+Phased phased(const ConvParams& p, bool allow_identity = true);
 
 // Images per chunk so that one chunk's phased input holds at most 2^23 elements (32 MiB of fp32): every
 // workspace of a convolution call is bounded by a small multiple of that.
 int64_t images_per_chunk(const ConvParams& p, const Phased& q);
 
-// The layout of images [0, nn) of x (nn*c_in*h*w elements, nn a multiple of q.images; layout unit
-// i / q.images at i / q.images * c_in*chan): x itself when q.identity, else a scratch buffer (slot_input)
-// with unused phases left unwritten.
+// The layout of images [0, nn) of x (nn*c_in*h*w elements): x itself when q.identity, else a scratch
+// buffer (slot_input) with unused phases left unwritten.
 template <class T>
 const T* build_phased(const T* x, int64_t nn, const ConvParams& p, const Phased& q);
-// One channel of q.images images, image i's (h, w) plane at src + i*src_step -> out (chan elements).
+// One channel: src (h, w) -> out (chan elements).
 template <class T>
-void build_phased_channel(const T* src, T* out, const ConvParams& p, const Phased& q, int64_t src_step = 0);
+void build_phased_channel(const T* src, T* out, const ConvParams& p, const Phased& q);
 
-// The functions below take a layout of one image per row (q.images == 1).
 // gy (nn, c_out, oh, ow) on the extended grid with row length ld >= np: zeros in garbage columns and in the
 // tail. gy itself when that is already its layout, else a scratch buffer (slot_output).
 template <class T>

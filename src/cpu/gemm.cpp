@@ -118,9 +118,9 @@ void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, Rows<const T> b
 }
 
 template <class T>
-GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n) {
+GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n, int64_t per_thread) {
   constexpr int64_t nr = gemm_nr<T>;
-  const int64_t want = 4 * omp_get_max_threads();
+  const int64_t want = per_thread * omp_get_max_threads();
   int64_t mb = (m + gemm_mr - 1) / gemm_mr * gemm_mr, nb = std::min(gemm_nc, (n + nr - 1) / nr * nr);
   auto tasks = [&] { return count * ((m + mb - 1) / mb) * ((n + nb - 1) / nb); };
   while (tasks() < want) {
@@ -131,8 +131,8 @@ GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n) {
   return {mb, nb, (m + mb - 1) / mb, (n + nb - 1) / nb};
 }
 
-template GemmBlocking gemm_blocking<float>(int64_t, int64_t, int64_t);
-template GemmBlocking gemm_blocking<double>(int64_t, int64_t, int64_t);
+template GemmBlocking gemm_blocking<float>(int64_t, int64_t, int64_t, int64_t);
+template GemmBlocking gemm_blocking<double>(int64_t, int64_t, int64_t, int64_t);
 template float* scratch<float>(int, size_t);
 template double* scratch<double>(int, size_t);
 template int64_t* scratch<int64_t>(int, size_t);

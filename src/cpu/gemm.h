@@ -76,15 +76,16 @@ void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, Rows<const T> b
 struct GemmBlocking {
   int64_t mb, nb, m_blocks, n_blocks;
 };
+// per_thread: tasks wanted per thread (fewer when every task packs the same large B panel).
 template <class T>
-GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n);
+GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n, int64_t per_thread = 4);
 
 // Grow-only, 64-byte aligned scratch memory, one buffer per (calling thread, slot): repeated calls reuse
 // their pages instead of faulting fresh ones in. Contents are undefined on return.
 template <class T>
 T* scratch(int slot, size_t count);
 // slot_thread is the one a worker thread may use inside a parallel region (GEMM's B panel, a plane buffer);
-// slot_weight holds a rearranged weight (backward-input's flipped one).
-enum ScratchSlot { slot_thread, slot_input, slot_output, slot_weight, slot_count };
+// slot_weight holds a rearranged weight (backward-input's flipped one), slot_columns an im2col matrix.
+enum ScratchSlot { slot_thread, slot_input, slot_output, slot_weight, slot_columns, slot_count };
 
 }  // namespace convlab::cpu
