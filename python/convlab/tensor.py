@@ -69,6 +69,18 @@ def canonical_dtype(dtype):
     return name
 
 
+def parse_to_args(args, device, dtype):
+    """The (device, dtype) a to(...) call asks for, from positional strings and keywords; None for each one
+    it leaves unchanged."""
+    for arg in args:
+        if isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda"):
+            device = arg
+        else:
+            dtype = arg
+    return (None if device is None else canonical_device(device),
+            None if dtype is None else canonical_dtype(dtype))
+
+
 def canonical_device(device):
     """'cpu'/'cuda' (a 'cuda:0' style index is accepted and dropped); None means convlab.default_device()."""
     from . import cuda, default_device  # the package's own; it imports this module first
@@ -206,13 +218,8 @@ class Tensor:
 
     def to(self, *args, device=None, dtype=None):
         """to(device), to(dtype), to(device, dtype) or keywords; differentiable; self when nothing changes."""
-        for arg in args:
-            if isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda"):
-                device = arg
-            else:
-                dtype = arg
-        device = self.device if device is None else canonical_device(device)
-        dtype = self.dtype if dtype is None else canonical_dtype(dtype)
+        device, dtype = parse_to_args(args, device, dtype)
+        device, dtype = device or self.device, dtype or self.dtype
         if (device, dtype) == (self.device, self.dtype):
             return self
         return autograd.To.apply(self, device=device, dtype=dtype)

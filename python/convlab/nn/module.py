@@ -2,7 +2,7 @@
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
-from ..tensor import Tensor, _ndarray_from, canonical_device, canonical_dtype, no_grad, zeros_like
+from ..tensor import Tensor, _ndarray_from, no_grad, parse_to_args, zeros_like
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -171,13 +171,7 @@ class Module:
 
     def to(self, *args, device=None, dtype=None):
         """Moves/casts every parameter and buffer in place (the same Parameter objects), as PyTorch does."""
-        for arg in args:
-            if isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda"):
-                device = arg
-            else:
-                dtype = arg
-        device = None if device is None else canonical_device(device)
-        dtype = None if dtype is None else canonical_dtype(dtype)
+        device, dtype = parse_to_args(args, device, dtype)
         with no_grad():
             for t in list(self.parameters()) + list(self.buffers()):
                 t._data = _ndarray_from(t._data, dtype or t.dtype, device or t.device)
