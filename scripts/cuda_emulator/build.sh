@@ -17,7 +17,7 @@ flags="-std=c++20 -O2 -march=native -fopenmp -fPIC -w -DCONVLAB_WITH_CUDA $(pyth
 for f in "$build"/src/bindings.cpp "$build"/src/common/*.cpp "$build"/src/cpu/*.cpp "$build"/src/cuda/*.cpp; do
   o="$build/obj/$(basename "$(dirname "$f")")_$(basename "$f").o"
   stale=0
-  for dep in "$f" "$build"/inc/*.h "$build"/src/common/*.h "$build"/src/cpu/*.h "$build"/src/cuda/*.h "$build"/src/cuda/*.cuh; do
+  for dep in "$f" "$build"/inc/*.h "$build"/src/common/*.h "$build"/src/common/*.inc "$build"/src/cpu/*.h "$build"/src/cuda/*.h "$build"/src/cuda/*.cuh; do
     [ -f "$o" ] && [ ! "$dep" -nt "$o" ] || stale=1
   done
   if [ $stale -eq 1 ]; then

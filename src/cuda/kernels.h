@@ -1,48 +1,17 @@
-// The CUDA backend's kernels, one family per file (see ../common/backend.h for each one's contract).
+// The CUDA backend's kernels, one family per file: memory.cu, elementwise.cu, reduce.cu, matmul.cu,
+// pad.cu, conv.cu (dense and grouped: implicit GEMM), conv_depthwise.cu, pool.cu.
 // Plain C++: bindings and common code may include it without the CUDA headers.
 #pragma once
 #include "../common/backend.h"
 
 namespace convlab::cuda {
 
-// memory.cu
-void* alloc(size_t bytes);
-void release(void* ptr);
-void to_host(void* dst, const void* src, size_t bytes);
-void from_host(void* dst, const void* src, size_t bytes);
+#include "../common/backend_kernels.inc"
 
-// elementwise.cu
-void binary(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out);
-void binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, NDArray& out);
-void unary(UnaryOp op, const NDArray& a, NDArray& out);
-void copy(const NDArray& src, const NDArray& dst);
-void fill(const NDArray& dst, double value);
-
-// reduce.cu
-void reduce_rows(ReduceOp op, const NDArray& a, NDArray& out);
-void argmax_rows(const NDArray& a, NDArray& out);
-
-// matmul.cu
-void matmul(const NDArray& a, const NDArray& b, NDArray& out);
-
-// pad.cu
-void pad(const NDArray& a, const std::vector<std::pair<int64_t, int64_t>>& pads, PadMode mode, double value,
-         NDArray& out);
-
-// conv.cu (dense and grouped: implicit GEMM) and conv_depthwise.cu (one input channel per group)
-void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y);
-void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
-void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw);
+// conv_depthwise.cu: one input channel per group, too little reduction depth for GEMM tiles; backend.cu
+// routes such layers here.
 void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y);
 void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
 void depthwise_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw);
-
-// pool.cu
-void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y);
-void max_pool_backward(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx);
-void avg_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y);
-void avg_pool_backward(const NDArray& gy, const PoolParams& p, NDArray& gx);
-void adaptive_avg_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y);
-void adaptive_avg_pool_backward(const NDArray& gy, const PoolParams& p, NDArray& gx);
 
 }  // namespace convlab::cuda
