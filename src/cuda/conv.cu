@@ -13,6 +13,22 @@ bool pointwise(const ConvParams& p) {
          p.oh == p.h && p.ow == p.w;
 }
 
+// Stores a tile whose rows are channels g*rows+r of one group and whose columns are pixels of NCHW images
+// (plane pixels per channel): out[col / plane, g*rows + r, col % plane] = acc + bias (bias may be null).
+template <class T>
+__device__ void store_pixel_tile(const T (&acc)[kSub][kSub], T* out, const T* bias, int64_t g, int64_t rows,
+                                 int64_t channels, int64_t plane, int64_t pixels, int64_t m0, int64_t p0) {
+  for (int j = 0; j < kSub; ++j) {
+    int64_t col = p0 + sub_col(j);
+    if (col >= pixels) continue;
+    T* out_pix = out + (col / plane * channels + g * rows) * plane + col % plane;
+    for (int i = 0; i < kSub; ++i) {
+      int64_t r = m0 + sub_row(i);
+      if (r < rows) out_pix[r * plane] = acc[i][j] + (bias ? bias[g * rows + r] : T(0));
+    }
+  }
+}
+
 // y[n, g*copg+co, oh, ow] = bias[.] + sum_{ci,kh,kw} w[g*copg+co, ci, kh, kw] * x[n, g*cig+ci, oh*sh-pt+kh*dh, ow*sw-pl+kw*dw]
 // Per group: rows co (copg), columns output pixels (n*oh*ow), depth (ci, kh, kw) = w's row layout.
 template <class T, bool kPointwise>
@@ -59,15 +75,7 @@ __global__ void forward_kernel(const T* x, const T* w, const T* bias, T* y, Conv
       tile_multiply(s, acc);
       __syncthreads();
     }
-    for (int j = 0; j < kSub; ++j) {
-      int64_t col = p0 + sub_col(j);
-      if (col >= pixels) continue;
-      T* y_pix = y + (col / ohw * p.c_out + g * copg) * ohw + col % ohw;
-      for (int i = 0; i < kSub; ++i) {
-        int64_t co = m0 + sub_row(i);
-        if (co < copg) y_pix[co * ohw] = acc[i][j] + (bias ? bias[g * copg + co] : T(0));
-      }
-    }
+    store_pixel_tile(acc, y, bias, g, copg, p.c_out, ohw, pixels, m0, p0);
   }
 }
 
@@ -122,15 +130,7 @@ __global__ void backward_input_kernel(const T* gy, const T* w, T* gx, ConvParams
       tile_multiply(s, acc);
       __syncthreads();
     }
-    for (int j = 0; j < kSub; ++j) {
-      int64_t col = p0 + sub_col(j);
-      if (col >= pixels) continue;
-      T* gx_pix = gx + (col / hw * p.c_in + g * cig) * hw + col % hw;
-      for (int i = 0; i < kSub; ++i) {
-        int64_t ci = m0 + sub_row(i);
-        if (ci < cig) gx_pix[ci * hw] = acc[i][j];
-      }
-    }
+    store_pixel_tile(acc, gx, static_cast<const T*>(nullptr), g, cig, p.c_in, hw, pixels, m0, p0);
   }
 }
 
