@@ -104,7 +104,8 @@ class Div(Function):
 
 
 class Pow(Function):
-    """d(a^b)/da = b a^(b-1); d(a^b)/db = a^b ln a."""
+    """d(a^b)/da = b a^(b-1), 0 where b == 0; d(a^b)/db = a^b ln a, 0 where a == 0 and b >= 0 (PyTorch's
+    rules: a^b is flat there, and 0 * ln 0 would give NaN)."""
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -115,10 +116,11 @@ class Pow(Function):
         need_a, need_b = self.needs_input_grad
         a, b = self.a, self.b
         ga = gb = None
-        if need_a:
-            ga = g * 0.0 if isinstance(b, float) and b == 0.0 else g * (b * a ** (b - 1.0))
-        if need_b:
-            gb = g * self.out * (a.log() if isinstance(a, NDArray) else math.log(a))
+        if need_a:  # where b == 0 the exponent b-1 becomes 0, so 0 * a^0 = 0 even at a = 0
+            ga = g * (b * a ** (b - 1.0 + (b == 0.0)))
+        if need_b:  # where a == 0 and b >= 0, ln 1 = 0 stands in for ln 0
+            safe_a = (b >= 0.0) * float(a == 0.0) + a if isinstance(a, float) else a + (a == 0.0) * (b >= 0.0)
+            gb = g * self.out * safe_a.log()
         return ga, gb
 
 

@@ -4,6 +4,7 @@ A Tensor produced by a Function remembers that Function (`_ctx`); `backward()` w
 reverse topological order (iteratively, so deep graphs never meet Python's recursion limit) and accumulates
 gradients into the leaves' `.grad`. All math lives in autograd.py as NDArray calls.
 """
+import functools
 import math
 import numbers
 from collections import namedtuple
@@ -22,6 +23,11 @@ _rng = np.random.default_rng()
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
+class IndexOutOfRangeError(IndexError, ValueError):
+    """An index past the end of an axis: an IndexError as PyTorch (and Python's sequence protocol) raise,
+    and a ValueError as convlab's error contract asks for a bad argument."""
+
+
 def manual_seed(seed):
     """Seeds the generator behind randn/rand/dropout/initialisation, as torch.manual_seed does."""
     global _rng
@@ -37,7 +43,11 @@ def is_grad_enabled():
 
 
 class no_grad:
-    """Context manager (and decorator) under which new results record no graph."""
+    """Context manager, and decorator as @no_grad() or @no_grad, under which new results record no graph."""
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        return self if fn is None else self(fn)
 
     def __enter__(self):
         global _grad_enabled
@@ -48,6 +58,7 @@ class no_grad:
         _grad_enabled = self._prev
 
     def __call__(self, fn):
+        @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             with no_grad():
                 return fn(*args, **kwargs)
@@ -70,10 +81,12 @@ def canonical_dtype(dtype):
 
 
 def parse_to_args(args, device, dtype):
-    """The (device, dtype) a to(...) call asks for, from positional strings and keywords; None for each one
-    it leaves unchanged."""
+    """The (device, dtype) a to(...) call asks for, from positional strings, a Tensor to match, and keywords;
+    None for each one it leaves unchanged."""
     for arg in args:
-        if isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda"):
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda"):
             device = arg
         else:
             dtype = arg
@@ -267,15 +280,20 @@ class Tensor:
 
     # ---- operators ----
     def _operand(self, other):
-        """other as a Tensor on self's device (or a Python float), with dtypes promoted as PyTorch does."""
+        """other as a Tensor on self's device (or a Python float), with dtypes promoted as PyTorch does: a
+        0-d tensor takes the dtype of a tensor with dimensions (float32 x * float64 0-d loss stays float32),
+        otherwise float32 meets float64 in float64."""
         if isinstance(other, numbers.Number) and not isinstance(other, complex):
             return self, float(other)
         if not isinstance(other, Tensor):
             other = Tensor(other, dtype=self.dtype, device=self.device)
-        if other.dtype != self.dtype:
-            wide = "float64"
-            return self.to(dtype=wide), other.to(dtype=wide)
-        return self, other
+        if other.dtype == self.dtype:
+            return self, other
+        if (self.ndim == 0) != (other.ndim == 0):
+            dtype = other.dtype if self.ndim == 0 else self.dtype
+        else:
+            dtype = "float64"
+        return self.to(dtype=dtype), other.to(dtype=dtype)
 
     def _binary(self, fn, other, reflected=False):
         a, b = self._operand(other)
@@ -324,6 +342,37 @@ class Tensor:
     def __rmatmul__(self, other):
         a, b = self._operand(other)
         return matmul(b, a)
+
+    def _check_inplace(self, other):
+        """Autograd through in-place updates is not supported: under grad mode they are refused when either
+        side requires grad, instead of silently cutting the graph."""
+        if is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
+            raise RuntimeError("in-place operation (+=, -=, *=, /=, x[i] = v) on a tensor that requires grad, or "
+                               "with an operand that does: write x = x + y, or update under convlab.no_grad()")
+
+    def _inplace(self, fn, other):
+        """x += y and friends: the result is written into x's storage, so views of x and state_dict()
+        entries see it, as in PyTorch."""
+        self._check_inplace(other)
+        with no_grad():
+            result = self._binary(fn, other)
+        if result.shape != self.shape:
+            raise ValueError(f"in-place operation: the result has shape {result.shape} but the tensor it is "
+                             f"written into has shape {self.shape}")
+        write_(self, result._data)
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(autograd.Add, other)
+
+    def __isub__(self, other):
+        return self._inplace(autograd.Sub, other)
+
+    def __imul__(self, other):
+        return self._inplace(autograd.Mul, other)
+
+    def __itruediv__(self, other):
+        return self._inplace(autograd.Div, other)
 
     def __neg__(self):
         return autograd.Neg.apply(self)
@@ -443,14 +492,39 @@ class Tensor:
         return self
 
     def __getitem__(self, index):
-        return autograd.Index.apply(self, index=_check_index(index))
+        """Basic indexing as in PyTorch: ints, slices (any step sign, unlike PyTorch), ... and None (a new
+        axis of length 1). Lists, masks and index tensors (advanced indexing) are refused."""
+        shape, index = _basic_index(index, self.shape)
+        source = self if shape == self.shape else self.reshape(shape)
+        return autograd.Index.apply(source, index=index)
+
+    def __setitem__(self, index, value):
+        """x[index] = value (a number, a Tensor or an array) writes into x's storage, broadcasting value."""
+        self._check_inplace(value)
+        shape, index = _basic_index(index, self.shape)
+        target = self._data if shape == self.shape else self._data.view(shape)
+        if isinstance(value, numbers.Number) and not isinstance(value, complex):
+            target[index] = float(value)
+        else:
+            target[index] = _ndarray_from(value, self.dtype, self.device)
+
+
+def write_(t, array):
+    """Writes an NDArray of t's shape into t's storage in place, as PyTorch's in-place ops do (optimizer
+    steps, running statistics, +=), so views of t and state_dict() entries see the new values."""
+    data = t._data
+    if any(stride == 0 and n > 1 for stride, n in zip(data.strides, data.shape)):
+        raise RuntimeError(f"in-place write into an expanded (broadcast) tensor of shape {t.shape}: several of "
+                           f"its elements share one memory location; clone() it first")
+    data[...] = array if array.dtype == data.dtype else array.astype(data.dtype)
 
 
 def _shape_args(args):
-    """f(2, 3) and f((2, 3)) both mean the shape (2, 3)."""
-    if len(args) == 1 and isinstance(args[0], (tuple, list)):
-        return tuple(args[0])
-    return tuple(args)
+    """f(2, 3) and f((2, 3)) both mean the shape (2, 3); every entry must be an int."""
+    shape = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
+    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in shape):
+        raise TypeError(f"size must be a sequence of ints, got {shape!r}")
+    return tuple(int(s) for s in shape)
 
 
 def _resolve_shape(shape, size):
@@ -487,12 +561,39 @@ def _axes(dim, ndim):
     return axes if ndim else ()
 
 
-def _check_index(index):
+def _basic_index(index, shape):
+    """A PyTorch basic index -> (shape with a 1 inserted for every None, the index into that shape made of
+    ints, slices and ... only). Ints are range-checked here so a bad one raises IndexError as in PyTorch."""
     items = index if isinstance(index, tuple) else (index,)
     for item in items:
-        if not (isinstance(item, (numbers.Integral, slice)) or item is Ellipsis):
-            raise TypeError(f"tensor indices must be ints, slices or ..., got {type(item).__name__}")
-    return index
+        valid = isinstance(item, (numbers.Integral, slice)) or item is Ellipsis or item is None
+        if isinstance(item, (bool, np.bool_)) or not valid:
+            raise TypeError(f"tensor indices must be ints, slices, None or ..., got {type(item).__name__} "
+                            f"(advanced indexing with lists, masks or tensors is not supported)")
+    if sum(item is Ellipsis for item in items) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(item is not None and item is not Ellipsis for item in items)
+    if used > len(shape):
+        raise IndexOutOfRangeError(f"too many indices for a tensor of dimension {len(shape)}: {used} given")
+    new_shape, new_index, axis = [], [], 0
+    for item in items:
+        if item is Ellipsis:
+            new_shape += shape[axis:axis + len(shape) - used]
+            new_index.append(Ellipsis)
+            axis += len(shape) - used
+        elif item is None:
+            new_shape.append(1)
+            new_index.append(slice(None))
+        else:
+            n = shape[axis]
+            if isinstance(item, numbers.Integral):
+                if not -n <= item < n:
+                    raise IndexOutOfRangeError(f"index {int(item)} is out of range for dimension {axis} with size {n}")
+                item = int(item)
+            new_shape.append(n)
+            new_index.append(item)
+            axis += 1
+    return tuple(new_shape) + tuple(shape[axis:]), tuple(new_index)
 
 
 def matmul(a, b):
@@ -579,7 +680,8 @@ def rand(*shape, dtype="float32", device=None, requires_grad=False):
     return _new(_rng.random(_shape_args(shape)), dtype, device, requires_grad)
 
 
-def arange(start, end=None, step=1, dtype="float32", device=None, requires_grad=False):
+def arange(start=0, end=None, step=1, dtype="float32", device=None, requires_grad=False):
+    """arange(end), arange(start, end, step) or arange(end=...), as torch.arange; always a float dtype."""
     if end is None:
         start, end = 0, start
     return _new(np.arange(start, end, step, dtype=np.float64), dtype, device, requires_grad)
