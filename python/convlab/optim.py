@@ -1,7 +1,8 @@
 """convlab.optim: SGD and Adam with PyTorch's exact update rules, written as NDArray arithmetic on the
-parameters' data (an update is not part of any autograd graph)."""
+parameters' data (an update is not part of any autograd graph) and stored into the parameters' storage in
+place, as PyTorch does (state_dict() entries and other views see the new values)."""
 from . import _C
-from .tensor import Tensor
+from .tensor import Tensor, write_
 
 NDArray = _C.NDArray
 
@@ -11,6 +12,9 @@ class Optimizer:
         self.defaults = defaults
         self.param_groups = []
         self.state = {}  # id(param) -> that parameter's buffers
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or dicts, got a Tensor "
+                            f"(pass [tensor] or model.parameters())")
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: optimizer got an empty parameter list")
@@ -83,7 +87,7 @@ class SGD(Optimizer):
                 buf = g.copy() if buf is None else buf * momentum + g * (1.0 - group["dampening"])
                 state["momentum_buffer"] = buf
                 g = g + buf * momentum if group["nesterov"] else buf
-            p._data = p._data - g * group["lr"]
+            write_(p, p._data - g * group["lr"])
 
 
 class Adam(Optimizer):
@@ -120,4 +124,4 @@ class Adam(Optimizer):
             if group["amsgrad"]:
                 v = state["max_exp_avg_sq"] = v if t == 1 else state["max_exp_avg_sq"].maximum(v)
             denom = v.sqrt() / (1.0 - beta2 ** t) ** 0.5 + group["eps"]
-            p._data = p._data - (m / denom) * (group["lr"] / (1.0 - beta1 ** t))
+            write_(p, p._data - (m / denom) * (group["lr"] / (1.0 - beta1 ** t)))

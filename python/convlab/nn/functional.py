@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _C
 from ..autograd import LeakyRelu, arange_along
-from ..tensor import Tensor, generator, no_grad
+from ..tensor import Tensor, generator, write_
 from . import kernel_functions as kf
 
 NDArray = _C.NDArray
@@ -22,11 +22,11 @@ def _check_tensor(op, name, t):
 
 
 def _ntuple(op, name, value, d):
-    """An int or a length-d sequence of ints -> a list of d ints."""
+    """An int or a sequence of d ints (or of one, repeated, as PyTorch allows) -> a list of d ints."""
     if isinstance(value, numbers.Integral):
         return [int(value)] * d
-    if isinstance(value, (tuple, list)) and len(value) == d and all(isinstance(v, numbers.Integral) for v in value):
-        return [int(v) for v in value]
+    if isinstance(value, (tuple, list)) and len(value) in (1, d) and all(isinstance(v, numbers.Integral) for v in value):
+        return [int(v) for v in value] * (d // len(value))
     raise ValueError(f"{op}: {name} must be an int or a tuple of {d} ints, got {value!r}")
 
 
@@ -220,14 +220,14 @@ def _shift_by_max(op, input, dim):
     return input - Tensor(input._data.max(dim, True)), dim
 
 
-def log_softmax(input, dim=None):
-    """x - max - log(sum(exp(x - max)))."""
-    shifted, dim = _shift_by_max("log_softmax", input, dim)
+def log_softmax(input, dim=None, *, dtype=None):
+    """x - max - log(sum(exp(x - max))); dtype casts the input first, as in PyTorch."""
+    shifted, dim = _shift_by_max("log_softmax", input if dtype is None else input.to(dtype=dtype), dim)
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
-def softmax(input, dim=None):
-    shifted, dim = _shift_by_max("softmax", input, dim)
+def softmax(input, dim=None, *, dtype=None):
+    shifted, dim = _shift_by_max("softmax", input if dtype is None else input.to(dtype=dtype), dim)
     e = shifted.exp()
     return e / e.sum(dim, keepdim=True)
 
@@ -271,14 +271,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         mean = input.mean(axes, keepdim=True)
         centred = input - mean
         var = (centred * centred).mean(axes, keepdim=True)
-        if running_mean is not None or running_var is not None:
-            with no_grad():
-                m = float(momentum)
-                if running_mean is not None:
-                    running_mean._data = running_mean._data * (1.0 - m) + mean._data.reshape(running_mean.shape) * m
-                if running_var is not None:
-                    unbiased = var._data.reshape(running_var.shape) * (count / (count - 1))
-                    running_var._data = running_var._data * (1.0 - m) + unbiased * m
+        m = float(momentum)  # the running stats are updated in place, as in PyTorch
+        if running_mean is not None:
+            write_(running_mean, running_mean._data * (1.0 - m) + mean._data.reshape(running_mean.shape) * m)
+        if running_var is not None:
+            unbiased = var._data.reshape(running_var.shape) * (count / (count - 1))
+            write_(running_var, running_var._data * (1.0 - m) + unbiased * m)
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are required when training=False")

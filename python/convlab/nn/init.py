@@ -5,13 +5,13 @@ import math
 import numpy as np
 
 from .. import _C
-from ..tensor import generator
+from ..tensor import generator, write_
 
 NDArray = _C.NDArray
 
 
 def _fill(tensor, values):
-    tensor._data = NDArray.from_numpy(values.astype(tensor.dtype), tensor.device)
+    write_(tensor, NDArray.from_numpy(values.astype(tensor.dtype), tensor.device))
     return tensor
 
 

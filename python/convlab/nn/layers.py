@@ -3,7 +3,7 @@ Constructors and defaults follow torch.nn; initialisation is PyTorch's default (
 a=sqrt(5) for weights, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for biases)."""
 import math
 
-from ..tensor import ones, zeros
+from ..tensor import ones, write_, zeros
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -66,6 +66,8 @@ class _ConvNd(Module):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * self.dims:
             s += f", padding={self.padding}"
+        if self.output_padding != (0,) * self.dims:
+            s += f", output_padding={self.output_padding}"
         if self.dilation != (1,) * self.dims:
             s += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -166,12 +168,14 @@ class Linear(Module):
 
 # ---- pooling ----
 class _MaxPool(Module):
+    """stride=None means stride = kernel_size, stored that way as in PyTorch."""
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
         if return_indices:
             raise ValueError(f"{type(self).__name__}: return_indices=True is not supported")
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation, self.ceil_mode = dilation, ceil_mode
+        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -189,8 +193,14 @@ class MaxPool2d(_MaxPool):
 
 
 class _AvgPool(Module):
+    """stride=None means stride = kernel_size, stored that way as in PyTorch (AvgPool1d stores 1-tuples)."""
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__()
+        stride = kernel_size if stride is None else stride
+        if isinstance(self, AvgPool1d):
+            kernel_size, stride, padding = (tuple(F._ntuple(type(self).__name__, name, v, 1)) for name, v in
+                                            (("kernel_size", kernel_size), ("stride", stride), ("padding", padding)))
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
@@ -261,6 +271,9 @@ class Flatten(Module):
     def forward(self, input):
         return F.flatten(input, self.start_dim, self.end_dim)
 
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
 
 class Dropout(Module):
     def __init__(self, p=0.5, inplace=False):
@@ -273,7 +286,7 @@ class Dropout(Module):
         return F.dropout(input, self.p, self.training)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace=False"
 
 
 # ---- normalisation ----
@@ -284,16 +297,18 @@ class _BatchNorm(Module):
     input_dims = (4,)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
-                 dtype=None):
+                 dtype=None, *, bias=True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         dtype = dtype or "float32"
         if affine:
             self.weight = Parameter(ones(num_features, dtype=dtype, device=device))
-            self.bias = Parameter(zeros(num_features, dtype=dtype, device=device))
         else:
             self.register_parameter("weight", None)
+        if affine and bias:
+            self.bias = Parameter(zeros(num_features, dtype=dtype, device=device))
+        else:
             self.register_parameter("bias", None)
         if track_running_stats:
             self.register_buffer("running_mean", zeros(num_features, dtype=dtype, device=device))
@@ -319,7 +334,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{name}: input has {input.shape[1]} channels but num_features is {self.num_features}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked._data = self.num_batches_tracked._data + 1.0
+            write_(self.num_batches_tracked, self.num_batches_tracked._data + 1.0)
             if self.momentum is None:
                 factor = 1.0 / self.num_batches_tracked.item()
         use_batch_stats = self.training or self.running_mean is None
@@ -329,7 +344,7 @@ class _BatchNorm(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):

@@ -2,7 +2,7 @@
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
-from ..tensor import Tensor, _ndarray_from, no_grad, parse_to_args, zeros_like
+from ..tensor import Tensor, _ndarray_from, no_grad, parse_to_args, write_, zeros_like
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -211,8 +211,8 @@ class Module:
 
     def load_state_dict(self, state_dict, strict=True):
         """Copies values (Tensors, NDArrays or NumPy arrays, e.g. from numpy.load of a savez file) into the
-        parameters and buffers, converting to each one's dtype and device. Checks everything first, so a
-        failed load changes nothing."""
+        parameters' and buffers' storage, converting to each one's dtype and device. Checks everything
+        first, so a failed load changes nothing."""
         if not isinstance(state_dict, Mapping) and not hasattr(state_dict, "keys"):
             raise TypeError(f"load_state_dict: expected a mapping of names to arrays, got {type(state_dict).__name__}")
         own = self._state_entries()
@@ -242,7 +242,7 @@ class Module:
         if errors:
             raise LoadStateDictError(f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(errors))
         for target, array in updates:
-            target._data = array
+            write_(target, array)
         return IncompatibleKeys(missing, unexpected)
 
     # ---- printing ----
@@ -268,10 +268,11 @@ class Sequential(Module):
                 self.add_module(str(i), module)
 
     def __getitem__(self, index):
-        items = list(self._modules.values())
+        """seq[i] is a module; seq[a:b] a Sequential that keeps the names, so its parameter names match the
+        full model's ("3.weight"), as in PyTorch."""
         if isinstance(index, slice):
-            return Sequential(*items[index])
-        return items[index]
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
+        return list(self._modules.values())[index]
 
     def __len__(self):
         return len(self._modules)
