@@ -378,6 +378,32 @@ def test_nonfinite_inputs_like_torch(name, c, where, dtype, device):
         np.testing.assert_allclose(ours, theirs.numpy(), equal_nan=True, **TOL[dtype])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,c", CASES[::3], ids=[n for n, _ in CASES[::3]])
+def test_nonfinite_weights_grad_input_like_torch(name, c, dtype, device):
+    """An inf, -inf or NaN in w: grad-input (and so the transposed conv) is NaN or inf only where a term of
+    its sum holds them. The kernels' stand-in zeros for taps outside gy (padding, off the stride grid) must
+    not turn into 0 * inf = NaN; the reference and PyTorch's col2im have no such terms."""
+    x, w, _, _, gy = make_data(c, dtype, seed=len(name))
+    rng = np.random.default_rng(len(name))
+    w[tuple(rng.integers(0, size) for size in w.shape)] = (np.inf, -np.inf, np.nan)[len(name) % 3]
+    gx = C.conv_backward_input(nd(gy, device), nd(w, device), list(c["hw"]), *args(c)).numpy()
+    geometry = (c["s"], c["pad"], c["d"], c["groups"])
+    with np.errstate(invalid="ignore"):
+        ref = ref_backward_input(gy, w, c["hw"], *geometry)
+    np.testing.assert_allclose(gx, ref, equal_nan=True, **TOL[dtype])
+    if dtype == "float32":
+        return  # PyTorch's float32 (oneDNN) path writes NaN at unread elements when stride > kernel
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    tx = torch.tensor(x, requires_grad=True)
+    ty = F.conv2d(F.pad(tx, [p for pair in reversed(c["pad"]) for p in pair]), torch.tensor(w), stride=c["s"],
+                  dilation=c["d"], groups=c["groups"])
+    (tgx,) = torch.autograd.grad(ty, tx, torch.tensor(gy))
+    np.testing.assert_allclose(gx, tgx.numpy(), equal_nan=True, **TOL[dtype])
+
+
 # ---- matmul: the same GEMM ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("device", DEVICES)

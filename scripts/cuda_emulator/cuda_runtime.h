@@ -33,6 +33,7 @@ inline cudaError_t cudaMalloc(void** p, size_t n) {
 }
 inline cudaError_t cudaFree(void* p) { std::free(p); return cudaSuccess; }
 inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { std::memcpy(d, s, n); return cudaSuccess; }
+inline cudaError_t cudaMemsetAsync(void* p, int v, size_t n) { std::memset(p, v, n); return cudaSuccess; }
 inline cudaError_t cudaGetDeviceCount(int* c) { *c = 1; return cudaSuccess; }
 
 namespace emu {

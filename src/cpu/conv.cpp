@@ -9,7 +9,8 @@
 // Small images instead gather the runs at real outputs only into an explicit im2col matrix (one GEMM per
 // group over all images of a chunk, backward-weight included).
 // Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes
-// (backward-weight redoes blocks that came out NaN with x masked there too: 0 * inf is NaN).
+// (0 * inf is NaN: backward-weight redoes blocks that came out NaN with x masked there too, backward-input
+// recomputes NaN elements by the definition when w is not finite).
 // Depthwise forward and backward-input go to the direct kernels of conv_depthwise.cpp instead.
 #include <algorithm>
 #include <numeric>
@@ -338,6 +339,62 @@ void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams
   accumulate(keep.data());
 }
 
+// True when some element is inf or NaN (x - x is 0 only for finite x); an integer OR, so it vectorises.
+template <class T>
+bool has_nonfinite(const T* a, int64_t size) {
+  int bad = 0;
+#pragma omp parallel for reduction(| : bad) if (size >= kParallelMin)
+  for (int64_t i = 0; i < size; i++) bad |= !(a[i] - a[i] == T(0));
+  return bad != 0;
+}
+
+// gx[n, c, ih, iw] of group g = c / cig by the definition: the sum over (co, kh, kw) whose output position
+// oh*sh = ih+pt-kh*dh, ow*sw = iw+pl-kw*dw lies in gy, with no stand-in zeros for the others.
+template <class T>
+T grad_input_by_gather(const T* gy, const T* w, const ConvParams& p, int64_t n, int64_t c, int64_t ih,
+                       int64_t iw) {
+  const int64_t cig = p.c_in_per_group(), cog = p.c_out_per_group(), g = c / cig, ci = c % cig;
+  T sum = 0;
+  for (int64_t co = g * cog; co < (g + 1) * cog; co++)
+    for (int64_t kh = 0; kh < p.kh; kh++) {
+      int64_t th = ih + p.pad_top - kh * p.dil_h;
+      if (th < 0 || th % p.stride_h || th / p.stride_h >= p.oh) continue;
+      for (int64_t kw = 0; kw < p.kw; kw++) {
+        int64_t tw = iw + p.pad_left - kw * p.dil_w;
+        if (tw < 0 || tw % p.stride_w || tw / p.stride_w >= p.ow) continue;
+        sum += w[((co * cig + ci) * p.kh + kh) * p.kw + kw] *
+               gy[((n * p.c_out + co) * p.oh + th / p.stride_h) * p.ow + tw / p.stride_w];
+      }
+    }
+  return sum;
+}
+
+// The fast backward-input paths multiply every weight by zeros standing for taps outside gy (padding, off
+// the stride grid, extended-grid columns), so a weight holding inf or NaN gives 0 * inf = NaN where the sum
+// has no such term (PyTorch's col2im has none). Only NaN elements can be wrong, and only if w is not
+// finite: those are recomputed by the definition. The smaller of gx and w is scanned first, so finite data
+// costs one pass over it.
+template <class T>
+void redo_nan_grad_input(const T* gy, const T* w, const ConvParams& p, T* gx) {
+  const int64_t gx_size = p.n * p.c_in * p.h * p.w, w_size = p.c_out * p.c_in_per_group() * p.kh * p.kw;
+  bool small_first = gx_size < w_size;
+  if (!has_nonfinite(small_first ? gx : w, small_first ? gx_size : w_size)) return;
+  if (!has_nonfinite(small_first ? w : gx, small_first ? w_size : gx_size)) return;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t plane = 0; plane < p.n * p.c_in; plane++)
+    for (int64_t i = 0; i < p.h * p.w; i++) {
+      T& v = gx[plane * p.h * p.w + i];
+      if (v != v) v = grad_input_by_gather(gy, w, p, plane / p.c_in, plane % p.c_in, i / p.w, i % p.w);
+    }
+}
+
+template <class T>
+void backward_input_any(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
+  if (is_depthwise(p)) depthwise_backward_input(gy, w, p, gx);
+  else backward_input_typed<T>(gy, w, p, gx);
+  redo_nan_grad_input<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+}
+
 }  // namespace
 
 void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
@@ -348,9 +405,8 @@ void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const
 }
 
 void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
-  if (is_depthwise(p)) depthwise_backward_input(gy, w, p, gx);
-  else if (gy.dtype == DType::f32) backward_input_typed<float>(gy, w, p, gx);
-  else backward_input_typed<double>(gy, w, p, gx);
+  if (gy.dtype == DType::f32) backward_input_any<float>(gy, w, p, gx);
+  else backward_input_any<double>(gy, w, p, gx);
 }
 
 void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {

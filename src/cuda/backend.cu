@@ -18,6 +18,7 @@ static void conv_forward_any(const NDArray& x, const NDArray& w, const NDArray* 
 static void conv_backward_input_any(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
   if (one_input_channel(p)) depthwise_backward_input(gy, w, p, gx);
   else conv_backward_input(gy, w, p, gx);
+  redo_nan_grad_input(gy, w, p, gx);
 }
 
 static void conv_backward_weight_any(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {

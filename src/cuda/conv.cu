@@ -201,6 +201,40 @@ __global__ void sum_splits_kernel(const T* part, int64_t splits, int64_t size, T
   }
 }
 
+// *flag = 1 when some element is inf or NaN (x - x is 0 only for finite x). Every writer stores the same
+// value, so the unordered stores need no atomics.
+template <class T>
+__global__ void nonfinite_flag_kernel(const T* a, int64_t size, int* flag) {
+  for (int64_t i = thread_index(); i < size; i += thread_count())
+    if (!(a[i] - a[i] == T(0))) *flag = 1;
+}
+
+// When *flag is set, each NaN element of gx is recomputed by the definition: the sum over (co, kh, kw) whose
+// output position oh*sh = ih+pt-kh*dh, ow*sw = iw+pl-kw*dw lies in gy, with no stand-in zeros for the rest.
+template <class T>
+__global__ void redo_nan_grad_input_kernel(const T* gy, const T* w, ConvParams p, const int* flag, T* gx) {
+  if (!*flag) return;
+  const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, hw = p.h * p.w;
+  for (int64_t i = thread_index(); i < p.n * p.c_in * hw; i += thread_count()) {
+    if (!(gx[i] != gx[i])) continue;
+    int64_t n = i / (p.c_in * hw), c = i / hw % p.c_in, ih = i % hw / p.w, iw = i % p.w;
+    int64_t g = c / cig, ci = c % cig;
+    T sum = T(0);
+    for (int64_t co = g * cog; co < (g + 1) * cog; ++co)
+      for (int64_t kh = 0; kh < p.kh; ++kh) {
+        int64_t th = ih + p.pad_top - kh * p.dil_h;
+        if (th < 0 || th % p.stride_h || th / p.stride_h >= p.oh) continue;
+        for (int64_t kw = 0; kw < p.kw; ++kw) {
+          int64_t tw = iw + p.pad_left - kw * p.dil_w;
+          if (tw < 0 || tw % p.stride_w || tw / p.stride_w >= p.ow) continue;
+          sum += w[((co * cig + ci) * p.kh + kh) * p.kw + kw] *
+                 gy[((n * p.c_out + co) * p.oh + th / p.stride_h) * p.ow + tw / p.stride_w];
+        }
+      }
+    gx[i] = sum;
+  }
+}
+
 int64_t tile_count(int64_t groups, int64_t rows, int64_t cols) {
   return groups * ceil_div(rows, kTileM) * ceil_div(cols, kTileN);
 }
@@ -263,6 +297,24 @@ void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams&
     sum_splits_kernel<<<blocks_for(gw_size), kThreads>>>(part.ptr, splits, gw_size, gw.data<T>());
     check_launch("conv_backward_weight (sum of splits)");
   });
+}
+
+// The backward-input kernels (here and in conv_depthwise.cu) multiply every weight by zeros standing for
+// taps outside gy (padding, off the stride grid), so a weight holding inf or NaN gives 0 * inf = NaN where
+// the sum has no such term (PyTorch's col2im has none). Only NaN elements can be wrong, and only if w is not
+// finite: a flag computed on the device decides, so the host never waits; with finite w the redo kernel's
+// blocks read the flag and return.
+void redo_nan_grad_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
+  constexpr unsigned kRedoBlocks = 1024;  // grid-stride: enough for a rare path, cheap when it exits at once
+  Workspace<int> flag(1);
+  check(cudaMemsetAsync(flag.ptr, 0, sizeof(int)), "conv_backward_input (non-finite weight flag)");
+  dispatch(gy.dtype, [&](auto t) {
+    using T = decltype(t);
+    nonfinite_flag_kernel<<<blocks_for(w.size()), kThreads>>>(w.data<T>(), w.size(), flag.ptr);
+    redo_nan_grad_input_kernel<<<std::min(blocks_for(gx.size()), kRedoBlocks), kThreads>>>(
+        gy.data<T>(), w.data<T>(), p, flag.ptr, gx.data<T>());
+  });
+  check_launch("conv_backward_input (non-finite weights)");
 }
 
 }  // namespace convlab::cuda

@@ -14,4 +14,8 @@ void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, 
 void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
 void depthwise_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw);
 
+// conv.cu: recomputes gx elements that came out NaN by the definition when w holds inf or NaN (both
+// backward-input paths multiply weights by stand-in zeros); backend.cu calls it after either one.
+void redo_nan_grad_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
+
 }  // namespace convlab::cuda
