@@ -210,6 +210,16 @@ def test_softmax_dtype_argument(device, name):
     assert_close(ours, theirs, "float64")
 
 
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "constant"])
+@pytest.mark.parametrize("pads", [(2, -3), (-3, 2), (4, -4), (-4, 1, 1, -2), (3, -1, -3, 1)])
+def test_pad_then_crop_order_matches_torch(device, mode, pads):
+    """PyTorch reflects/replicates across the whole input and crops after, so a pad may reach cells that the
+    crop on the other side removes (it used to raise) and a crop may empty an axis that is then padded."""
+    x = np.random.default_rng(0).standard_normal((2, 4, 5))
+    compare_with_torch(lambda t: F.pad(t, pads, mode=mode), lambda t: torch.nn.functional.pad(t, pads, mode=mode),
+                       [x], device, "float64")
+
+
 def test_conv_channel_mismatch_message():
     with pytest.raises(ValueError, match=r"conv2d: input has 3 channels but weight expects 4 \(groups=1"):
         F.conv2d(cl.zeros(1, 3, 5, 5), cl.zeros(2, 4, 3, 3))
@@ -249,8 +259,9 @@ REPRS = [
     lambda m: m.MaxPool2d(2), lambda m: m.MaxPool2d(3, 2, 1, ceil_mode=True), lambda m: m.MaxPool1d(2),
     lambda m: m.AvgPool2d(2), lambda m: m.AvgPool2d(3, 1, 1), lambda m: m.AvgPool1d(3, 2),
     lambda m: m.AdaptiveAvgPool2d((1, 1)), lambda m: m.Linear(3, 4, bias=False), lambda m: m.ReLU(),
-    lambda m: m.LeakyReLU(0.2), lambda m: m.Sigmoid(), lambda m: m.Tanh(), lambda m: m.Flatten(),
-    lambda m: m.Flatten(0, 2), lambda m: m.Dropout(0.3), lambda m: m.BatchNorm2d(4),
+    lambda m: m.ReLU(True), lambda m: m.LeakyReLU(0.2), lambda m: m.LeakyReLU(inplace=True), lambda m: m.Sigmoid(),
+    lambda m: m.Tanh(), lambda m: m.Flatten(), lambda m: m.Flatten(0, 2), lambda m: m.Dropout(0.3),
+    lambda m: m.Dropout(inplace=True), lambda m: m.BatchNorm2d(4),
     lambda m: m.BatchNorm2d(4, momentum=None, affine=False), lambda m: m.BatchNorm2d(4, bias=False),
     lambda m: m.CrossEntropyLoss(), lambda m: m.MSELoss(),
 ]
@@ -263,6 +274,19 @@ def test_module_repr_and_attributes_match_torch(make):
     for name in ("kernel_size", "stride", "padding", "dilation", "output_padding", "groups"):
         if hasattr(theirs, name):
             assert getattr(ours, name) == getattr(theirs, name), name
+
+
+def test_inplace_flag_leaves_the_input_unchanged(device):
+    """inplace=True is accepted (and shown in repr) but convlab never changes an input: same result."""
+    x = np.array([-1.0, 2.0, -3.0])
+    ours = cl.tensor(x, device=device)
+    for name, args in (("relu", ()), ("leaky_relu", (0.1,))):
+        theirs = torch.tensor(x)
+        getattr(torch.nn.functional, name)(theirs, *args, inplace=True)  # torch's input now holds the result
+        assert_close(getattr(F, name)(ours, *args, inplace=True), theirs, "float64")
+    assert_close(nn.ReLU(inplace=True)(ours), torch.relu(torch.tensor(x)), "float64")
+    assert_close(nn.LeakyReLU(0.1, True)(ours), theirs, "float64")
+    assert ours.numpy().tolist() == x.tolist()
 
 
 def test_batchnorm_without_bias_matches_torch(device):

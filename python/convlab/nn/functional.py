@@ -25,7 +25,8 @@ def _ntuple(op, name, value, d):
     """An int or a sequence of d ints (or of one, repeated, as PyTorch allows) -> a list of d ints."""
     if isinstance(value, numbers.Integral):
         return [int(value)] * d
-    if isinstance(value, (tuple, list)) and len(value) in (1, d) and all(isinstance(v, numbers.Integral) for v in value):
+    ints = isinstance(value, (tuple, list)) and all(isinstance(v, numbers.Integral) for v in value)
+    if ints and len(value) in (1, d):
         return [int(v) for v in value] * (d // len(value))
     raise ValueError(f"{op}: {name} must be an int or a tuple of {d} ints, got {value!r}")
 
@@ -177,6 +178,11 @@ def pad(input, pad, mode="constant", value=None):
     for (lo, hi), n in zip(pairs, input.shape):
         if n + lo + hi < 0 or n - max(-lo, 0) - max(-hi, 0) < 0:
             raise ValueError(f"pad: pads {tuple(pad)} crop more than the input shape {input.shape} holds")
+    if mode in ("reflect", "replicate") and any(lo < 0 or hi < 0 for lo, hi in pairs):
+        # PyTorch pads these across the whole input and crops after (Pad crops first, as circular needs), so a
+        # reflection may reach cells that the crop on the other side removes, or a crop may empty an axis
+        grown = kf.Pad.apply(input, pads=[(max(lo, 0), max(hi, 0)) for lo, hi in pairs], mode=mode, value=0.0)
+        return kf.Pad.apply(grown, pads=[(min(lo, 0), min(hi, 0)) for lo, hi in pairs], mode=mode, value=0.0)
     return kf.Pad.apply(input, pads=pairs, mode=mode, value=float(value or 0.0))
 
 
