@@ -128,6 +128,16 @@ def test_inplace_refused_where_autograd_would_be_cut(device):
     assert w.numpy().tolist() == [1, 1, 1]
 
 
+def test_leaf_gradients_own_their_storage(device):
+    """Add's backward hands one gradient array to both inputs; each leaf's .grad must still be its own, or an
+    in-place update of one gradient (p.grad /= n) would change the other."""
+    a, b = cl.ones(3, device=device, requires_grad=True), cl.ones(3, device=device, requires_grad=True)
+    (a + b).backward(cl.ones(3, device=device))
+    with cl.no_grad():
+        a.grad *= 4
+    assert b.grad.numpy().tolist() == [1.0] * 3 and a.grad.numpy().tolist() == [4.0] * 3
+
+
 def test_manual_sgd_loop_matches_torch(device):
     """The common hand-written update `with no_grad(): p -= lr * p.grad` changes the model's parameters."""
     x = np.random.default_rng(0).standard_normal((5, 3))

@@ -628,8 +628,8 @@ def run_backward(root, grad):
         g = grads.pop(id(t), None)
         if g is None:
             continue
-        if t._ctx is None:
-            t.grad = Tensor(g.compact() if t.grad is None else t.grad._data + g)
+        if t._ctx is None:  # a copy: g may be shared with another input's gradient, and grads can be updated in place
+            t.grad = Tensor(g.copy() if t.grad is None else t.grad._data + g)
             continue
         for inp, g_in in zip(t._ctx.inputs, t._ctx.backward(g)):
             if inp is None or g_in is None or not inp.requires_grad:
