@@ -172,6 +172,16 @@ def test_pow_gradients_at_zero_match_torch(device, base, exponent):
 
 
 # ---- autograd switches and conversions ----
+def test_python_builtins_on_tensors(device):
+    ours, theirs = ours_and_theirs(np.array([-1.5, 2.0]), device)
+    assert_close(abs(ours), abs(theirs), "float64")
+    loss, ref = ours.sum(), theirs.sum()
+    assert f"{loss:.3f} {loss:e}" == f"{ref:.3f} {ref:e}"  # the training-log idiom
+    assert f"{ours}" == str(ours)
+    with pytest.raises(TypeError):
+        f"{ours:.2f}"  # a tensor with dimensions has no number format, as in PyTorch
+
+
 def test_no_grad_forms():
     x = cl.ones(2, requires_grad=True)
 

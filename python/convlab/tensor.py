@@ -191,6 +191,10 @@ class Tensor:
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"tensor({values}, device='{self.device}', dtype={self.dtype}{grad})"
 
+    def __format__(self, spec):
+        """f"{loss:.4f}" formats a 0-d tensor as its number, as in PyTorch."""
+        return format(self.item(), spec) if self.ndim == 0 else object.__format__(self, spec)
+
     def __deepcopy__(self, memo):
         """A leaf with its own copy of the data (and grad); what copy.deepcopy(model) needs."""
         if not self.is_leaf:
@@ -379,6 +383,9 @@ class Tensor:
 
     def __pos__(self):
         return self
+
+    def __abs__(self):
+        return self.abs()
 
     def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b)
