@@ -1,6 +1,8 @@
 """The API.md surface called the way a PyTorch user calls it (positional forms, PyTorch's keyword names,
 in-place updates, indexing with None, module reprs and names), with torch as the oracle; and the clear
 errors for the PyTorch features convlab leaves out."""
+import inspect
+
 import numpy as np
 import pytest
 
@@ -238,6 +240,22 @@ def test_pad_then_crop_order_matches_torch(device, mode, pads):
     x = np.random.default_rng(0).standard_normal((2, 4, 5))
     compare_with_torch(lambda t: F.pad(t, pads, mode=mode), lambda t: torch.nn.functional.pad(t, pads, mode=mode),
                        [x], device, "float64")
+
+
+def test_loss_signatures_follow_torch_positions():
+    """Arguments sit where PyTorch puts them; the deprecated size_average/reduce are refused, not guessed."""
+    for name in ("cross_entropy", "nll_loss", "mse_loss", "CrossEntropyLoss", "NLLLoss", "MSELoss"):
+        ours = getattr(F, name, None) or getattr(nn, name)
+        theirs = getattr(torch.nn.functional, name, None) or getattr(torch.nn, name)
+        names = list(inspect.signature(ours).parameters)
+        assert names == list(inspect.signature(theirs).parameters)[:len(names)], name
+    x, target = cl.zeros(2, 3), np.array([0, 2])
+    with pytest.raises(ValueError, match="size_average"):
+        F.mse_loss(x, x, "sum")  # torch reads "sum" as size_average here
+    with pytest.raises(ValueError, match="size_average"):
+        nn.CrossEntropyLoss(reduce=False)
+    with pytest.raises(IndexError, match="out of bounds"):  # torch's error type; also a ValueError
+        F.cross_entropy(x, np.array([0, 3]))
 
 
 def test_conv_channel_mismatch_message():

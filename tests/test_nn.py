@@ -267,7 +267,7 @@ def test_loss_modules_match_torch(device, reduction):
     theirs = torch.nn.CrossEntropyLoss(torch.tensor(weight), reduction=reduction, label_smoothing=0.1)
     assert_close(ours(cl.tensor(x, device=device), target), theirs(torch.tensor(x), torch.tensor(target)), "float64")
     y = np.random.default_rng(1).standard_normal((5, 4))
-    assert_close(nn.MSELoss(reduction)(cl.tensor(x, device=device), cl.tensor(y, device=device)),
+    assert_close(nn.MSELoss(reduction=reduction)(cl.tensor(x, device=device), cl.tensor(y, device=device)),
                  torch.nn.MSELoss(reduction=reduction)(torch.tensor(x), torch.tensor(y)), "float64")
 
 

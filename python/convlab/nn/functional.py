@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _C
 from ..autograd import LeakyRelu, arange_along
-from ..tensor import Tensor, generator, write_
+from ..tensor import IndexOutOfRangeError, Tensor, generator, write_
 from . import kernel_functions as kf
 
 NDArray = _C.NDArray
@@ -300,7 +300,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_reduction(op, reduction):
+def _check_reduction(op, reduction, size_average=None, reduce=None):
+    """size_average/reduce hold the places PyTorch gives its deprecated arguments, so positional calls mean
+    the same in both; convlab refuses them rather than guess."""
+    if size_average is not None or reduce is not None:
+        raise ValueError(f"{op}: size_average and reduce are PyTorch's deprecated arguments and are not supported; "
+                         f"pass reduction='mean', 'sum' or 'none'")
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
@@ -322,7 +327,7 @@ def _class_targets(op, input, target, ignore_index):
     classes = input.shape[1] if input.ndim > 1 else input.shape[0]
     bad = values[(values != ignore_index) & ((values < 0) | (values >= classes))]
     if bad.size:
-        raise ValueError(f"{op}: target {int(bad.flat[0])} is out of bounds for {classes} classes")
+        raise IndexOutOfRangeError(f"{op}: target {int(bad.flat[0])} is out of bounds for {classes} classes")
     return NDArray.from_numpy(values.astype(input.dtype), input.device)
 
 
@@ -344,20 +349,21 @@ def _reduce(loss, reduction, total_weight):
     return loss.sum() if reduction == "sum" else loss.sum() / total_weight
 
 
-def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """-input[n, target[n]] * weight[target[n]]; 'mean' divides by the summed weights of the counted targets."""
     _check_tensor("nll_loss", "input", input)
-    _check_reduction("nll_loss", reduction)
+    _check_reduction("nll_loss", reduction, size_average, reduce)
     mask = _weighted_one_hot(input, _class_targets("nll_loss", input, target, ignore_index), weight, ignore_index)
     class_dim = 1 if input.ndim > 1 else 0
     return _reduce(-(input * mask).sum(class_dim), reduction, mask.sum())
 
 
-def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                  label_smoothing=0.0):
     """nll_loss(log_softmax(input)), with PyTorch's label smoothing: (1-s) * nll + s/C * (-sum_c w_c logp_c).
     A float target of input's shape is a class-probability target, as in PyTorch."""
     _check_tensor("cross_entropy", "input", input)
-    _check_reduction("cross_entropy", reduction)
+    _check_reduction("cross_entropy", reduction, size_average, reduce)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     class_dim = 1 if input.ndim > 1 else 0
@@ -379,9 +385,9 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     return loss * (1.0 - label_smoothing) + _reduce(smooth, reduction, total_weight) * (label_smoothing / classes)
 
 
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     _check_tensor("mse_loss", "input", input)
-    _check_reduction("mse_loss", reduction)
+    _check_reduction("mse_loss", reduction, size_average, reduce)
     diff = input - target
     squared = diff * diff
     return squared.mean() if reduction == "mean" else _reduce(squared, reduction, None)

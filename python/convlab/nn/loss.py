@@ -1,12 +1,14 @@
-"""Loss modules: thin holders of the options of the functional losses."""
+"""Loss modules: thin holders of the options of the functional losses, with PyTorch's argument order
+(size_average/reduce, PyTorch's deprecated arguments, hold their places and are refused)."""
 from . import functional as F
 from .module import Module
 
 
 class CrossEntropyLoss(Module):
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                 label_smoothing=0.0):
         super().__init__()
-        F._check_reduction("CrossEntropyLoss", reduction)
+        F._check_reduction("CrossEntropyLoss", reduction, size_average, reduce)
         self.register_buffer("weight", weight)
         self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
 
@@ -16,9 +18,9 @@ class CrossEntropyLoss(Module):
 
 
 class NLLLoss(Module):
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
         super().__init__()
-        F._check_reduction("NLLLoss", reduction)
+        F._check_reduction("NLLLoss", reduction, size_average, reduce)
         self.register_buffer("weight", weight)
         self.ignore_index, self.reduction = ignore_index, reduction
 
@@ -27,10 +29,10 @@ class NLLLoss(Module):
 
 
 class MSELoss(Module):
-    def __init__(self, reduction="mean"):
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
-        F._check_reduction("MSELoss", reduction)
+        F._check_reduction("MSELoss", reduction, size_average, reduce)
         self.reduction = reduction
 
     def forward(self, input, target):
-        return F.mse_loss(input, target, self.reduction)
+        return F.mse_loss(input, target, reduction=self.reduction)
