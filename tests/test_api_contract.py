@@ -204,10 +204,22 @@ def test_no_grad_forms():
     assert cl.is_grad_enabled() and (x * 2).requires_grad
 
 
-def test_to_another_tensor_and_numpy_of_a_grad_tensor(device):
+def test_to_and_backward_accept_torch_keywords(device):
     x = cl.ones(2, device=device, requires_grad=True)
     y = x.to(cl.zeros(1, dtype="float64", device=device))
     assert y.dtype == "float64" and y.device == device and y.requires_grad
+    assert x.to(device, non_blocking=True) is x and x.to(device, copy=True) is not x
+    assert nn.Linear(2, 2).to(device, non_blocking=True).weight.device == device
+    loss = (x * x).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()  # the graph is always kept: a second pass accumulates, as torch does with retain_graph
+    assert x.grad.numpy().tolist() == [4.0, 4.0]
+    with pytest.raises(ValueError, match="create_graph"):
+        loss.backward(create_graph=True)
+
+
+def test_numpy_of_a_tensor_that_requires_grad(device):
+    x = cl.ones(2, device=device, requires_grad=True)
     # unlike PyTorch, numpy() works on a tensor that requires grad (it always copies, see API.md)
     assert x.numpy().tolist() == [1.0, 1.0]
 

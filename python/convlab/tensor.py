@@ -233,12 +233,13 @@ class Tensor:
     def tolist(self):
         return self.numpy().tolist()
 
-    def to(self, *args, device=None, dtype=None):
-        """to(device), to(dtype), to(device, dtype) or keywords; differentiable; self when nothing changes."""
+    def to(self, *args, device=None, dtype=None, non_blocking=False, copy=False):
+        """to(device), to(dtype), to(device, dtype), to(other_tensor) or keywords; differentiable; self when
+        nothing changes unless copy=True. non_blocking is accepted for PyTorch code: copies are synchronous."""
         device, dtype = parse_to_args(args, device, dtype)
         device, dtype = device or self.device, dtype or self.dtype
         if (device, dtype) == (self.device, self.dtype):
-            return self
+            return self.clone() if copy else self
         return autograd.To.apply(self, device=device, dtype=dtype)
 
     def cpu(self):
@@ -266,7 +267,12 @@ class Tensor:
         return self
 
     # ---- autograd ----
-    def backward(self, gradient=None):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulates d(self)/d(leaf) into every leaf's .grad. The graph is always kept (retain_graph is
+        accepted and needs no action); create_graph (higher-order gradients) and inputs are not supported."""
+        if create_graph or inputs is not None:
+            raise ValueError("backward: create_graph=True and inputs= are not supported (first-order gradients "
+                             "into every leaf only)")
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph "
                                "(no input had requires_grad=True, or it was made under no_grad())")

@@ -169,8 +169,9 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
-    def to(self, *args, device=None, dtype=None):
-        """Moves/casts every parameter and buffer in place (the same Parameter objects), as PyTorch does."""
+    def to(self, *args, device=None, dtype=None, non_blocking=False):
+        """Moves/casts every parameter and buffer in place (the same Parameter objects), as PyTorch does;
+        non_blocking is accepted for PyTorch code (copies are synchronous)."""
         device, dtype = parse_to_args(args, device, dtype)
         with no_grad():
             for t in list(self.parameters()) + list(self.buffers()):
