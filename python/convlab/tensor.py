@@ -372,6 +372,11 @@ class Tensor:
         write_(self, result._data)
         return self
 
+    def zero_(self):
+        """Fills with zeros in place (the w.grad.zero_() of hand-written PyTorch loops)."""
+        self[...] = 0.0
+        return self
+
     def __iadd__(self, other):
         return self._inplace(autograd.Add, other)
 
@@ -514,6 +519,7 @@ class Tensor:
     def __setitem__(self, index, value):
         """x[index] = value (a number, a Tensor or an array) writes into x's storage, broadcasting value."""
         self._check_inplace(value)
+        _check_writable(self)
         shape, index = _basic_index(index, self.shape)
         target = self._data if shape == self.shape else self._data.view(shape)
         if isinstance(value, numbers.Number) and not isinstance(value, complex):
@@ -522,13 +528,18 @@ class Tensor:
             target[index] = _ndarray_from(value, self.dtype, self.device)
 
 
-def write_(t, array):
-    """Writes an NDArray of t's shape into t's storage in place, as PyTorch's in-place ops do (optimizer
-    steps, running statistics, +=), so views of t and state_dict() entries see the new values."""
+def _check_writable(t):
     data = t._data
     if any(stride == 0 and n > 1 for stride, n in zip(data.strides, data.shape)):
         raise RuntimeError(f"in-place write into an expanded (broadcast) tensor of shape {t.shape}: several of "
                            f"its elements share one memory location; clone() it first")
+
+
+def write_(t, array):
+    """Writes an NDArray of t's shape into t's storage in place, as PyTorch's in-place ops do (optimizer
+    steps, running statistics, +=), so views of t and state_dict() entries see the new values."""
+    _check_writable(t)
+    data = t._data
     data[...] = array if array.dtype == data.dtype else array.astype(data.dtype)
 
 
