@@ -193,22 +193,25 @@ class MaxPool2d(_MaxPool):
 
 
 class _AvgPool(Module):
-    """stride=None means stride = kernel_size, stored that way as in PyTorch (AvgPool1d stores 1-tuples)."""
+    """stride=None means stride = kernel_size, stored that way as in PyTorch."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__()
-        stride = kernel_size if stride is None else stride
-        if isinstance(self, AvgPool1d):
-            kernel_size, stride, padding = (tuple(F._ntuple(type(self).__name__, name, v, 1)) for name, v in
-                                            (("kernel_size", kernel_size), ("stride", stride), ("padding", padding)))
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
+        self.padding, self.ceil_mode, self.count_include_pad = padding, ceil_mode, count_include_pad
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AvgPool1d(_AvgPool):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        def single(name, value):  # PyTorch stores AvgPool1d's sizes as 1-tuples
+            return tuple(F._ntuple("AvgPool1d", name, value, 1))
+
+        super().__init__(single("kernel_size", kernel_size), None if stride is None else single("stride", stride),
+                         single("padding", padding), ceil_mode, count_include_pad)
+
     def forward(self, input):
         return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad)
