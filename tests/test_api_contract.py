@@ -114,21 +114,41 @@ def test_inplace_operators_write_storage_like_torch(device):
     assert_close(row_ours, row_theirs, "float64")
 
 
-def test_inplace_refused_where_autograd_would_be_cut(device):
+def test_inplace_with_autograd_matches_torch(device):
+    """`out += identity` (a residual block) and `total += loss` keep the graph right, as in PyTorch."""
+    x, w = np.random.default_rng(0).standard_normal((2, 3)), np.random.default_rng(1).standard_normal((3,))
+
+    def block(a, b):
+        out = a * b
+        identity = a.exp()
+        out += identity
+        out *= 2
+        total = a.sum() * 0.0
+        total += (out * out).sum()
+        total -= a.mean()
+        return total
+
+    compare_with_torch(block, block, [x, w], device, "float64")
+    f32 = cl.zeros(3, dtype="float32", device=device)
+    f32 += cl.ones(3, dtype="float64", device=device, requires_grad=True)
+    assert f32.dtype == "float32" and f32.requires_grad  # an in-place result keeps the tensor's dtype
+
+
+def test_inplace_refusals(device):
     w = cl.ones(3, device=device, requires_grad=True)
-    with pytest.raises(RuntimeError, match="in-place"):
-        w += 1
-    with pytest.raises(RuntimeError, match="in-place"):
-        cl.zeros(3, device=device).__iadd__(w)
-    with pytest.raises(RuntimeError, match="in-place"):
+    with pytest.raises(RuntimeError, match="leaf"):
+        w += 1  # as in PyTorch; under no_grad() it is the optimizer's update
+    with pytest.raises(RuntimeError, match="requires grad"):
         w[0] = 2.0
+    with pytest.raises(RuntimeError, match="requires grad"):
+        cl.zeros(3, device=device)[0] = w[1]
     with pytest.raises(ValueError, match="shape"):
         cl.zeros(3, device=device).__iadd__(cl.ones(2, 3, device=device))
     e = cl.ones(3, device=device).expand(2, 3)
     for write in (lambda: e.__iadd__(1), lambda: e.__setitem__(0, cl.tensor([1.0, 2.0, 3.0], device=device))):
         with pytest.raises(RuntimeError, match="expanded"):
             write()
-    with pytest.raises(RuntimeError, match="in-place"):
+    with pytest.raises(RuntimeError, match="requires grad"):
         w.zero_()
     assert w.numpy().tolist() == [1, 1, 1]
 

@@ -354,21 +354,28 @@ class Tensor:
         return matmul(b, a)
 
     def _check_inplace(self, other):
-        """Autograd through in-place updates is not supported: under grad mode they are refused when either
-        side requires grad, instead of silently cutting the graph."""
+        """x[i] = v cannot take part in autograd: under grad mode it is refused when either side requires
+        grad, instead of silently cutting the graph."""
         if is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
-            raise RuntimeError("in-place operation (+=, -=, *=, /=, x[i] = v) on a tensor that requires grad, or "
-                               "with an operand that does: write x = x + y, or update under convlab.no_grad()")
+            raise RuntimeError("x[index] = value on a tensor that requires grad, or with a value that does, is not "
+                               "supported: build the tensor out of place, or write under convlab.no_grad()")
 
     def _inplace(self, fn, other):
-        """x += y and friends: the result is written into x's storage, so views of x and state_dict()
-        entries see it, as in PyTorch."""
-        self._check_inplace(other)
-        with no_grad():
-            result = self._binary(fn, other)
+        """x += y and friends. Outside autograd the result is written into x's storage, so views of x and
+        state_dict() entries see it, as in PyTorch (this is what makes `p -= lr * p.grad` under no_grad()
+        train). Where autograd is involved (`out += identity` in a residual block, `total += loss`) the
+        result is a new tensor that Python binds to the name, so the graph stays correct; views of the old
+        x do not see it. A leaf that requires grad is refused, as in PyTorch."""
+        involved = is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False))
+        if involved and self.is_leaf and self.requires_grad:
+            raise RuntimeError("a leaf tensor that requires grad cannot be updated in place (+=, -=, *=, /=) "
+                               "while grad mode is on; update it under convlab.no_grad()")
+        result = self._binary(fn, other)  # records a graph only when autograd is involved
         if result.shape != self.shape:
             raise ValueError(f"in-place operation: the result has shape {result.shape} but the tensor it is "
                              f"written into has shape {self.shape}")
+        if involved:
+            return result.to(dtype=self.dtype)
         write_(self, result._data)
         return self
 
