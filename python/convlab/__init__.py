@@ -1,6 +1,27 @@
 """convlab: convolutional networks you can read to the bottom, on the CPU and the GPU."""
-from . import _C
-from ._C import NDArray
+import os
+
+
+def _import_core():
+    """Imports the compiled core with a short OpenMP spin. libgomp's threads spin ~300,000 times at every
+    barrier before they sleep; on a machine shared with other busy processes that spinning eats the time
+    slices the rest of the team is waiting for (the LeNet example: 11.5 s instead of 2.7 s with two runs
+    at once, docs/perf.md section 14). 10,000 spins keep the quiet-machine speed. libgomp reads the
+    variable once, when _C loads it; a value the user set wins, and ours is removed again afterwards so
+    OpenMP runtimes loaded later (PyTorch's own) see the environment as it was."""
+    ours = "GOMP_SPINCOUNT" not in os.environ
+    if ours:
+        os.environ["GOMP_SPINCOUNT"] = "10000"
+    try:
+        from . import _C
+    finally:
+        if ours:
+            del os.environ["GOMP_SPINCOUNT"]
+    return _C
+
+
+_C = _import_core()
+from ._C import NDArray  # noqa: E402
 
 __version__ = "0.1.0"
 
