@@ -133,3 +133,17 @@ def test_kernel_releases_the_gil(name):
         pytest.fail(f"no other Python thread ran during five {name} calls: the GIL seems to be held")
     finally:
         sys.setswitchinterval(old)
+
+
+@pytest.mark.parametrize("preset", [None, "123"])
+def test_import_leaves_openmp_environment_as_it_was(preset):
+    """convlab loads its OpenMP runtime with a short spin (GOMP_SPINCOUNT, docs/perf.md 14) but must not
+    change the environment other libraries see afterwards, nor override a value the user set."""
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if preset is not None:
+        env["GOMP_SPINCOUNT"] = preset
+    code = "import os, convlab; print(os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(preset)
