@@ -294,7 +294,7 @@ def test_loss_signatures_follow_torch_positions():
 
 
 def test_conv_channel_mismatch_message():
-    with pytest.raises(ValueError, match=r"conv2d: input has 3 channels but weight expects 4 \(groups=1"):
+    with pytest.raises(ValueError, match=r"conv2d: input has 3 channels but weight expects 4 \(groups=1\)"):
         F.conv2d(cl.zeros(1, 3, 5, 5), cl.zeros(2, 4, 3, 3))
 
 

@@ -85,7 +85,7 @@ ConvParams make_conv_params(const char* op, const Shape& x, const Shape& w, cons
   check_groups(op, "weight out_channels", p.c_out, p.groups);
   if (w[1] * p.groups != p.c_in)
     value_error(op, ": input has ", p.c_in, " channels but weight expects ", w[1] * p.groups, " (groups=",
-                p.groups, ", weight shape ", shape_str(w), ")");
+                p.groups, "); weight shape ", shape_str(w));
   p.h = p.kh = p.oh = p.w = p.kw = p.ow = 1;
   for (int d = 0; d < dims; ++d) {
     int64_t in = x[2 + d], k = w[2 + d];
