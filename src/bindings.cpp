@@ -164,6 +164,8 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("shape", [](const NDArray& a) { return py::tuple(py::cast(a.shape)); })
       .def_property_readonly("strides", [](const NDArray& a) { return py::tuple(py::cast(a.strides)); })
       .def_property_readonly("offset", [](const NDArray& a) { return a.offset; })
+      .def_property_readonly("_version", [](const NDArray& a) { return a.storage ? a.storage->version : 0; },
+                             "writes into this array's storage so far (shared by all its views)")
       .def_property_readonly("dtype", [](const NDArray& a) { return dtype_name(a.dtype); })
       .def_property_readonly("device", [](const NDArray& a) { return device_name(a.device()); })
       .def_property_readonly("size", &NDArray::size)
@@ -208,6 +210,7 @@ PYBIND11_MODULE(_C, m) {
              else if (py::isinstance<py::float_>(value) || py::isinstance<py::int_>(value)) fill(dst, value.cast<double>());
              else type_error("setitem: value must be an NDArray or a number, got ",
                              type_name(value));
+             ++a.storage->version;
            })
       // element-wise
       .def("__add__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::add, a, b, false); })

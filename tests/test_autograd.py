@@ -344,3 +344,56 @@ def test_to_device_round_trip():
     assert x.grad.device == "cpu"
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
     assert_close(y.cpu(), x.detach().numpy(), "float32")
+
+
+# ---- saved values written in place after the forward pass -------------------------------------------
+
+def _after_inplace_update(lib, device, op, update):
+    """Builds loss = op(w, x) with w a leaf, updates w in place without grad, then runs backward.
+    Returns the gradient of w, or the RuntimeError raised."""
+    rng = np.random.default_rng(0)
+    kw = {"device": device} if lib is cl else {}
+    w = lib.tensor(rng.standard_normal((2, 3, 3, 3)), dtype=lib.float64 if lib is not cl else "float64",
+                   requires_grad=True, **kw)
+    x = lib.tensor(rng.standard_normal((1, 3, 5, 5)), dtype=lib.float64 if lib is not cl else "float64", **kw)
+    loss = op(lib, w, x).sum()
+    with lib.no_grad():
+        update(w)
+    try:
+        loss.backward()
+    except RuntimeError as e:
+        return e
+    return w.grad.numpy() if lib is cl else w.grad.detach().numpy()
+
+
+OPS = {
+    "add": lambda lib, w, x: w + 1.0,  # saves nothing: backward after the update is fine
+    "mul": lambda lib, w, x: w * w,  # saves w
+    "conv2d": lambda lib, w, x: (cl.nn.functional if lib is cl else lib.nn.functional).conv2d(x, w, padding=1),
+}
+UPDATES = {
+    "sub_assign": lambda w: w.__isub__(0.5),
+    "setitem_of_a_view": lambda w: w[0].__setitem__(slice(None), 0.0),
+}
+
+
+@pytest.mark.parametrize("update", UPDATES)
+@pytest.mark.parametrize("op", OPS)
+def test_backward_refuses_saved_values_modified_in_place_like_torch(device, op, update):
+    torch = torch_or_skip()
+    ours = _after_inplace_update(cl, device, OPS[op], UPDATES[update])
+    theirs = _after_inplace_update(torch, "cpu", OPS[op], UPDATES[update])
+    if isinstance(theirs, RuntimeError):
+        assert isinstance(ours, RuntimeError), f"torch refuses ({theirs}), convlab gave a gradient"
+        assert "modified by an in-place operation" in str(ours)
+    else:
+        assert not isinstance(ours, RuntimeError), ours
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_version_counts_writes_through_any_view(device):
+    t = cl.zeros(4, 4, device=device)
+    before = t._data._version
+    t[1:, ::2][0] = 1.0
+    assert t._data._version == before + 1
+    assert t.reshape(16)._data._version == before + 1

@@ -54,8 +54,20 @@ class Function:
         result = tensor_module.Tensor(out, requires_grad=requires_grad)
         if requires_grad:
             fn.inputs = tuple(a if isinstance(a, tensor_module.Tensor) else None for a in args)
+            # What backward will read, with its storage's write count now (PyTorch's saved-tensor check).
+            fn.saved_versions = [(name, a, a._version) for name, a in vars(fn).items() if isinstance(a, NDArray)]
             result._ctx = fn
         return result
+
+    def check_saved(self):
+        """Refuses to differentiate from saved data that was written in place after the forward pass (an
+        optimizer step, x[...] = v, += under no_grad): the gradient would be silently wrong."""
+        for name, a, version in self.saved_versions:
+            if a._version != version:
+                raise RuntimeError(
+                    f"a value needed for gradient computation was modified by an in-place operation: "
+                    f"{type(self).__name__} saved '{name}' at version {version}, it is now at version "
+                    f"{a._version}; run the forward pass again after the in-place update")
 
     def forward(self, *args, **params):
         raise NotImplementedError

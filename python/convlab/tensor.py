@@ -662,6 +662,7 @@ def run_backward(root, grad):
         if t._ctx is None:  # a copy: g may be shared with another input's gradient, and grads can be updated in place
             t.grad = Tensor(g.copy() if t.grad is None else t.grad._data + g)
             continue
+        t._ctx.check_saved()
         for inp, g_in in zip(t._ctx.inputs, t._ctx.backward(g)):
             if inp is None or g_in is None or not inp.requires_grad:
                 continue

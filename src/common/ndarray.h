@@ -32,6 +32,9 @@ struct Storage {
   void* ptr = nullptr;
   size_t bytes = 0;
   Device device = Device::cpu;
+  // Counts writes into existing arrays (setitem, through any view); autograd compares it with the value at
+  // forward time to refuse gradients computed from data that was changed in place since.
+  uint64_t version = 0;
   Storage(size_t bytes, Device device);
   ~Storage();
   Storage(const Storage&) = delete;
