@@ -335,6 +335,34 @@ def test_adaptive_avg_pool_matches_reference(device, dtype, ndim, seed):
     np.testing.assert_allclose(gx, gx_ref.reshape(x.shape), **TOL[dtype])
 
 
+@pytest.mark.parametrize("out", [[1, 1], [2, 1], [1, 2], [3, 2], [1, 300]])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adaptive_avg_pool_large_windows(device, dtype, out):
+    """Windows of whole rows (global average pooling: one run of h*w elements) and runs of >= 32 columns
+    take the kernel's partial-sum path; the random cases above are too small to reach it."""
+    rng = np.random.default_rng(len(out) + out[-1])
+    shape = [2, 3, 47, 53] if out[-1] < 300 else [1, 2, 1, 901]
+    x = rng.standard_normal(shape).astype(dtype) + 3.0  # a mean far from 0, so lost terms would show
+    y_ref, gy, gx_ref = adaptive_avg_pool_ref(x, lambda s: rng.standard_normal(s).astype(dtype), out)
+    y = _C.adaptive_avg_pool_forward(nd(x, device), out).numpy()
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    gx = _C.adaptive_avg_pool_backward(nd(gy, device), shape[2:]).numpy()
+    np.testing.assert_allclose(gx, gx_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avg_pool_large_windows(device, dtype):
+    """A 40x35 window (runs of >= 32 columns that are not whole rows), stride 9, padding 3."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 61, 70)).astype(dtype) + 3.0
+    args = ([40, 35], [9, 9], [3, 3])
+    y_ref, gy, gx_ref = avg_pool_ref(x, lambda s: rng.standard_normal(s).astype(dtype), *args, False, True)
+    y = _C.avg_pool_forward(nd(x, device), *args, False, True).numpy()
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    gx = _C.avg_pool_backward(nd(gy, device), [61, 70], *args, False, True).numpy()
+    np.testing.assert_allclose(gx, gx_ref, **TOL[dtype])
+
+
 @pytest.mark.parametrize("seed", TORCH_SEEDS)
 @pytest.mark.parametrize("ndim", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -170,8 +170,25 @@ std::vector<Span> adaptive_spans(int64_t out, int64_t len) {
   return spans;
 }
 
+// Sum of a contiguous run in 8 independent partial sums: one running sum would make every add wait for the
+// previous one (4 cycles each), which left global average pooling of 112x112 planes 6x behind PyTorch.
+// Short runs (3x3 windows) keep the plain loop: combining the partial sums would cost more than it saves.
+template <class T>
+T run_sum(const T* a, int64_t n) {
+  T sum = 0;
+  int64_t i = 0;
+  if (n >= 32) {
+    T part[8] = {};
+    for (; i + 8 <= n; i += 8)
+      for (int j = 0; j < 8; ++j) part[j] += a[i + j];
+    for (T v : part) sum += v;
+  }
+  for (; i < n; ++i) sum += a[i];
+  return sum;
+}
+
 // y[n, c, oh, ow] = sum of x[n, c, rows[oh].lo:hi, cols[ow].lo:hi] / (rows[oh].divisor * cols[ow].divisor);
-// loops: plane (parallel), oh, ow, window rows, window columns.
+// loops: plane (parallel), oh, ow, window rows (one run when the window spans whole rows).
 template <class T>
 void box_pool_forward(const NDArray& x, const PoolParams& p, const std::vector<Span>& rows,
                       const std::vector<Span>& cols, NDArray& y) {
@@ -186,8 +203,8 @@ void box_pool_forward(const NDArray& x, const PoolParams& p, const std::vector<S
       for (int64_t ow = 0; ow < p.ow; ++ow) {
         const Span& c = cols[ow];
         T sum = 0;
-        for (int64_t ih = r.lo; ih < r.hi; ++ih)
-          for (int64_t iw = c.lo; iw < c.hi; ++iw) sum += xp[ih * p.w + iw];
+        if (c.lo == 0 && c.hi == p.w) sum = run_sum(xp + r.lo * p.w, (r.hi - r.lo) * p.w);
+        else for (int64_t ih = r.lo; ih < r.hi; ++ih) sum += run_sum(xp + ih * p.w + c.lo, c.hi - c.lo);
         yp[oh * p.ow + ow] = sum / T(r.divisor * c.divisor);
       }
     }
