@@ -629,6 +629,9 @@ def _basic_index(index, shape):
 
 def matmul(a, b):
     """NumPy's matmul rules: 1-D operands become a row (left) or a column (right), then drop again."""
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        raise TypeError(f"matmul: both operands must be tensors (not Python numbers), got {type(a).__name__} and "
+                        f"{type(b).__name__}")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least one dimension, got shapes {a.shape} and {b.shape}")
     left, right = a.unsqueeze(0) if a.ndim == 1 else a, b.unsqueeze(-1) if b.ndim == 1 else b

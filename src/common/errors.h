@@ -1,9 +1,12 @@
-// Errors raised from C++ and their Python types. pybind11 turns std::invalid_argument into ValueError and
-// std::runtime_error into RuntimeError; TypeError is registered in bindings.cpp.
+// Errors raised from C++ and their Python types. pybind11 turns std::invalid_argument into ValueError,
+// std::runtime_error into RuntimeError and std::bad_alloc into MemoryError (with what() as the message);
+// TypeError is registered in bindings.cpp.
 #pragma once
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace convlab {
 
@@ -32,6 +35,18 @@ template <class... Args>
 template <class... Args>
 [[noreturn]] void runtime_error(const Args&... args) {
   throw std::runtime_error(cat(args...));
+}
+
+// A failed allocation that says what was asked for (a bare std::bad_alloc reads "std::bad_alloc").
+struct OutOfMemory : std::bad_alloc {
+  std::string message;
+  explicit OutOfMemory(std::string m) : message(std::move(m)) {}
+  const char* what() const noexcept override { return message.c_str(); }
+};
+
+template <class... Args>
+[[noreturn]] void out_of_memory(const Args&... args) {
+  throw OutOfMemory(cat(args...));
 }
 
 }  // namespace convlab

@@ -75,7 +75,13 @@ NDArray NDArray::empty(const Shape& shape, DType dtype, Device device) {
   if (n > (int64_t(1) << 46) / static_cast<int64_t>(dtype_size(dtype)))
     value_error("shape: ", shape_str(shape), " needs ", n, " elements, more than convlab can allocate");
   NDArray a;
-  a.storage = std::make_shared<Storage>(static_cast<size_t>(n) * dtype_size(dtype), device);
+  const size_t bytes = static_cast<size_t>(n) * dtype_size(dtype);
+  try {
+    a.storage = std::make_shared<Storage>(bytes, device);
+  } catch (const std::bad_alloc&) {
+    out_of_memory("shape: ", shape_str(shape), " needs ", bytes, " bytes of ", device_name(device),
+                  " memory, which could not be allocated");
+  }
   a.shape = shape;
   a.strides = contiguous_strides(shape);
   a.dtype = dtype;

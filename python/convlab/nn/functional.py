@@ -16,9 +16,10 @@ NDArray = _C.NDArray
 
 
 # ---- argument normalisation ----
-def _check_tensor(op, name, t):
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{op}: {name} must be a convlab Tensor, got {type(t).__name__}")
+def _check_tensor(op, name, t, optional=False):
+    if not (isinstance(t, Tensor) or optional and t is None):
+        kind = "a convlab Tensor or None" if optional else "a convlab Tensor"
+        raise TypeError(f"{op}: {name} must be {kind}, got {type(t).__name__}")
 
 
 def _ntuple(op, name, value, d):
@@ -64,6 +65,7 @@ def _unbatch(y, unbatched):
 def _conv(op, d, x, weight, bias, stride, padding, dilation, groups):
     x, unbatched = _batched(op, x, d)
     _check_tensor(op, "weight", weight)
+    _check_tensor(op, "bias", bias, optional=True)
     if weight.ndim != d + 2:
         raise ValueError(f"{op}: weight must be {d + 2}-D (C_out, C_in/groups, *kernel), got shape {weight.shape}")
     stride = _ntuple(op, "stride", stride, d)
@@ -84,6 +86,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def _conv_transpose(op, d, x, weight, bias, stride, padding, output_padding, groups, dilation):
     x, unbatched = _batched(op, x, d)
     _check_tensor(op, "weight", weight)
+    _check_tensor(op, "bias", bias, optional=True)
     if weight.ndim != d + 2:
         raise ValueError(f"{op}: weight must be {d + 2}-D (C_in, C_out/groups, *kernel), got shape {weight.shape}")
     y = kf.ConvTranspose.apply(
@@ -191,6 +194,7 @@ def linear(input, weight, bias=None):
     """y = x @ W^T + b with W (out_features, in_features)."""
     _check_tensor("linear", "input", input)
     _check_tensor("linear", "weight", weight)
+    _check_tensor("linear", "bias", bias, optional=True)
     if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {input.shape} does not match weight of shape {weight.shape} "
                          f"(expected input[..., {weight.shape[1] if weight.ndim == 2 else '?'}])")
@@ -240,6 +244,9 @@ def softmax(input, dim=None, *, dtype=None):
 
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zeroes each element with probability p and scales the rest by 1/(1-p) (training only)."""
+    _check_tensor("dropout", "input", input)
+    if not isinstance(p, numbers.Real) or isinstance(p, bool):
+        raise TypeError(f"dropout: p must be a number, got {type(p).__name__}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
@@ -265,6 +272,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     PyTorch does; momentum=None makes the running stats a cumulative average (the caller passes the
     factor 1/num_batches as momentum then)."""
     _check_tensor("batch_norm", "input", input)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        _check_tensor("batch_norm", name, t, optional=True)
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected input of at least 2 dims (N, C, ...), got shape {input.shape}")
     axes = (0,) + tuple(range(2, input.ndim))
@@ -318,7 +327,9 @@ def _class_targets(op, input, target, ignore_index):
         target_device = target.device
         if target_device != input.device:
             raise RuntimeError(f"{op}: input is on {input.device} but target is on {target_device}")
-    if values.dtype.kind not in "iuf" or (values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0)):
+    with np.errstate(invalid="ignore"):  # NaN/inf targets: refused below, without a NumPy warning first
+        whole = values.dtype.kind in "iu" or values.dtype.kind == "f" and bool(np.all(np.mod(values, 1) == 0))
+    if not whole:
         raise ValueError(f"{op}: target must hold whole class indices, got dtype {values.dtype}")
     expected = input.shape[:1] + input.shape[2:] if input.ndim > 1 else ()
     if tuple(values.shape) != expected:
@@ -352,6 +363,7 @@ def _reduce(loss, reduction, total_weight):
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """-input[n, target[n]] * weight[target[n]]; 'mean' divides by the summed weights of the counted targets."""
     _check_tensor("nll_loss", "input", input)
+    _check_tensor("nll_loss", "weight", weight, optional=True)
     _check_reduction("nll_loss", reduction, size_average, reduce)
     mask = _weighted_one_hot(input, _class_targets("nll_loss", input, target, ignore_index), weight, ignore_index)
     class_dim = 1 if input.ndim > 1 else 0
@@ -363,6 +375,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     """nll_loss(log_softmax(input)), with PyTorch's label smoothing: (1-s) * nll + s/C * (-sum_c w_c logp_c).
     A float target of input's shape is a class-probability target, as in PyTorch."""
     _check_tensor("cross_entropy", "input", input)
+    _check_tensor("cross_entropy", "weight", weight, optional=True)
     _check_reduction("cross_entropy", reduction, size_average, reduce)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
