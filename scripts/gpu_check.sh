@@ -68,6 +68,8 @@ for k, s, p, d, groups in [([3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1), ([3, 2
     y = C.conv_forward(x, w, g(8), s, p, d, groups)
     gy = g(*y.shape)
     C.conv_backward_input(gy, w, [9, 10], s, p, d, groups); C.conv_backward_weight(x, gy, k, s, p, d, groups)
+wn = rng.standard_normal((8, 6, 3, 3)); wn[0, 0, 0, 0] = np.inf  # backward-input's non-finite-weight redo
+C.conv_backward_input(g(2, 8, 9, 10), cl.NDArray.from_numpy(wn, device="cuda"), [9, 10], [1, 1], [(1, 1), (1, 1)], [1, 1], 1)
 x, w = g(2, 4, 9, 10), g(8, 1, 3, 3)  # depthwise
 y = C.conv_forward(x, w, None, [2, 2], [(1, 1), (1, 1)], [1, 1], 4); gy = g(*y.shape)
 C.conv_backward_input(gy, w, [9, 10], [2, 2], [(1, 1), (1, 1)], [1, 1], 4)
