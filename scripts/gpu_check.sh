@@ -78,6 +78,7 @@ x = g(2, 3, 9, 10)
 y = C.max_pool_forward(x, [3, 3], [2, 2], [1, 1], [1, 1], True); C.max_pool_backward(x, g(*y.shape), [3, 3], [2, 2], [1, 1], [1, 1], True)
 y = C.avg_pool_forward(x, [3, 3], [2, 2], [1, 1], True, False); C.avg_pool_backward(g(*y.shape), [9, 10], [3, 3], [2, 2], [1, 1], True, False)
 y = C.adaptive_avg_pool_forward(x, [4, 3]); C.adaptive_avg_pool_backward(g(*y.shape), [9, 10])
+C.adaptive_avg_pool_forward(g(2, 3, 20, 21), [1, 1])  # the warp-per-window kernel
 a, b = g(3, 70, 20), g(3, 20, 33)
 (a @ b).numpy(); ((a.permute((0, 2, 1)) + 1.0).exp() - a.permute((0, 2, 1))).sum(axes=1).numpy()
 g(2, 5000).max(axes=1).numpy(); g(3, 5000).argmax(axis=1).numpy(); g(4, 5, 6).pad([(1, 0), (2, 2), (0, 3)], mode="reflect").numpy()

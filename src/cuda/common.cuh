@@ -21,6 +21,7 @@ inline void check(cudaError_t err, const char* op) {
 inline void check_launch(const char* op) { check(cudaGetLastError(), op); }
 
 constexpr int kThreads = 256;
+constexpr int kWarp = 32;  // lanes per warp, for the kernels that reduce with shuffles
 
 // Blocks for a grid-stride loop over `work` items: one item per thread up to a cap that fills any GPU many
 // times over and stays far below the 2^31-1 grid limit; kernels loop for the rest.

@@ -55,7 +55,7 @@ __global__ void backward_input_kernel(const T* gy, const T* w, T* gx, ConvParams
   }
 }
 
-constexpr int kWarp = 32, kRowsPerBlock = kThreads / kWarp;
+constexpr int kRowsPerBlock = kThreads / kWarp;
 
 // gw[co, 0, kh, kw] = sum_{n,oh,ow} gy[n, co, oh, ow] * x[n, co/copg, oh*sh-pt+kh*dh, ow*sw-pl+kw*dw]
 // One block per weight element: lanes walk ow, warps walk oh, then a shuffle and a shared-memory pass add

@@ -118,6 +118,26 @@ __global__ void box_forward_kernel(const T* x, T* y, PoolParams p, bool adaptive
   }
 }
 
+// The same sum with a warp per window, for windows of kWarpWindow elements or more (global average pooling:
+// one window per plane, so one thread per window would leave most of the GPU idle while each walks a
+// plane). Lanes stride the window's elements; the shuffle tree adds the lanes in a fixed order.
+constexpr int64_t kWarpWindow = 64;
+
+template <class T>
+__global__ void box_forward_warp_kernel(const T* x, T* y, PoolParams p, bool adaptive) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t ohw = p.oh * p.ow, total = p.n * p.c * ohw;
+  for (int64_t i = thread_index() / kWarp; i < total; i += thread_count() / kWarp) {  // whole warps: no divergence
+    const T* plane = x + i / ohw * p.h * p.w;
+    Span r = row_span(p, adaptive, i % ohw / p.ow), c = col_span(p, adaptive, i % p.ow);
+    const int64_t width = c.hi - c.lo, size = (r.hi - r.lo) * width;
+    T acc = T(0);
+    for (int64_t e = lane; e < size; e += kWarp) acc += plane[(r.lo + e / width) * p.w + c.lo + e % width];
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) acc += __shfl_down_sync(0xffffffffu, acc, offset);
+    if (lane == 0) y[i] = acc / T(r.divisor * c.divisor);
+  }
+}
+
 // First and last window along one axis that can contain position i: box windows start every `stride`
 // and span k (avg) or follow the adaptive rule; callers still test i against each candidate's span.
 __device__ inline void candidate_windows(int64_t i, int64_t len, int64_t out, int64_t k, int64_t stride,
@@ -161,7 +181,11 @@ template <class T>
 void box_forward(const NDArray& x, const PoolParams& p, bool adaptive, NDArray& y, const char* op) {
   const int64_t total = y.size();
   if (total == 0) return;
-  box_forward_kernel<<<blocks_for(total), kThreads>>>(x.data<T>(), y.data<T>(), p, adaptive);
+  const int64_t window = adaptive ? ceil_div(p.h, p.oh) * ceil_div(p.w, p.ow) : p.kh * p.kw;
+  if (window >= kWarpWindow)
+    box_forward_warp_kernel<<<blocks_for(total * kWarp), kThreads>>>(x.data<T>(), y.data<T>(), p, adaptive);
+  else
+    box_forward_kernel<<<blocks_for(total), kThreads>>>(x.data<T>(), y.data<T>(), p, adaptive);
   check_launch(op);
 }
 

@@ -8,7 +8,6 @@
 namespace convlab::cuda {
 namespace {
 
-constexpr int kWarp = 32;
 constexpr int64_t kFillWarps = 8192;  // about what an H100/H200 keeps resident
 constexpr int64_t kMinChunk = 1024;   // elements per warp below which splitting costs more than it gains
 
