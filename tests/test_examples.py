@@ -36,3 +36,13 @@ def test_lenet_digits_full_run_reaches_97_percent():
     accuracy = float(re.search(r"test accuracy: ([0-9.]+)", result.stdout).group(1))
     assert accuracy >= 0.97, result.stdout
     assert re.search(r"wall time: [0-9.]+ s", result.stdout)
+
+
+def test_readme_python_blocks_run():
+    """The README's tour is code a newcomer pastes: every ```python block must run as written."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "the README has no python block"
+    for block in blocks:
+        result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"README block failed:\n{block}\n{result.stderr}"
