@@ -5,15 +5,18 @@
 // rows of an implicit im2col matrix that is never materialised:
 //   forward          y[co][p]  = sum_k W[co][k] * X[k][p]        GEMM, B rows = runs       (k = (ci, tap))
 //   backward-input   gxq[k][p] += sum_co W[co][k] * gy[co][p]    GEMM, C rows = runs (scatter-add), un-phase
-//   backward-weight  gw[co][k] = sum_n,p gy[co][p] * X[k][p]     dot products along p (vectorised along p)
-// Small images instead gather the runs at real outputs only into an explicit im2col matrix (one GEMM per
-// group over all images of a chunk, backward-weight included).
-// Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in both backward passes
-// (0 * inf is NaN: backward-weight redoes blocks that came out NaN with x masked there too, backward-input
-// recomputes NaN elements by the definition when w is not finite).
+//   backward-weight  gw[co][k] = sum_n,p gy[co][p] * X[k][p]     GEMM over real p only, B = X^T packed from
+//                                                                the runs by in-register transposes
+// Small images' forward instead gathers the runs at real outputs into an explicit im2col matrix (one GEMM
+// per group over all images of a chunk). Backward-weight with under 16 output channels per group runs
+// dot products along the extended grid (vectorised along p).
+// Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in backward-input and the
+// dot products (0 * inf is NaN: the dot products redo blocks that came out NaN with x masked there too,
+// backward-input recomputes NaN elements by the definition when w is not finite).
 // Depthwise forward and backward-input go to the direct kernels of conv_depthwise.cpp instead.
 #include <algorithm>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include <omp.h>
@@ -53,19 +56,18 @@ int64_t column_chunk(const ConvParams& p, const Phased& q) {
   return std::min(images_per_chunk(p, q), std::max<int64_t>(1, (int64_t(1) << 23) / (p.oh * p.ow * p.c_in * p.kh * p.kw)));
 }
 
-// cols[k*k_stride + j*p_stride] = run k of the layout at real output j = (i, oy, ox) of images [0, nn):
-// the im2col matrix as K x P (forward) or P x K (backward-weight). One output row per task, each run read
-// along ox.
+// cols[k*ld + j] = run k of the layout at real output j = (i, oy, ox) of images [0, nn): the K x P im2col
+// matrix. One output row per task, each run read along ox.
 template <class T>
 void gather_columns(const T* xq, const std::vector<int64_t>& x_off, int64_t nn, const ConvParams& p,
-                    const Phased& q, T* cols, int64_t k_stride, int64_t p_stride) {
+                    const Phased& q, T* cols, int64_t ld) {
   const int64_t ck = static_cast<int64_t>(x_off.size());
 #pragma omp parallel for schedule(static)
   for (int64_t iy = 0; iy < nn * p.oh; iy++) {
     const T* src = xq + iy / p.oh * p.c_in * q.chan + iy % p.oh * q.wq;
-    T* dst = cols + iy * p.ow * p_stride;
+    T* dst = cols + iy * p.ow;
     for (int64_t k = 0; k < ck; k++)
-      for (int64_t ox = 0; ox < p.ow; ox++) dst[k * k_stride + ox * p_stride] = src[x_off[k] + ox];
+      for (int64_t ox = 0; ox < p.ow; ox++) dst[k * ld + ox] = src[x_off[k] + ox];
   }
 }
 
@@ -80,7 +82,7 @@ void forward_columns(const T* x, const T* w, const T* bias, const ConvParams& p,
     const int64_t nn = std::min(chunk, p.n - n0), cols_n = nn * pix;
     const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
     T* cols = scratch<T>(slot_columns, x_off.size() * cols_n);
-    gather_columns(xq, x_off, nn, p, q, cols, cols_n, 1);
+    gather_columns(xq, x_off, nn, p, q, cols, cols_n);
     T* yc = scratch<T>(slot_output, p.c_out * cols_n);
     const std::vector<int64_t> b_off = strided_offsets(x_off.size(), cols_n), c_off = strided_offsets(p.c_out, cols_n);
     // Every task packs all K rows of its columns: one task per thread (resnet_7x7_512 forward 5.5 -> 4.8 ms).
@@ -251,38 +253,113 @@ void weight_grad_block(const T* gq, const T* xq, const int64_t* x_off, const Mas
   }
 }
 
-// Small images: gw[g] = gy_g (cog x P) @ cols_g (P x K) over the P real outputs of a chunk, as one GEMM (the
-// dot products along p would need a horizontal sum every few vector FMAs); only real outputs enter.
+// One round of the transpose below: rows i and i + d (bit d of i clear) trade lanes so that afterwards bit d
+// of the row index and bit d of the lane index are swapped. Constant shuffles (vpermt2ps / vshuff32x4).
+template <class T, int d, int... J>
+inline void swap_bit(Vec<T>* v, std::integer_sequence<int, J...>) {
+  constexpr int L = lanes<T>;
+  for (int i = 0; i < L; i++) {
+    if (i & d) continue;
+    const Vec<T> a = v[i], b = v[i + d];
+    v[i] = __builtin_shufflevector(a, b, (J & d ? L + J - d : J)...);
+    v[i + d] = __builtin_shufflevector(a, b, (J & d ? L + J : J + d)...);
+  }
+}
+
+// v[r][c] -> v[c][r] for one lanes x lanes block: log2(lanes) rounds of swap_bit.
+template <class T, int d = lanes<T> / 2>
+inline void transpose_block(Vec<T>* v) {
+  swap_bit<T, d>(v, std::make_integer_sequence<int, lanes<T>>{});
+  if constexpr (d > 1) transpose_block<T, d / 2>(v);
+}
+
+// buf = the GEMM's packed B for B[j][c] = run n0 + c of one image at its real output j0 + j (j < kc, c < nc):
+// the transposed im2col, read straight from the runs. An output row is contiguous in every run, so `lanes`
+// runs at up to `lanes` outputs of one row are that many vector loads and one transpose; loads that
+// overhang the row end (into the run's slack) land in rows that are not stored.
 template <class T>
-void backward_weight_columns(const T* x, const T* gy, const ConvParams& p, const Phased& q, T* gw) {
-  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
-  const int64_t pix = p.oh * p.ow;
-  const std::vector<int64_t> x_off = run_offsets(p, q), c_off = strided_offsets(cog, K);
-  const int64_t ck = x_off.size(), chunk = column_chunk(p, q);
-  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
-    const int64_t nn = std::min(chunk, p.n - n0), rows = nn * pix;
-    const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
-    T* cols = scratch<T>(slot_columns, rows * ck);
-    gather_columns(xq, x_off, nn, p, q, cols, 1, ck);
-    T* gt = scratch<T>(slot_output, p.c_out * rows);  // gt[co][i*pix + j] = gy[i][co][j]
-#pragma omp parallel for schedule(static)
-    for (int64_t ic = 0; ic < nn * p.c_out; ic++) {
-      int64_t i = ic / p.c_out, co = ic % p.c_out;
-      const T* src = gy + (n0 + i) * p.c_out * pix + co * pix;
-      std::copy(src, src + pix, gt + co * rows + i * pix);
+void pack_runs_transposed(T* buf, const T* xi, const int64_t* x_off, int64_t ow, int64_t wq, int64_t j0, int64_t kc,
+                          int64_t n0, int64_t nc) {
+  constexpr int L = lanes<T>;
+  constexpr int64_t nr = gemm_nr<T>;
+  for (int64_t c0 = 0; c0 < (nc + nr - 1) / nr * nr; c0 += L) {
+    T* dst = buf + c0 / nr * kc * nr + c0 % nr;
+    const int64_t cols = std::clamp<int64_t>(nc - c0, 0, L);
+    if (cols == 0) {
+      for (int64_t jj = 0; jj < kc; jj++) store(dst + jj * nr, Vec<T>{});
+      continue;
     }
-    const std::vector<int64_t> b_off = strided_offsets(rows, ck);
-    const GemmBlocking bl = gemm_blocking<T>(G, cog, K);
-    const int64_t tasks = G * bl.m_blocks * bl.n_blocks;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; t++) {
-      int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, g = t / (bl.n_blocks * bl.m_blocks);
-      Rows<const T> b{cols + g * K, b_off.data()};
-      Rows<T> c{gw + g * cog * K, c_off.data()};
-      gemm_block(gt + g * cog * rows, rows, 1, rows, b, c, n0 > 0, mi * bl.mb, std::min(cog, (mi + 1) * bl.mb),
-                 ni * bl.nb, std::min(K, (ni + 1) * bl.nb));
+    const T* run[L];
+    Mask<T> keep;
+    for (int c = 0; c < L; c++) {
+      run[c] = xi + x_off[n0 + c0 + std::min<int64_t>(c, cols - 1)];
+      keep[c] = c < cols ? -1 : 0;
+    }
+    for (int64_t jj = 0, j = j0; jj < kc;) {
+      const int64_t e = j / ow * wq + j % ow, t = std::min({int64_t(L), ow - j % ow, kc - jj});
+      Vec<T> v[L];
+      for (int c = 0; c < L; c++) v[c] = load(run[c] + e);
+      transpose_block<T>(v);
+      for (int64_t r = 0; r < t; r++) store(dst + (jj + r) * nr, keep ? v[r] : Vec<T>{});
+      jj += t, j += t;
     }
   }
+}
+
+// Tasks of backward_weight_gemm: each holds all cog rows of its group (the packed B is reused cog times), a
+// block of whole slivers of the K columns and a range (part) of the outputs. Columns are cut first, down to
+// 4 slivers a block (an A strip sweeps a block's slivers from L1), then outputs (each part sums into its own
+// copy of gw), then columns again down to single slivers.
+struct WeightBlocking {
+  int64_t slivers, n_blocks, parts;
+};
+template <class T>
+WeightBlocking weight_blocking(int64_t G, int64_t K, int64_t P) {
+  const int64_t want = 4 * omp_get_max_threads(), slivers = (K + gemm_nr<T> - 1) / gemm_nr<T>;
+  const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  int64_t n_blocks = std::max(ceil_div(slivers * gemm_nr<T>, gemm_nc), std::min(ceil_div(want, G), slivers / 4));
+  const int64_t parts = std::clamp<int64_t>(ceil_div(want, G * n_blocks), 1, std::max<int64_t>(1, P / 256));
+  if (G * n_blocks * parts < want) n_blocks = std::min(slivers, ceil_div(want, G * parts));
+  return {slivers, n_blocks, parts};
+}
+
+// gw[g] = gy_g (cog x P) @ X_g^T (P x K) over the P real outputs, on the GEMM: A is gy in place (one image's
+// rows, reduced along its outputs), B the transposed im2col packed straight from the runs. Only real
+// outputs enter: no garbage-column NaN, no extended copy of gy. Loop order per task: images of its part,
+// then gemm_block (panel, 128-deep output slice packed, 8-row strips of gy x slivers). The parts are added
+// in a fixed order (bit-identical at a given thread count).
+template <class T>
+void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Phased& q, T* gw) {
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  const int64_t pix = p.oh * p.ow, P = p.n * pix, size = p.c_out * K;
+  const std::vector<int64_t> x_off = run_offsets(p, q), c_off = strided_offsets(cog, K);
+  const WeightBlocking bl = weight_blocking<T>(G, K, P);
+  T* part_buf = bl.parts > 1 ? scratch<T>(slot_weight, (bl.parts - 1) * size) : nullptr;
+  const int64_t tasks = G * bl.n_blocks * bl.parts, chunk = images_per_chunk(p, q);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0);
+    const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      const int64_t s = t % bl.parts, b = t / bl.parts % bl.n_blocks, g = t / (bl.parts * bl.n_blocks);
+      const int64_t s0 = P * s / bl.parts, s1 = P * (s + 1) / bl.parts;  // outputs i*pix + j of this part
+      const int64_t c0 = bl.slivers * b / bl.n_blocks * gemm_nr<T>;
+      const int64_t c1 = std::min(K, bl.slivers * (b + 1) / bl.n_blocks * gemm_nr<T>);
+      T* out = (s == 0 ? gw : part_buf + (s - 1) * size) + g * cog * K;
+      for (int64_t i = std::max(n0, s0 / pix); i < std::min(n0 + nn, (s1 + pix - 1) / pix); i++) {
+        const int64_t j0 = std::max(s0 - i * pix, int64_t(0)), j1 = std::min(s1 - i * pix, pix);
+        const T* xi = xq + (i - n0) * p.c_in * q.chan;
+        const PackB<T> pack = [&](T* buf, int64_t k0, int64_t kc, int64_t col0, int64_t cols) {
+          pack_runs_transposed(buf, xi, x_off.data() + g * K, p.ow, q.wq, j0 + k0, kc, col0, cols);
+        };
+        gemm_block(gy + (i * p.c_out + g * cog) * pix + j0, pix, 1, j1 - j0, pack, Rows<T>{out, c_off.data()},
+                   i * pix + j0 > s0, 0, cog, c0, c1);
+      }
+    }
+  }
+#pragma omp parallel for schedule(static) if (bl.parts > 1)
+  for (int64_t e = 0; e < size; e++)
+    for (int64_t s = 1; s < bl.parts; s++) gw[e] += part_buf[(s - 1) * size + e];
 }
 
 // The dot products run over the whole extended grid: at garbage columns gy is 0, but the x runs there
@@ -293,12 +370,12 @@ void backward_weight_columns(const T* x, const T* gy, const ConvParams& p, const
 // NaN (only possible with inf/NaN data) are recomputed with x masked at garbage columns.
 template <class T>
 void backward_weight_typed(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
-  const Phased q = phased(p, /*allow_identity=*/false);  // the dot products read past np: keep the slack
+  const Phased q = phased(p, /*allow_identity=*/false);  // both forms read past np: keep the slack
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
-  // Grids up to 256 per image (resnet_1x1 3.0 -> 2.2 ms, 14x14 3x3 256 ch 5.25 -> 5.05; 28x28 and up are
-  // 1.1-6x slower there: the im2col outgrows L2 and the dot products amortise their sums).
-  if (q.np <= 256 && cog >= gemm_mr && p.n * p.oh * p.ow > 0)  // (no outputs: the zero fill below)
-    return backward_weight_columns<T>(x.data<T>(), gy.data<T>(), p, q, gw.data<T>());
+  // The GEMM packs each element of X^T once per cog rows: at cog = 8 (resnext_grouped) the dot products
+  // were 1.3x faster, at 16 the two were even.
+  if (cog >= 16 && p.n * p.oh * p.ow > 0)  // (no outputs: the dot form's zero fill)
+    return backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, q, gw.data<T>());
   const int64_t ldg = (q.np + lanes<T> - 1) / lanes<T> * lanes<T>;
   const std::vector<int64_t> x_off = run_offsets(p, q);
   T* out = gw.data<T>();

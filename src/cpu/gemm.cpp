@@ -33,10 +33,11 @@ void* scratch_bytes(int slot, size_t bytes) {
   return b.ptr;
 }
 
-// acc[i][v] = sum_k A[m+i][k] * b[k][v*lanes ...]: k outermost so the 24 accumulators live in registers
+// acc[i][v] = sum_k A[m+i][k] * b[k][v*lanes ...]: k outermost so the 8 x V accumulators live in registers
 // (A is broadcast straight from its rows, rows past the edge repeat the last one); then the tile is stored
-// (or added) into C, through a small buffer when it hangs over C's edge.
-template <class T>
+// (or added) into C, through a small buffer when it hangs over C's edge. V < 3 only for a last sliver of at
+// most 2 vectors' columns (a K = 147 backward-weight spent 30 % of its time on the zero columns of V = 3).
+template <class T, int V>
 void micro_tile(int64_t kc, const T* a, int64_t ars, int64_t acs, const T* b, Rows<T> c, int64_t m, int64_t n,
                 int64_t rows, int64_t cols, bool add) {
   constexpr int L = lanes<T>;
@@ -45,28 +46,36 @@ void micro_tile(int64_t kc, const T* a, int64_t ars, int64_t acs, const T* b, Ro
   for (int i = 0; i < gemm_mr; i++) ar[i] = a + std::min<int64_t>(i, rows - 1) * ars;
   // The C tile is touched only after the k loop: start its cache misses now so they overlap the FMAs.
   for (int64_t i = 0; i < rows; i++)
-    for (int v = 0; v < 3; v++) __builtin_prefetch(c.base + c.off[m + i] + n + v * L, 1);
-  Vec<T> acc[gemm_mr][3] = {};
+    for (int v = 0; v < V; v++) __builtin_prefetch(c.base + c.off[m + i] + n + v * L, 1);
+  Vec<T> acc[gemm_mr][V] = {};
   for (int64_t k = 0; k < kc; k++) {
-    Vec<T> b0 = load(b), b1 = load(b + L), b2 = load(b + 2 * L);
+    Vec<T> bv[V];
+    for (int v = 0; v < V; v++) bv[v] = load(b + v * L);
     for (int i = 0; i < gemm_mr; i++) {
       T ai = ar[i][k * acs];
-      acc[i][0] += ai * b0;
-      acc[i][1] += ai * b1;
-      acc[i][2] += ai * b2;
+      for (int v = 0; v < V; v++) acc[i][v] += ai * bv[v];
     }
     b += nr;
   }
   for (int64_t i = 0; i < rows; i++) {
     T* dst = c.base + c.off[m + i] + n;
-    if (cols == nr) {
-      for (int v = 0; v < 3; v++) store(dst + v * L, add ? acc[i][v] + load(dst + v * L) : acc[i][v]);
+    if (cols == V * L) {
+      for (int v = 0; v < V; v++) store(dst + v * L, add ? acc[i][v] + load(dst + v * L) : acc[i][v]);
     } else {
-      T tile[nr];
-      for (int v = 0; v < 3; v++) store(tile + v * L, acc[i][v]);
+      T tile[V * L];
+      for (int v = 0; v < V; v++) store(tile + v * L, acc[i][v]);
       for (int64_t j = 0; j < cols; j++) dst[j] = add ? dst[j] + tile[j] : tile[j];
     }
   }
+}
+
+// The micro-kernel for a tile of `cols` <= NR columns: as few vectors as cover them.
+template <class T>
+void micro_tile_any(int64_t kc, const T* a, int64_t ars, int64_t acs, const T* b, Rows<T> c, int64_t m, int64_t n,
+                    int64_t rows, int64_t cols, bool add) {
+  if (cols > 2 * lanes<T>) micro_tile<T, 3>(kc, a, ars, acs, b, c, m, n, rows, cols, add);
+  else if (cols > lanes<T>) micro_tile<T, 2>(kc, a, ars, acs, b, c, m, n, rows, cols, add);
+  else micro_tile<T, 1>(kc, a, ars, acs, b, c, m, n, rows, cols, add);
 }
 
 // buf = ceil(nc/NR) slivers of kc x NR: row k0+kk, columns n0 + s*NR ..., zero past nc.
@@ -97,8 +106,8 @@ T* scratch(int slot, size_t count) {
 }
 
 template <class T>
-void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, Rows<const T> b, Rows<T> c, bool add, int64_t m0, int64_t m1,
-                int64_t n0, int64_t n1) {
+void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, const PackB<T>& pack, Rows<T> c, bool add, int64_t m0,
+                int64_t m1, int64_t n0, int64_t n1) {
   constexpr int64_t nr = gemm_nr<T>;
   int64_t panel = (std::min(gemm_nc, n1 - n0) + nr - 1) / nr * nr;
   T* buf = scratch<T>(slot_thread, gemm_kc * panel);
@@ -106,15 +115,22 @@ void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, Rows<const T> b
     int64_t nc = std::min(gemm_nc, n1 - nc0);
     for (int64_t k0 = 0; k0 < k; k0 += gemm_kc) {
       int64_t kc = std::min(gemm_kc, k - k0);
-      pack_b(buf, b, k0, kc, nc0, nc);
+      pack(buf, k0, kc, nc0, nc);
       for (int64_t m = m0; m < m1; m += gemm_mr) {
         for (int64_t j = 0; j < nc; j += nr) {
-          micro_tile(kc, a + m * ars + k0 * acs, ars, acs, buf + j * kc, c, m, nc0 + j, std::min(gemm_mr, m1 - m),
-                     std::min(nr, nc - j), add || k0 > 0);
+          micro_tile_any(kc, a + m * ars + k0 * acs, ars, acs, buf + j * kc, c, m, nc0 + j,
+                         std::min(gemm_mr, m1 - m), std::min(nr, nc - j), add || k0 > 0);
         }
       }
     }
   }
+}
+
+template <class T>
+void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, Rows<const T> b, Rows<T> c, bool add, int64_t m0, int64_t m1,
+                int64_t n0, int64_t n1) {
+  const PackB<T> pack = [b](T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc) { pack_b(buf, b, k0, kc, n0, nc); };
+  gemm_block(a, ars, acs, k, pack, c, add, m0, m1, n0, n1);
 }
 
 template <class T>
@@ -139,6 +155,10 @@ template int64_t* scratch<int64_t>(int, size_t);
 template void gemm_block<float>(const float*, int64_t, int64_t, int64_t, Rows<const float>, Rows<float>, bool,
                                 int64_t, int64_t, int64_t, int64_t);
 template void gemm_block<double>(const double*, int64_t, int64_t, int64_t, Rows<const double>, Rows<double>, bool,
+                                 int64_t, int64_t, int64_t, int64_t);
+template void gemm_block<float>(const float*, int64_t, int64_t, int64_t, const PackB<float>&, Rows<float>, bool,
+                                int64_t, int64_t, int64_t, int64_t);
+template void gemm_block<double>(const double*, int64_t, int64_t, int64_t, const PackB<double>&, Rows<double>, bool,
                                  int64_t, int64_t, int64_t, int64_t);
 
 }  // namespace convlab::cpu

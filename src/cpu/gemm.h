@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 
 namespace convlab::cpu {
 
@@ -70,6 +71,15 @@ template <class T>
 void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, Rows<const T> b, Rows<T> c, bool add, int64_t m0,
                 int64_t m1, int64_t n0, int64_t n1);
 
+// The same with B handed in as a packer: pack(buf, k0, kc, n0, nc) writes B[k0:k0+kc, n0:n0+nc] into buf
+// as ceil(nc/NR) slivers of kc x NR (row-major inside a sliver, zero past nc), for a B that is not rows in
+// memory (backward-weight's transposed im2col, packed straight from the convolution's runs).
+template <class T>
+using PackB = std::function<void(T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc)>;
+template <class T>
+void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, const PackB<T>& pack, Rows<T> c, bool add,
+                int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
 // How to cut `count` independent m x n GEMMs into parallel tasks of mb x nb blocks of C: whole products
 // when there are a few tasks per thread already, else rows are halved first (down to 64: each task then
 // streams only its share of A, which small-n products are bound by), then columns (in whole slivers).
@@ -85,7 +95,8 @@ GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n, int64_t per_thre
 template <class T>
 T* scratch(int slot, size_t count);
 // slot_thread is the one a worker thread may use inside a parallel region (GEMM's B panel, a plane buffer);
-// slot_weight holds a rearranged weight (backward-input's flipped one), slot_columns an im2col matrix.
+// slot_weight holds a rearranged weight (backward-input's flipped one) or backward-weight's partial sums,
+// slot_columns an im2col matrix.
 enum ScratchSlot { slot_thread, slot_input, slot_output, slot_weight, slot_columns, slot_count };
 
 }  // namespace convlab::cpu
