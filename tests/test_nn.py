@@ -167,6 +167,20 @@ def test_init_functions():
     assert np.abs(t.numpy()).max() <= math.sqrt(6 / 500)
     nn.init.constant_(t, 0.25)
     assert np.all(t.numpy() == 0.25)
+    nn.init.xavier_normal_(t, gain=2.0)
+    assert abs(t.numpy().std() - 2.0 * math.sqrt(2 / 500)) < 0.05 * 2.0 * math.sqrt(2 / 500)
+    nn.init.kaiming_uniform_(t, a=1.0, mode="fan_out")  # gain sqrt(2 / (1 + a^2)) = 1, fan_out = 200
+    assert 0.95 * math.sqrt(3 / 200) < np.abs(t.numpy()).max() <= math.sqrt(3 / 200)
+
+
+def test_batchnorm_reset_running_stats():
+    bn = nn.BatchNorm2d(3)
+    bn(cl.randn(4, 3, 5, 5) * 3.0 + 1.0)
+    assert np.abs(bn.running_mean.numpy()).max() > 0 and float(bn.num_batches_tracked.item()) == 1
+    bn.reset_running_stats()
+    np.testing.assert_array_equal(bn.running_mean.numpy(), 0.0)
+    np.testing.assert_array_equal(bn.running_var.numpy(), 1.0)
+    assert float(bn.num_batches_tracked.item()) == 0
 
 
 # ---- layers against torch.nn ----
