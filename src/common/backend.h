@@ -46,8 +46,10 @@ struct Backend {
               double value, NDArray& out);
 
   // Convolution, all contiguous: x (N, C_in, H, W), w (C_out, C_in/groups, KH, KW), y (N, C_out, OH, OW).
-  // bias is null or (C_out). backward_input writes gx (N, C_in, H, W) = the transposed conv of gy;
-  // backward_weight writes gw (C_out, C_in/groups, KH, KW) = correlation of x with gy.
+  // bias is null or (C_out). backward_input writes gx (N, C_in, H, W) = the transposed conv of gy: only
+  // taps that land on gy are terms, so an inf/NaN weight must not meet a stand-in zero (0 * inf = NaN);
+  // backward_weight writes gw (C_out, C_in/groups, KH, KW) = correlation of x with gy, where likewise an
+  // input element no output reads is in no term.
   void (*conv_forward)(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y);
   void (*conv_backward_input)(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
   void (*conv_backward_weight)(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw);
