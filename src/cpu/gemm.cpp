@@ -1,5 +1,6 @@
-// C (+)= A @ B: the macro-kernel walks NC-wide panels and KC-deep slices of B (packed into NR-wide slivers);
-// for each MR-row strip of A it runs the MR x NR micro-kernel across the whole panel, so the strip stays in L1.
+// C (+)= A @ B: the macro-kernel walks NC-wide panels and KC-deep slices of B (packed into NR-wide slivers),
+// then blocks of MC rows of A; each sliver of the panel is swept by the block's MR-row strips while both sit in
+// L1, so B streams from L2 once per block instead of once per strip.
 #include "gemm.h"
 
 #include <algorithm>
@@ -116,10 +117,12 @@ void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, const PackB<T>&
     for (int64_t k0 = 0; k0 < k; k0 += gemm_kc) {
       int64_t kc = std::min(gemm_kc, k - k0);
       pack(buf, k0, kc, nc0, nc);
-      for (int64_t m = m0; m < m1; m += gemm_mr) {
+      for (int64_t mb = m0; mb < m1; mb += gemm_mc) {
         for (int64_t j = 0; j < nc; j += nr) {
-          micro_tile_any(kc, a + m * ars + k0 * acs, ars, acs, buf + j * kc, c, m, nc0 + j,
-                         std::min(gemm_mr, m1 - m), std::min(nr, nc - j), add || k0 > 0);
+          for (int64_t m = mb; m < std::min(m1, mb + gemm_mc); m += gemm_mr) {
+            micro_tile_any(kc, a + m * ars + k0 * acs, ars, acs, buf + j * kc, c, m, nc0 + j,
+                           std::min(gemm_mr, m1 - m), std::min(nr, nc - j), add || k0 > 0);
+          }
         }
       }
     }

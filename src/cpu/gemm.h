@@ -57,6 +57,9 @@ constexpr int64_t gemm_nr = 3 * lanes<T>;
 // of a block stream past it; one B panel holds up to NC columns (KC x NC: 192 KiB fp32, 384 KiB fp64, L2).
 constexpr int64_t gemm_kc = 128;
 constexpr int64_t gemm_nc = 960;  // a whole number of NR slivers for both types
+// Rows of A per sweep of a B sliver: 4 strips, 16 KiB of fp32 A beside the 24 KiB sliver in L1 (one strip
+// per sweep left resnet_stem's backward-weight 25 % slower, the whole of A 7x7_512's forward 15 %).
+constexpr int64_t gemm_mc = 32;
 
 template <class T>
 struct Rows {
