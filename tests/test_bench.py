@@ -13,7 +13,13 @@ TINY_SUITE = {"layers": [
      "padding": 2, "dilation": 2, "groups": 2, "cpu_batch": 1, "gpu_batch": 1},
     {"name": "tiny_transposed", "op": "conv_transpose2d", "c_in": 4, "c_out": 2, "hw": [5, 5], "k": [4, 4],
      "stride": 2, "padding": 1, "dilation": 1, "groups": 1, "cpu_batch": 2, "gpu_batch": 2},
+    {"name": "tiny_maxpool", "op": "max_pool2d", "c": 3, "hw": [9, 8], "k": [3, 3], "stride": 2, "padding": 1,
+     "cpu_batch": 2, "gpu_batch": 2},
+    {"name": "tiny_avgpool", "op": "avg_pool2d", "c": 2, "hw": [7, 9], "k": [2, 3], "cpu_batch": 1, "gpu_batch": 1},
+    {"name": "tiny_global_pool", "op": "adaptive_avg_pool2d", "c": 4, "hw": [6, 5], "output_size": [1, 1],
+     "cpu_batch": 2, "gpu_batch": 2},
 ]}
+POOLS = {"tiny_maxpool", "tiny_avgpool", "tiny_global_pool"}
 
 
 def run_bench(tmp_path, *extra):
@@ -29,14 +35,16 @@ def test_bench_writes_results(device, tmp_path, capsys):
     torch_used = report["meta"]["torch"] is not None
     rows = report["results"]
     assert [(r["layer"], r["pass"]) for r in rows] == [
-        (layer["name"], p) for layer in TINY_SUITE["layers"] for p in bench.PASSES]
+        (layer["name"], p) for layer in TINY_SUITE["layers"]
+        for p in (bench.PASSES[:2] if layer["name"] in POOLS else bench.PASSES)]
     for r in rows:
         assert r["device"] == device and r["ms"] > 0 and r["gflops"] > 0 and r["gflop"] > 0
         if torch_used and device == "cpu":
             assert r["torch_ms"] > 0 and r["ratio"] > 0
             assert r["max_rel_err"] < 1e-4, r  # both sides computed the same pass
     if torch_used and device == "cpu":
-        assert report["summary"]["cpu"]["geomean_ratio"] > 0
+        assert report["summary"]["cpu"]["conv"]["passes"] == 9 and report["summary"]["cpu"]["pool"]["passes"] == 6
+        assert report["summary"]["cpu"]["conv"]["geomean_ratio"] > 0 < report["summary"]["cpu"]["pool"]["geomean_ratio"]
     assert report["meta"]["threads"] == 1
     printed = capsys.readouterr().out
     assert "tiny_transposed" in printed and "summary" in printed
@@ -61,7 +69,7 @@ def test_default_suite_holds_the_public_layers():
     for name in ("lenet_c1", "resnet_stem", "mobilenet_dw", "audio_conv1d", "dcgan_transposed"):
         assert name in names
     for layer in suite["layers"]:
-        bench.Layer(layer, "cpu")  # every entry resolves to shapes
+        bench.make_layer(layer, "cpu")  # every entry resolves to shapes
 
 
 def test_bench_records_a_raising_pass_and_fails(tmp_path):

@@ -1,6 +1,6 @@
-"""The convolution benchmark: times convlab's kernels (convlab._C, not the autograd layer) on every layer
-of the suite, for the forward pass, backward-to-input and backward-to-weight, next to PyTorch measured in
-the same process when it is installed.
+"""The benchmark: times convlab's kernels (convlab._C, not the autograd layer) on every layer of the suite,
+for the forward pass, backward-to-input and backward-to-weight (pooling layers: the first two), next to
+PyTorch measured in the same process when it is installed.
 
     python -m convlab.bench [--device cpu|cuda|cpu,cuda] [--threads N] [--layers a,b] [--json PATH]
                             [--repeat R] [--warmup W] [--suite PATH]
@@ -38,14 +38,26 @@ def per_dim(value, dims):
     return list(value) if isinstance(value, (list, tuple)) else [value] * dims
 
 
+CONV_OPS = ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d")
+POOL_OPS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
+
+
+def make_layer(spec, device):
+    if spec["op"] in CONV_OPS:
+        return Layer(spec, device)
+    if spec["op"] in POOL_OPS:
+        return PoolLayer(spec, device)
+    raise ValueError(f"layer {spec['name']}: unknown op {spec['op']!r} (expected one of {CONV_OPS + POOL_OPS})")
+
+
 class Layer:
-    """One suite entry in PyTorch's conventions, resolved into per-dim lists and array shapes. A transposed
-    layer's flops are those of the forward conv it is the adjoint of (the same multiply-adds)."""
+    """One convolution entry in PyTorch's conventions, resolved into per-dim lists and array shapes. A
+    transposed layer's flops are those of the forward conv it is the adjoint of (the same multiply-adds)."""
+
+    family, passes = "conv", PASSES
 
     def __init__(self, spec, device):
         self.name, self.op = spec["name"], spec["op"]
-        if self.op not in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"):
-            raise ValueError(f"layer {self.name}: unknown op {self.op!r}")
         self.transposed = self.op.startswith("conv_transpose")
         self.size = list(spec["hw"])
         self.k = list(spec["k"])
@@ -111,6 +123,63 @@ class Layer:
         }
 
 
+class PoolLayer:
+    """One 2-D pooling entry: "c" channels of "hw" images, "k"/"stride"/"padding" (max and avg; stride
+    defaults to k) or "output_size" (adaptive). Pools have no weight: passes forward and backward-to-input.
+    "gflop" counts one compare or add per window element, the forward's work."""
+
+    family, passes = "pool", PASSES[:2]
+
+    def __init__(self, spec, device):
+        self.name, self.op = spec["name"], spec["op"]
+        self.batch, self.c, self.size = spec["gpu_batch" if device == "cuda" else "cpu_batch"], spec["c"], list(spec["hw"])
+        if self.op == "adaptive_avg_pool2d":
+            self.out_size = per_dim(spec["output_size"], 2)
+            window = math.prod(math.ceil(i / o) for i, o in zip(self.size, self.out_size))
+        else:
+            self.k = per_dim(spec["k"], 2)
+            self.stride = per_dim(spec.get("stride", spec["k"]), 2)
+            self.padding = per_dim(spec.get("padding", 0), 2)
+            self.out_size = [(i + 2 * p - k) // s + 1 for i, k, s, p in zip(self.size, self.k, self.stride, self.padding)]
+            window = math.prod(self.k)
+        self.x_shape = [self.batch, self.c, *self.size]
+        self.y_shape = [self.batch, self.c, *self.out_size]
+        self.flops = float(math.prod(self.y_shape) * window)
+
+    def arrays(self, seed=0):
+        rng = np.random.default_rng(seed)
+        return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in (("x", self.x_shape), ("gy", self.y_shape))}
+
+    def convlab_calls(self, arrays, device):
+        x, gy = (_C.NDArray.from_numpy(arrays[n], device=device) for n in ("x", "gy"))
+        if self.op == "adaptive_avg_pool2d":
+            return {"forward": lambda: _C.adaptive_avg_pool_forward(x, self.out_size),
+                    "backward_input": lambda: _C.adaptive_avg_pool_backward(gy, self.size)}
+        k, s, p = self.k, self.stride, self.padding
+        if self.op == "max_pool2d":  # convlab's backward recomputes each window's argmax from x
+            return {"forward": lambda: _C.max_pool_forward(x, k, s, p, [1, 1], False),
+                    "backward_input": lambda: _C.max_pool_backward(x, gy, k, s, p, [1, 1], False)}
+        return {"forward": lambda: _C.avg_pool_forward(x, k, s, p, False, True),
+                "backward_input": lambda: _C.avg_pool_backward(gy, self.size, k, s, p, False, True)}
+
+    def torch_calls(self, torch, arrays, device):
+        """PyTorch's pooling kernels as autograd runs them (max-pool backward reads the indices its forward
+        saved, computed here once outside the timing)."""
+        x, gy = (torch.from_numpy(arrays[n]).to(device) for n in ("x", "gy"))
+        aten = torch.ops.aten
+        if self.op == "adaptive_avg_pool2d":
+            return {"forward": lambda: aten._adaptive_avg_pool2d(x, self.out_size),
+                    "backward_input": lambda: aten._adaptive_avg_pool2d_backward(gy, x)}
+        k, s, p = self.k, self.stride, self.padding
+        if self.op == "max_pool2d":
+            indices = aten.max_pool2d_with_indices(x, k, s, p, [1, 1], False)[1]
+            return {"forward": lambda: aten.max_pool2d_with_indices(x, k, s, p, [1, 1], False)[0],
+                    "backward_input": lambda: aten.max_pool2d_with_indices_backward(gy, x, k, s, p, [1, 1], False,
+                                                                                    indices)}
+        return {"forward": lambda: aten.avg_pool2d(x, k, s, p, False, True, None),
+                "backward_input": lambda: aten.avg_pool2d_backward(gy, x, k, s, p, False, True, None)}
+
+
 def best_window_times(calls, syncs, repeat, warmup):
     """Interleaves the timed sides window by window; returns each side's best seconds per call."""
     reps = []
@@ -136,8 +205,8 @@ def best_window_times(calls, syncs, repeat, warmup):
 def time_pass(layer, name, device, ours, sync, theirs, torch_sync, args):
     """One result row: the best time of convlab's call `ours` (and of PyTorch's `theirs`, when given) for
     pass `name` of `layer`. A kernel that raises (say, not on this device yet) gives a row with an error."""
-    row = {"layer": layer.name, "op": layer.op, "pass": name, "device": device, "batch": layer.batch,
-           "gflop": layer.flops / 1e9}
+    row = {"layer": layer.name, "op": layer.op, "family": layer.family, "pass": name, "device": device,
+           "batch": layer.batch, "gflop": layer.flops / 1e9}
     try:
         if theirs is None:
             (t,) = best_window_times([ours], [sync], args.repeat, args.warmup)
@@ -205,16 +274,20 @@ HEADER = (f"{'layer':<18} {'pass':<15} {'dev':<4} {'batch':>5} {'ms':>10} {'GFLO
 
 
 def summarize(results, devices):
+    """Per device: geometric mean and worst ratio over the convolution rows (the headline), and the same
+    over the pooling rows, kept apart so adding pools to a suite does not move the convolution figure."""
     summary = {}
     for device in devices:
-        ratios = [r for r in results if r["device"] == device and r.get("ratio")]
-        if ratios:
-            worst = max(ratios, key=lambda r: r["ratio"])
-            summary[device] = {
-                "geomean_ratio": math.exp(sum(math.log(r["ratio"]) for r in ratios) / len(ratios)),
-                "worst_ratio": worst["ratio"],
-                "worst": f"{worst['layer']} {worst['pass']}",
-            }
+        for family in ("conv", "pool"):
+            ratios = [r for r in results if r["device"] == device and r["family"] == family and r.get("ratio")]
+            if ratios:
+                worst = max(ratios, key=lambda r: r["ratio"])
+                summary.setdefault(device, {})[family] = {
+                    "geomean_ratio": math.exp(sum(math.log(r["ratio"]) for r in ratios) / len(ratios)),
+                    "worst_ratio": worst["ratio"],
+                    "worst": f"{worst['layer']} {worst['pass']}",
+                    "passes": len(ratios),
+                }
     return summary
 
 
@@ -250,7 +323,7 @@ def main(argv=None):
         if torch is not None:
             torch.set_num_threads(args.threads)
 
-    print(f"convlab bench: {len(specs)} layers x {len(PASSES)} passes on {','.join(devices)}, "
+    print(f"convlab bench: {len(specs)} layers (up to {len(PASSES)} passes each) on {','.join(devices)}, "
           f"{_C.get_num_threads()} CPU threads, float32, PyTorch {torch.__version__ if torch else 'not used'}",
           flush=True)
     print(HEADER, flush=True)
@@ -260,11 +333,11 @@ def main(argv=None):
         torch_here = torch is not None and (device == "cpu" or torch.cuda.is_available())
         torch_sync = (torch.cuda.synchronize if device == "cuda" else (lambda: None)) if torch_here else None
         for spec in specs:
-            layer = Layer(spec, device)
+            layer = make_layer(spec, device)
             arrays = layer.arrays()
             ours = layer.convlab_calls(arrays, device)
             theirs = layer.torch_calls(torch, arrays, device) if torch_here else None
-            for name in PASSES:
+            for name in layer.passes:
                 row = time_pass(layer, name, device, ours[name], sync, theirs[name] if theirs else None,
                                  torch_sync, args)
                 results.append(row)
@@ -275,9 +348,11 @@ def main(argv=None):
     for r in results:
         print(row_text(r))
     summary = summarize(results, devices)
-    for device, s in summary.items():
-        print(f"{device}: geometric mean ratio convlab/PyTorch {s['geomean_ratio']:.2f}, "
-              f"worst {s['worst_ratio']:.2f} ({s['worst']})")
+    for device, families in summary.items():
+        for family, s in families.items():
+            what = "convolution" if family == "conv" else "pooling"
+            print(f"{device} {what} ({s['passes']} layer-passes): geometric mean ratio convlab/PyTorch "
+                  f"{s['geomean_ratio']:.2f}, worst {s['worst_ratio']:.2f} ({s['worst']})")
     sys.stdout.flush()
 
     if args.json:
