@@ -330,8 +330,8 @@ WeightBlocking weight_blocking(int64_t G, int64_t K, int64_t P) {
 // gw[g] = gy_g (cog x P) @ X_g^T (P x K) over the P real outputs, on the GEMM: A is gy in place (one image's
 // rows, reduced along its outputs), B the transposed im2col packed straight from the runs. Only real
 // outputs enter: no garbage-column NaN, no extended copy of gy. Loop order per task: images of its part,
-// then gemm_block (panel, 128-deep output slice packed, 8-row strips of gy x slivers). The parts are added
-// in a fixed order (bit-identical at a given thread count).
+// then gemm_block's (panel, 128-deep output slice packed, 32 gy rows sweeping each sliver 8 at a time). The
+// parts are added in a fixed order (bit-identical at a given thread count).
 template <class T>
 void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Phased& q, T* gw) {
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
