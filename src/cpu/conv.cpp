@@ -315,9 +315,10 @@ struct WeightBlocking {
   int64_t slivers, n_blocks, parts;
 };
 template <class T>
-WeightBlocking weight_blocking(int64_t G, int64_t K, int64_t P) {
+WeightBlocking weight_blocking(int64_t G, int64_t K, int64_t P, int64_t size) {
   const int64_t threads = omp_get_max_threads(), want = 4 * threads, slivers = (K + gemm_nr<T> - 1) / gemm_nr<T>;
-  const int64_t max_parts = std::max<int64_t>(1, P / 256);
+  // Parts of >= 256 outputs, their copies of gw (size elements each) within the 2^23 of every workspace.
+  const int64_t max_parts = std::max<int64_t>(1, std::min(P / 256, 1 + (int64_t(1) << 23) / size));
   const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   int64_t n_blocks = std::max(ceil_div(slivers * gemm_nr<T>, gemm_nc), std::min(ceil_div(want, G), slivers / 4));
   int64_t parts = std::clamp<int64_t>(ceil_div(want, G * n_blocks), 1, max_parts);
@@ -337,7 +338,7 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const int64_t pix = p.oh * p.ow, P = p.n * pix, size = p.c_out * K;
   const std::vector<int64_t> x_off = run_offsets(p, q), c_off = strided_offsets(cog, K);
-  const WeightBlocking bl = weight_blocking<T>(G, K, P);
+  const WeightBlocking bl = weight_blocking<T>(G, K, P, size);
   T* part_buf = bl.parts > 1 ? scratch<T>(slot_weight, (bl.parts - 1) * size) : nullptr;
   const int64_t tasks = G * bl.n_blocks * bl.parts, chunk = images_per_chunk(p, q);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
