@@ -322,6 +322,9 @@ UNREAD = {  # each leaves input elements that no window reads
     "conv1d_dilation_wider_than_output": case(2, 3, 4, (16,), (3,), s=(2,), pad=((0, 0),), d=(5,)),
     "conv1d_stride_gt_kernel": case(2, 4, 6, (17,), (3,), s=(5,), pad=((1, 0),), d=(1,)),
     "conv1d_depthwise_dilated": case(1, 4, 8, (20,), (2,), s=(3,), pad=((0, 2),), d=(2,), groups=4),
+    # >= 16 output channels per group: backward-weight's GEMM over real outputs (packed from the runs)
+    "stride_gt_kernel_gemm": case(2, 4, 32, (11, 13), (2, 2), s=(3, 4)),
+    "groups_gemm_dilated": case(2, 6, 48, (14, 21), (3, 3), s=(2, 2), pad=((2, 2), (1, 2)), d=(2, 2), groups=3),
 }
 
 
