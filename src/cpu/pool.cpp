@@ -67,10 +67,12 @@ Interior full_columns(const std::vector<Taps>& cols, int64_t kw) {
 // arg[ow] = window_argmax of every window in one output row (taps `row`). Interior windows run with ow
 // innermost so the compiler vectorises across windows; each window still sees its taps in scan order
 // (th, then tw) and starts from its first tap, so ties and NaNs resolve exactly as in window_argmax.
-// best and tap are scratch rows of length ow.
+// best and tap are scratch rows of length ow; tap_offset[th * kw + tw] is tap (th, tw)'s offset in the
+// plane from its window's first row and column (a table: two integer divisions per window to turn a tap
+// number back into an offset cost more than the whole scan).
 template <class T>
 void row_argmax(const T* x, const PoolParams& p, Taps row, const std::vector<Taps>& cols, Interior in, T* best,
-                int32_t* tap, int64_t* arg) {
+                int32_t* tap, const int64_t* tap_offset, int64_t* arg) {
   if (row.count == 0) in.hi = in.lo;  // every window of this row is empty: the scalar path says so
   for (int64_t ow = 0; ow < p.ow; ++ow)
     if (ow < in.lo || ow >= in.hi) arg[ow] = window_argmax(x, p.w, p.dil_h, p.dil_w, row, cols[ow]);
@@ -87,8 +89,8 @@ void row_argmax(const T* x, const PoolParams& p, Taps row, const std::vector<Tap
         tap[ow] = take ? t : tap[ow];
       }
     }
-  for (int64_t ow = in.lo; ow < in.hi; ++ow)
-    arg[ow] = (row.first + tap[ow] / p.kw * p.dil_h) * p.w + ow * p.stride_w - p.pad_w + tap[ow] % p.kw * p.dil_w;
+  const int64_t origin = row.first * p.w - p.pad_w;
+  for (int64_t ow = in.lo; ow < in.hi; ++ow) arg[ow] = origin + ow * p.stride_w + tap_offset[tap[ow]];
 }
 
 // Runs f(plane, oh, arg) for every output row of every plane, arg holding row_argmax of that row; planes
@@ -98,6 +100,9 @@ void for_each_argmax_row(const NDArray& x, const PoolParams& p, F&& f) {
   auto rows = max_taps(p.oh, p.h, p.kh, p.stride_h, p.pad_h, p.dil_h);
   auto cols = max_taps(p.ow, p.w, p.kw, p.stride_w, p.pad_w, p.dil_w);
   Interior in = full_columns(cols, p.kw);
+  std::vector<int64_t> tap_offset(p.kh * p.kw);
+  for (int64_t th = 0; th < p.kh; ++th)
+    for (int64_t tw = 0; tw < p.kw; ++tw) tap_offset[th * p.kw + tw] = th * p.dil_h * p.w + tw * p.dil_w;
   const T* xd = x.data<T>();
 #pragma omp parallel
   {
@@ -107,7 +112,8 @@ void for_each_argmax_row(const NDArray& x, const PoolParams& p, F&& f) {
 #pragma omp for schedule(static)
     for (int64_t plane = 0; plane < p.n * p.c; ++plane)
       for (int64_t oh = 0; oh < p.oh; ++oh) {
-        row_argmax(xd + plane * p.h * p.w, p, rows[oh], cols, in, best.data(), tap.data(), arg.data());
+        row_argmax(xd + plane * p.h * p.w, p, rows[oh], cols, in, best.data(), tap.data(), tap_offset.data(),
+                   arg.data());
         f(plane, oh, arg.data());
       }
   }
