@@ -74,8 +74,8 @@ template <class T>
 void row_argmax(const T* x, const PoolParams& p, Taps row, const std::vector<Taps>& cols, Interior in, T* best,
                 int32_t* tap, const int64_t* tap_offset, int64_t* arg) {
   if (row.count == 0) in.hi = in.lo;  // every window of this row is empty: the scalar path says so
-  for (int64_t ow = 0; ow < p.ow; ++ow)
-    if (ow < in.lo || ow >= in.hi) arg[ow] = window_argmax(x, p.w, p.dil_h, p.dil_w, row, cols[ow]);
+  for (int64_t ow = 0; ow < in.lo; ++ow) arg[ow] = window_argmax(x, p.w, p.dil_h, p.dil_w, row, cols[ow]);
+  for (int64_t ow = in.hi; ow < p.ow; ++ow) arg[ow] = window_argmax(x, p.w, p.dil_h, p.dil_w, row, cols[ow]);
   std::fill(best + in.lo, best + in.hi, -std::numeric_limits<T>::infinity());
   std::fill(tap + in.lo, tap + in.hi, 0);
   for (int64_t th = 0; th < row.count; ++th)
