@@ -42,6 +42,12 @@ CONV_OPS = ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d")
 POOL_OPS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
 
 
+def random_arrays(seed, **shapes):
+    """name -> standard-normal float32 array of that shape, the same for every run with one seed."""
+    rng = np.random.default_rng(seed)
+    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+
+
 def make_layer(spec, device):
     if spec["op"] in CONV_OPS:
         return Layer(spec, device)
@@ -85,9 +91,7 @@ class Layer:
         self.y_shape = [self.batch, self.c_out, *self.out_size]
 
     def arrays(self, seed=0):
-        rng = np.random.default_rng(seed)
-        return {name: rng.standard_normal(shape).astype(np.float32)
-                for name, shape in (("x", self.x_shape), ("w", self.w_shape), ("gy", self.y_shape))}
+        return random_arrays(seed, x=self.x_shape, w=self.w_shape, gy=self.y_shape)
 
     def convlab_calls(self, arrays, device):
         """pass name -> a call of the convlab kernel on device-resident NDArrays."""
@@ -147,8 +151,7 @@ class PoolLayer:
         self.flops = float(math.prod(self.y_shape) * window)
 
     def arrays(self, seed=0):
-        rng = np.random.default_rng(seed)
-        return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in (("x", self.x_shape), ("gy", self.y_shape))}
+        return random_arrays(seed, x=self.x_shape, gy=self.y_shape)
 
     def convlab_calls(self, arrays, device):
         x, gy = (_C.NDArray.from_numpy(arrays[n], device=device) for n in ("x", "gy"))
