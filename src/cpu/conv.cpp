@@ -21,6 +21,7 @@
 
 #include <omp.h>
 
+#include "../common/conv_definition.h"
 #include "conv_layout.h"
 #include "gemm.h"
 #include "kernels.h"
@@ -438,27 +439,6 @@ bool has_nonfinite(const T* a, int64_t size) {
   return bad != 0;
 }
 
-// gx[n, c, ih, iw] of group g = c / cig by the definition: the sum over (co, kh, kw) whose output position
-// oh*sh = ih+pt-kh*dh, ow*sw = iw+pl-kw*dw lies in gy, with no stand-in zeros for the others.
-template <class T>
-T grad_input_by_gather(const T* gy, const T* w, const ConvParams& p, int64_t n, int64_t c, int64_t ih,
-                       int64_t iw) {
-  const int64_t cig = p.c_in_per_group(), cog = p.c_out_per_group(), g = c / cig, ci = c % cig;
-  T sum = 0;
-  for (int64_t co = g * cog; co < (g + 1) * cog; co++)
-    for (int64_t kh = 0; kh < p.kh; kh++) {
-      int64_t th = ih + p.pad_top - kh * p.dil_h;
-      if (th < 0 || th % p.stride_h || th / p.stride_h >= p.oh) continue;
-      for (int64_t kw = 0; kw < p.kw; kw++) {
-        int64_t tw = iw + p.pad_left - kw * p.dil_w;
-        if (tw < 0 || tw % p.stride_w || tw / p.stride_w >= p.ow) continue;
-        sum += w[((co * cig + ci) * p.kh + kh) * p.kw + kw] *
-               gy[((n * p.c_out + co) * p.oh + th / p.stride_h) * p.ow + tw / p.stride_w];
-      }
-    }
-  return sum;
-}
-
 // The fast backward-input paths multiply every weight by zeros standing for taps outside gy (padding, off
 // the stride grid, extended-grid columns), so a weight holding inf or NaN gives 0 * inf = NaN where the sum
 // has no such term (PyTorch's col2im has none). Only NaN elements can be wrong, and only if w is not
@@ -474,7 +454,7 @@ void redo_nan_grad_input(const T* gy, const T* w, const ConvParams& p, T* gx) {
   for (int64_t plane = 0; plane < p.n * p.c_in; plane++)
     for (int64_t i = 0; i < p.h * p.w; i++) {
       T& v = gx[plane * p.h * p.w + i];
-      if (v != v) v = grad_input_by_gather(gy, w, p, plane / p.c_in, plane % p.c_in, i / p.w, i % p.w);
+      if (v != v) v = grad_input_by_definition(gy, w, p, plane / p.c_in, plane % p.c_in, i / p.w, i % p.w);
     }
 }
 

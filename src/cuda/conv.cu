@@ -2,6 +2,7 @@
 // gemm_tile.cuh gathers its 16 rows of it straight from x (or gy) into shared memory, zero where a tap
 // falls in the padding. A small per-step table in shared memory holds the decoded (channel, kh, kw) or
 // (n, oh, ow) of those 16 depth indices, so the 64-bit divisions happen 16 times per step, not 1024.
+#include "../common/conv_definition.h"
 #include "gemm_tile.cuh"
 
 namespace convlab::cuda {
@@ -209,30 +210,14 @@ __global__ void nonfinite_flag_kernel(const T* a, int64_t size, int* flag) {
     if (!(a[i] - a[i] == T(0))) *flag = 1;
 }
 
-// When *flag is set, each NaN element of gx is recomputed by the definition: the sum over (co, kh, kw) whose
-// output position oh*sh = ih+pt-kh*dh, ow*sw = iw+pl-kw*dw lies in gy, with no stand-in zeros for the rest.
+// When *flag is set, each NaN element of gx is recomputed by the definition (common/conv_definition.h).
 template <class T>
 __global__ void redo_nan_grad_input_kernel(const T* gy, const T* w, ConvParams p, const int* flag, T* gx) {
   if (!*flag) return;
-  const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, hw = p.h * p.w;
-  for (int64_t i = thread_index(); i < p.n * p.c_in * hw; i += thread_count()) {
-    if (!(gx[i] != gx[i])) continue;
-    int64_t n = i / (p.c_in * hw), c = i / hw % p.c_in, ih = i % hw / p.w, iw = i % p.w;
-    int64_t g = c / cig, ci = c % cig;
-    T sum = T(0);
-    for (int64_t co = g * cog; co < (g + 1) * cog; ++co)
-      for (int64_t kh = 0; kh < p.kh; ++kh) {
-        int64_t th = ih + p.pad_top - kh * p.dil_h;
-        if (th < 0 || th % p.stride_h || th / p.stride_h >= p.oh) continue;
-        for (int64_t kw = 0; kw < p.kw; ++kw) {
-          int64_t tw = iw + p.pad_left - kw * p.dil_w;
-          if (tw < 0 || tw % p.stride_w || tw / p.stride_w >= p.ow) continue;
-          sum += w[((co * cig + ci) * p.kh + kh) * p.kw + kw] *
-                 gy[((n * p.c_out + co) * p.oh + th / p.stride_h) * p.ow + tw / p.stride_w];
-        }
-      }
-    gx[i] = sum;
-  }
+  const int64_t hw = p.h * p.w;
+  for (int64_t i = thread_index(); i < p.n * p.c_in * hw; i += thread_count())
+    if (gx[i] != gx[i])
+      gx[i] = grad_input_by_definition(gy, w, p, i / (p.c_in * hw), i / hw % p.c_in, i % hw / p.w, i % p.w);
 }
 
 int64_t tile_count(int64_t groups, int64_t rows, int64_t cols) {
