@@ -447,9 +447,10 @@ bool has_nonfinite(const T* a, int64_t size) {
 template <class T>
 void redo_nan_grad_input(const T* gy, const T* w, const ConvParams& p, T* gx) {
   const int64_t gx_size = p.n * p.c_in * p.h * p.w, w_size = p.c_out * p.c_in_per_group() * p.kh * p.kw;
-  bool small_first = gx_size < w_size;
-  if (!has_nonfinite(small_first ? gx : w, small_first ? gx_size : w_size)) return;
-  if (!has_nonfinite(small_first ? w : gx, small_first ? w_size : gx_size)) return;
+  const bool gx_finite_first = gx_size < w_size;  // the cheaper scan decides most calls alone
+  auto gx_finite = [&] { return !has_nonfinite(gx, gx_size); };
+  auto w_finite = [&] { return !has_nonfinite(w, w_size); };
+  if (gx_finite_first ? gx_finite() || w_finite() : w_finite() || gx_finite()) return;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t plane = 0; plane < p.n * p.c_in; plane++)
     for (int64_t i = 0; i < p.h * p.w; i++) {
