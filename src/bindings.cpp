@@ -21,13 +21,15 @@ using nogil = py::call_guard<py::gil_scoped_release>;
 
 std::string type_name(const py::handle& obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
 
-template <class T>
-NDArray from_numpy_typed(const py::array& arr, Device device) {
-  auto c = py::array_t<T, py::array::c_style>::ensure(arr);
-  Shape shape(c.shape(), c.shape() + c.ndim());
-  NDArray out = NDArray::empty(shape, std::is_same_v<T, float> ? DType::f32 : DType::f64, device);
-  if (out.size() > 0) backend(device).from_host(out.storage->ptr, c.data(), out.size() * sizeof(T));
-  return out;
+// The NDArray dtype of a NumPy dtype; NumPy's other kinds (int8, uint16, float16, complex...) have none.
+DType from_numpy_dtype(const py::dtype& dt) {
+  if (dt.kind() == 'b') return DType::b8;
+  if (dt.kind() == 'i' && dt.itemsize() == 4) return DType::i32;
+  if (dt.kind() == 'i' && dt.itemsize() == 8) return DType::i64;
+  if (dt.kind() == 'f' && dt.itemsize() == 4) return DType::f32;
+  if (dt.kind() == 'f' && dt.itemsize() == 8) return DType::f64;
+  type_error("from_numpy: array dtype must be float32, float64, int32, int64 or bool, got ",
+             std::string(py::str(dt)), "; convert with arr.astype(np.float32) or arr.astype(np.int64)");
 }
 
 NDArray from_numpy(const py::object& obj, const std::string& device) {
@@ -35,23 +37,26 @@ NDArray from_numpy(const py::object& obj, const std::string& device) {
   if (!py::isinstance<py::array>(obj) && !py::isinstance(obj, py::module_::import("numpy").attr("generic")))
     type_error("from_numpy: expected a numpy array, got ", type_name(obj));
   py::array arr = py::array::ensure(obj);
-  py::dtype dt = arr.dtype();
-  if (dt.kind() == 'f' && dt.itemsize() == 4) return from_numpy_typed<float>(arr, dev);
-  if (dt.kind() == 'f' && dt.itemsize() == 8) return from_numpy_typed<double>(arr, dev);
-  type_error("from_numpy: array dtype must be float32 or float64, got ", std::string(py::str(dt)),
-             "; convert with arr.astype(np.float32)");
-}
-
-template <class T>
-py::array to_numpy_typed(const NDArray& a) {
-  NDArray host = a.to(Device::cpu).compact();
-  py::array_t<T> out(a.shape);
-  if (a.size() > 0) std::memcpy(out.mutable_data(), host.data<T>(), a.size() * sizeof(T));
+  NDArray out;
+  dispatch_dtype(from_numpy_dtype(arr.dtype()), [&](auto t) {
+    using T = decltype(t);
+    auto c = py::array_t<T, py::array::c_style>::ensure(arr);
+    out = NDArray::empty(Shape(c.shape(), c.shape() + c.ndim()), dtype_of<T>(), dev);
+    if (out.size() > 0) backend(dev).from_host(out.storage->ptr, c.data(), out.size() * sizeof(T));
+  });
   return out;
 }
 
 py::array to_numpy(const NDArray& a) {
-  return a.dtype == DType::f32 ? py::array(to_numpy_typed<float>(a)) : py::array(to_numpy_typed<double>(a));
+  NDArray host = a.to(Device::cpu).compact();
+  py::array out;
+  dispatch_dtype(a.dtype, [&](auto t) {
+    using T = decltype(t);
+    py::array_t<T> typed(a.shape);
+    if (a.size() > 0) std::memcpy(typed.mutable_data(), host.data<T>(), a.size() * sizeof(T));
+    out = typed;
+  });
+  return out;
 }
 
 Shape to_shape(const py::object& obj) {
@@ -240,6 +245,10 @@ PYBIND11_MODULE(_C, m) {
       .def("relu", [](const NDArray& a) { return unary(UnaryOp::relu, a); }, nogil())
       .def("abs", [](const NDArray& a) { return unary(UnaryOp::abs, a); }, nogil())
       .def("sign", [](const NDArray& a) { return unary(UnaryOp::sign, a); }, nogil())
+      .def("erf", [](const NDArray& a) { return unary(UnaryOp::erf, a); }, nogil())
+      .def("floor", [](const NDArray& a) { return unary(UnaryOp::floor, a); }, nogil())
+      .def("ceil", [](const NDArray& a) { return unary(UnaryOp::ceil, a); }, nogil())
+      .def("round", [](const NDArray& a) { return unary(UnaryOp::round, a); }, nogil())
       // reductions
       .def("sum", [](const NDArray& a, const py::object& axes, bool keepdims) {
         std::vector<int64_t> ax = to_axes(axes);

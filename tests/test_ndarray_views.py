@@ -36,8 +36,8 @@ def test_from_numpy_copies_and_accepts_non_contiguous(device):
     np.testing.assert_array_equal(a.numpy(), before)
 
 
-@pytest.mark.parametrize("bad", [np.int64, np.int32, np.float16, np.complex64, np.bool_])
-def test_from_numpy_rejects_non_float(device, bad):
+@pytest.mark.parametrize("bad", [np.int8, np.uint8, np.uint64, np.float16, np.complex64])
+def test_from_numpy_rejects_other_dtypes(device, bad):
     with pytest.raises(TypeError, match="dtype"):
         cl.NDArray.from_numpy(np.zeros((2, 2), dtype=bad), device=device)
 
@@ -58,8 +58,8 @@ def test_creation_errors(device):
         cl.NDArray.empty((3, -2), dtype="float32", device=device)
     with pytest.raises(ValueError, match="-1"):
         cl.NDArray.full((-1,), 0.0, dtype="float64", device=device)
-    with pytest.raises(TypeError, match="int32"):
-        cl.NDArray.empty((2,), dtype="int32", device=device)
+    with pytest.raises(TypeError, match="int16"):
+        cl.NDArray.empty((2,), dtype="int16", device=device)
     with pytest.raises(ValueError, match="tpu"):
         cl.NDArray.empty((2,), dtype="float32", device="tpu")
 
@@ -83,10 +83,10 @@ def test_astype_copy_compact(device, src, dst, layout):
     check(a, xv)
 
 
-def test_astype_rejects_non_float(device):
+def test_astype_rejects_unknown_dtype(device):
     a = cl.NDArray.from_numpy(np.zeros((2, 3), np.float32), device=device)
-    with pytest.raises(TypeError, match="int32"):
-        a.astype("int32")
+    with pytest.raises(TypeError, match="uint8"):
+        a.astype("uint8")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -12,7 +12,7 @@
 namespace convlab {
 
 enum class BinaryOp { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge };
-enum class UnaryOp { neg, exp, log, sqrt, tanh, sigmoid, relu, abs, sign };
+enum class UnaryOp { neg, exp, log, sqrt, tanh, sigmoid, relu, abs, sign, erf, floor, ceil, round };
 enum class ReduceOp { sum, max };
 enum class PadMode { constant, reflect, replicate, circular };
 

@@ -8,13 +8,18 @@
 
 namespace convlab {
 
-size_t dtype_size(DType dtype) { return dtype == DType::f32 ? 4 : 8; }
-const char* dtype_name(DType dtype) { return dtype == DType::f32 ? "float32" : "float64"; }
+namespace {
+const char* const kDTypeNames[] = {"bool", "int32", "int64", "float32", "float64"};
+const size_t kDTypeSizes[] = {1, 4, 8, 4, 8};
+}  // namespace
+
+size_t dtype_size(DType dtype) { return kDTypeSizes[static_cast<int>(dtype)]; }
+const char* dtype_name(DType dtype) { return kDTypeNames[static_cast<int>(dtype)]; }
 
 DType parse_dtype(const std::string& name) {
-  if (name == "float32") return DType::f32;
-  if (name == "float64") return DType::f64;
-  type_error("dtype must be 'float32' or 'float64', got '", name, "'");
+  for (int i = 0; i < 5; ++i)
+    if (name == kDTypeNames[i]) return static_cast<DType>(i);
+  type_error("dtype must be one of 'float32', 'float64', 'int32', 'int64', 'bool', got '", name, "'");
 }
 
 const char* device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }

@@ -6,16 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "dtype.h"
 #include "errors.h"
 
 namespace convlab {
 
-enum class DType { f32, f64 };
 enum class Device { cpu, cuda };
 
-size_t dtype_size(DType dtype);
-const char* dtype_name(DType dtype);
-DType parse_dtype(const std::string& name);  // "float32" / "float64", else TypeError
 const char* device_name(Device device);
 Device parse_device(const std::string& name);  // "cpu" / "cuda", else ValueError
 

@@ -16,6 +16,14 @@ void check_pair(const char* op, const char* an, const NDArray& a, const char* bn
                "; convert one with astype()");
 }
 
+// Convolution, pooling, matmul and transcendental functions are defined for floats only, as in PyTorch's
+// kernels; other dtypes are refused here, before any kernel is chosen.
+void check_floating(const char* op, const char* arg, const NDArray& a) {
+  if (!is_floating(a.dtype))
+    type_error(op, ": ", arg, " must be float32 or float64, got ", dtype_name(a.dtype),
+               "; convert it with astype('float32')");
+}
+
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
   size_t n = std::max(a.size(), b.size());
   Shape out(n);
@@ -101,6 +109,7 @@ const char* binary_name(BinaryOp op) {
 NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b) {
   const char* name = binary_name(op);
   check_pair(name, "a", a, "b", b);
+  check_floating(name, "a", a);
   Shape s = broadcast_shapes(name, a.shape, b.shape);
   NDArray out = NDArray::empty(s, a.dtype, a.device());
   if (out.size() > 0) backend(a.device()).binary(op, a.broadcast_to(s), b.broadcast_to(s), out);
@@ -108,12 +117,20 @@ NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b) {
 }
 
 NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first) {
+  check_floating(binary_name(op), "a", a);
   NDArray out = NDArray::empty(a.shape, a.dtype, a.device());
   if (out.size() > 0) backend(a.device()).binary_scalar(op, a, s, scalar_first, out);
   return out;
 }
 
+const char* unary_name(UnaryOp op) {
+  static const char* names[] = {"neg",  "exp", "log",   "sqrt", "tanh", "sigmoid", "relu",
+                                "abs",  "sign", "erf", "floor", "ceil", "round"};
+  return names[static_cast<int>(op)];
+}
+
 NDArray unary(UnaryOp op, const NDArray& a) {
+  check_floating(unary_name(op), "input", a);
   NDArray out = NDArray::empty(a.shape, a.dtype, a.device());
   if (out.size() > 0) backend(a.device()).unary(op, a, out);
   return out;
@@ -135,6 +152,7 @@ void fill(const NDArray& dst, double value) {
 
 NDArray reduce(ReduceOp op, const NDArray& a, const std::vector<int64_t>& axes, bool keepdims) {
   const char* name = op == ReduceOp::sum ? "sum" : "max";
+  check_floating(name, "input", a);
   std::vector<int> red = resolve_axes(name, axes, a.ndim());
   std::vector<int> order;
   Shape out_shape, kept_shape;
@@ -167,6 +185,7 @@ NDArray mean(const NDArray& a, const std::vector<int64_t>& axes, bool keepdims) 
 }
 
 NDArray argmax(const NDArray& a, std::optional<int64_t> axis, bool keepdims) {
+  check_floating("argmax", "input", a);
   if (a.size() == 0) value_error("argmax: attempt to get argmax of an empty array (shape ", shape_str(a.shape), ")");
   if (!axis) {
     NDArray out = NDArray::empty({1}, a.dtype, a.device());
@@ -189,6 +208,7 @@ NDArray argmax(const NDArray& a, std::optional<int64_t> axis, bool keepdims) {
 
 NDArray matmul(const NDArray& a, const NDArray& b) {
   check_pair("matmul", "a", a, "b", b);
+  check_floating("matmul", "a", a);
   if (a.ndim() == 0 || b.ndim() == 0)
     value_error("matmul: operands must have rank >= 1, got shapes ", shape_str(a.shape), " and ", shape_str(b.shape));
   NDArray a2 = a.ndim() == 1 ? a.view({1, a.shape[0]}) : a;
@@ -228,6 +248,7 @@ PadMode parse_pad_mode(const std::string& mode) {
 
 NDArray pad(const NDArray& a, const Pads& pads, const std::string& mode_name, double value) {
   PadMode mode = parse_pad_mode(mode_name);
+  check_floating("pad", "input", a);
   if (static_cast<int>(pads.size()) > a.ndim())
     value_error("pad: pads has ", pads.size(), " (lo, hi) pairs but the array has rank ", a.ndim());
   // Pairs apply to the trailing axes; leading axes are not padded.
@@ -285,6 +306,7 @@ NDArray undilate(const NDArray& a, const std::vector<int64_t>& axes, int64_t fac
 NDArray conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args) {
   const char* op = conv_name(x, false);
   check_pair(op, "input", x, "weight", w);
+  check_floating(op, "input", x);
   ConvParams p = make_conv_params(op, x.shape, w.shape, args);
   check_bias(op, bias, x, p.c_out);
   int dims = x.ndim() - 2;
@@ -300,6 +322,7 @@ NDArray conv_backward_input(const NDArray& gy, const NDArray& w, const std::vect
                             const ConvArgs& args) {
   const char* op = conv_name(gy, false);
   check_pair(op, "grad_output", gy, "weight", w);
+  check_floating(op, "grad_output", gy);
   if (gy.ndim() != 3 && gy.ndim() != 4)
     value_error(op, ": grad_output must have rank 3 or 4, got shape ", shape_str(gy.shape));
   if (w.ndim() != gy.ndim())
@@ -320,6 +343,7 @@ NDArray conv_backward_weight(const NDArray& x, const NDArray& gy, const std::vec
                              const ConvArgs& args) {
   const char* op = conv_name(x, false);
   check_pair(op, "input", x, "grad_output", gy);
+  check_floating(op, "input", x);
   if (gy.ndim() != x.ndim())
     value_error(op, ": grad_output must have rank ", x.ndim(), ", got shape ", shape_str(gy.shape));
   if (args.groups < 1) value_error(op, ": groups must be >= 1, got ", args.groups);
@@ -337,6 +361,7 @@ NDArray conv_backward_weight(const NDArray& x, const NDArray& gy, const std::vec
 NDArray conv_transpose_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args) {
   const char* op = conv_name(x, true);
   check_pair(op, "input", x, "weight", w);
+  check_floating(op, "input", x);
   ConvParams p = make_conv_transpose_params(op, x.shape, w.shape, args);
   check_bias(op, bias, x, p.c_in);
   int dims = x.ndim() - 2;
@@ -366,6 +391,7 @@ NDArray as_4d(const NDArray& a, const PoolParams& p, bool output) {
 }  // namespace
 
 NDArray max_pool_forward(const NDArray& x, const PoolArgs& args) {
+  check_floating(pool_name(x, "max"), "input", x);
   PoolParams p = make_pool_params(pool_name(x, "max"), x.shape, args);
   NDArray y = pooled(x, p);
   if (y.size() > 0) {
@@ -378,6 +404,7 @@ NDArray max_pool_forward(const NDArray& x, const PoolArgs& args) {
 NDArray max_pool_backward(const NDArray& x, const NDArray& gy, const PoolArgs& args) {
   const char* op = pool_name(x, "max");
   check_pair(op, "input", x, "grad_output", gy);
+  check_floating(op, "input", x);
   PoolParams p = make_pool_params(op, x.shape, args);
   check_shape(op, "grad_output", gy.shape, pooled(x, p).shape);
   NDArray gx = NDArray::empty(x.shape, x.dtype, x.device());
@@ -389,6 +416,7 @@ NDArray max_pool_backward(const NDArray& x, const NDArray& gy, const PoolArgs& a
 }
 
 NDArray avg_pool_forward(const NDArray& x, const PoolArgs& args) {
+  check_floating(pool_name(x, "avg"), "input", x);
   PoolParams p = make_pool_params(pool_name(x, "avg"), x.shape, args);
   NDArray y = pooled(x, p);
   if (y.size() > 0) {
@@ -400,6 +428,7 @@ NDArray avg_pool_forward(const NDArray& x, const PoolArgs& args) {
 
 NDArray avg_pool_backward(const NDArray& gy, const std::vector<int64_t>& input_size, const PoolArgs& args) {
   const char* op = pool_name(gy, "avg");
+  check_floating(op, "grad_output", gy);
   if (gy.ndim() != 3 && gy.ndim() != 4)
     value_error(op, ": grad_output must have rank 3 or 4, got shape ", shape_str(gy.shape));
   Shape xs = {gy.shape[0], gy.shape[1]};
@@ -416,6 +445,7 @@ NDArray avg_pool_backward(const NDArray& gy, const std::vector<int64_t>& input_s
 
 NDArray adaptive_avg_pool_forward(const NDArray& x, const std::vector<int64_t>& output_size) {
   const char* op = x.ndim() == 3 ? "adaptive_avg_pool1d" : "adaptive_avg_pool2d";
+  check_floating(op, "input", x);
   PoolParams p = make_adaptive_pool_params(op, x.shape, output_size);
   NDArray y = pooled(x, p);
   if (y.size() > 0) {
@@ -427,6 +457,7 @@ NDArray adaptive_avg_pool_forward(const NDArray& x, const std::vector<int64_t>& 
 
 NDArray adaptive_avg_pool_backward(const NDArray& gy, const std::vector<int64_t>& input_size) {
   const char* op = gy.ndim() == 3 ? "adaptive_avg_pool1d" : "adaptive_avg_pool2d";
+  check_floating(op, "grad_output", gy);
   if (gy.ndim() != 3 && gy.ndim() != 4)
     value_error(op, ": grad_output must have rank 3 or 4, got shape ", shape_str(gy.shape));
   Shape xs = {gy.shape[0], gy.shape[1]};

@@ -17,6 +17,7 @@ using Pads = std::vector<std::pair<int64_t, int64_t>>;
 const char* binary_name(BinaryOp op);
 NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b);
 NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first);
+const char* unary_name(UnaryOp op);
 NDArray unary(UnaryOp op, const NDArray& a);
 void assign(const NDArray& dst, const NDArray& src);  // dst (a view) = src broadcast to dst's shape
 void fill(const NDArray& dst, double value);

@@ -470,19 +470,19 @@ void backward_input_any(const NDArray& gy, const NDArray& w, const ConvParams& p
 
 void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
   if (is_depthwise(p)) depthwise_forward(x, w, bias, p, y);
-  else if (x.dtype == DType::f32)
-    forward_typed<float>(x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr, p, y.data<float>());
-  else forward_typed<double>(x.data<double>(), w.data<double>(), bias ? bias->data<double>() : nullptr, p, y.data<double>());
+  else
+    dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
+      using T = decltype(t);
+      forward_typed<T>(x.data<T>(), w.data<T>(), bias ? bias->data<T>() : nullptr, p, y.data<T>());
+    });
 }
 
 void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
-  if (gy.dtype == DType::f32) backward_input_any<float>(gy, w, p, gx);
-  else backward_input_any<double>(gy, w, p, gx);
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) { backward_input_any<decltype(t)>(gy, w, p, gx); });
 }
 
 void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
-  if (x.dtype == DType::f32) backward_weight_typed<float>(x, gy, p, gw);
-  else backward_weight_typed<double>(x, gy, p, gw);
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) { backward_weight_typed<decltype(t)>(x, gy, p, gw); });
 }
 
 }  // namespace convlab::cpu

@@ -98,14 +98,17 @@ void backward_input_typed(const T* gy, const T* w, const ConvParams& p, T* gx) {
 bool is_depthwise(const ConvParams& p) { return p.groups > 1 && p.groups == p.c_in; }
 
 void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
-  if (x.dtype == DType::f32)
-    forward_typed<float>(x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr, p, y.data<float>());
-  else forward_typed<double>(x.data<double>(), w.data<double>(), bias ? bias->data<double>() : nullptr, p, y.data<double>());
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    forward_typed<T>(x.data<T>(), w.data<T>(), bias ? bias->data<T>() : nullptr, p, y.data<T>());
+  });
 }
 
 void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
-  if (gy.dtype == DType::f32) backward_input_typed<float>(gy.data<float>(), w.data<float>(), p, gx.data<float>());
-  else backward_input_typed<double>(gy.data<double>(), w.data<double>(), p, gx.data<double>());
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
+    using T = decltype(t);
+    backward_input_typed<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+  });
 }
 
 }  // namespace convlab::cpu

@@ -128,13 +128,6 @@ void map1(const NDArray& a, const NDArray& out, F f) {
   });
 }
 
-// Calls k with a value of the C++ type behind dtype (float or double).
-template <class K>
-void with_dtype(DType dtype, K k) {
-  if (dtype == DType::f32) k(float{});
-  else k(double{});
-}
-
 // Calls k with the functor computing op on two T's. maximum/minimum return the first NaN operand, as
 // NumPy does; comparisons give 1 or 0.
 template <class T, class K>
@@ -241,20 +234,24 @@ void with_unary_op(UnaryOp op, K k) {
     case UnaryOp::relu: return k([](T x) { return x < 0 ? T(0) : x; });
     case UnaryOp::abs: return k([](T x) { return std::abs(x); });
     case UnaryOp::sign: return k([](T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x; });
+    case UnaryOp::erf: return k([](T x) { return std::erf(x); });
+    case UnaryOp::floor: return k([](T x) { return std::floor(x); });
+    case UnaryOp::ceil: return k([](T x) { return std::ceil(x); });
+    case UnaryOp::round: return k([](T x) { return std::nearbyint(x); });  // the default rounding mode: half to even
   }
 }
 
 }  // namespace
 
 void binary(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out) {
-  with_dtype(out.dtype, [&](auto tag) {
+  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     with_binary_op<T>(op, [&](auto f) { map2<T>(a, b, out, f); });
   });
 }
 
 void binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, NDArray& out) {
-  with_dtype(out.dtype, [&](auto tag) {
+  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T c = static_cast<T>(s);
     with_binary_op<T>(op, [&](auto f) {
@@ -265,15 +262,15 @@ void binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, N
 }
 
 void unary(UnaryOp op, const NDArray& a, NDArray& out) {
-  with_dtype(out.dtype, [&](auto tag) {
+  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     with_unary_op<T>(op, [&](auto f) { map1<T, T>(a, out, f); });
   });
 }
 
 void copy(const NDArray& src, const NDArray& dst) {
-  with_dtype(src.dtype, [&](auto s_tag) {
-    with_dtype(dst.dtype, [&](auto d_tag) {
+  dispatch_dtype<DTypes::floating>(src.dtype, [&](auto s_tag) {
+    dispatch_dtype<DTypes::floating>(dst.dtype, [&](auto d_tag) {
       using S = decltype(s_tag);
       using D = decltype(d_tag);
       map1<S, D>(src, dst, [](S x) { return static_cast<D>(x); });
@@ -282,7 +279,7 @@ void copy(const NDArray& src, const NDArray& dst) {
 }
 
 void fill(const NDArray& dst, double value) {
-  with_dtype(dst.dtype, [&](auto tag) {
+  dispatch_dtype<DTypes::floating>(dst.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T v = static_cast<T>(value);
     const auto l = merge_axes<1>(dst.shape, {&dst.strides});

@@ -39,8 +39,7 @@ void matmul_typed(const NDArray& a, const NDArray& b, NDArray& out) {
 }  // namespace
 
 void matmul(const NDArray& a, const NDArray& b, NDArray& out) {
-  if (a.dtype == DType::f32) matmul_typed<float>(a, b, out);
-  else matmul_typed<double>(a, b, out);
+  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) { matmul_typed<decltype(t)>(a, b, out); });
 }
 
 }  // namespace convlab::cpu

@@ -71,8 +71,10 @@ void pad_typed(const NDArray& a, const std::vector<std::pair<int64_t, int64_t>>&
 
 void pad(const NDArray& a, const std::vector<std::pair<int64_t, int64_t>>& pads, PadMode mode, double value,
          NDArray& out) {
-  if (a.dtype == DType::f32) pad_typed<float>(a, pads, mode, static_cast<float>(value), out);
-  else pad_typed<double>(a, pads, mode, value, out);
+  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
+    using T = decltype(t);
+    pad_typed<T>(a, pads, mode, static_cast<T>(value), out);
+  });
 }
 
 }  // namespace convlab::cpu

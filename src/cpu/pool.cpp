@@ -244,39 +244,33 @@ void box_pool_backward(const NDArray& gy, const PoolParams& p, const std::vector
 }  // namespace
 
 void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {
-  if (x.dtype == DType::f32) max_pool_forward_t<float>(x, p, y);
-  else max_pool_forward_t<double>(x, p, y);
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) { max_pool_forward_t<decltype(t)>(x, p, y); });
 }
 
 void max_pool_backward(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx) {
-  if (x.dtype == DType::f32) max_pool_backward_t<float>(x, gy, p, gx);
-  else max_pool_backward_t<double>(x, gy, p, gx);
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) { max_pool_backward_t<decltype(t)>(x, gy, p, gx); });
 }
 
 void avg_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {
   auto rows = avg_spans(p.oh, p.h, p.kh, p.stride_h, p.pad_h, p.count_include_pad);
   auto cols = avg_spans(p.ow, p.w, p.kw, p.stride_w, p.pad_w, p.count_include_pad);
-  if (x.dtype == DType::f32) box_pool_forward<float>(x, p, rows, cols, y);
-  else box_pool_forward<double>(x, p, rows, cols, y);
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) { box_pool_forward<decltype(t)>(x, p, rows, cols, y); });
 }
 
 void avg_pool_backward(const NDArray& gy, const PoolParams& p, NDArray& gx) {
   auto rows = avg_spans(p.oh, p.h, p.kh, p.stride_h, p.pad_h, p.count_include_pad);
   auto cols = avg_spans(p.ow, p.w, p.kw, p.stride_w, p.pad_w, p.count_include_pad);
-  if (gy.dtype == DType::f32) box_pool_backward<float>(gy, p, rows, cols, gx);
-  else box_pool_backward<double>(gy, p, rows, cols, gx);
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) { box_pool_backward<decltype(t)>(gy, p, rows, cols, gx); });
 }
 
 void adaptive_avg_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {
   auto rows = adaptive_spans(p.oh, p.h), cols = adaptive_spans(p.ow, p.w);
-  if (x.dtype == DType::f32) box_pool_forward<float>(x, p, rows, cols, y);
-  else box_pool_forward<double>(x, p, rows, cols, y);
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) { box_pool_forward<decltype(t)>(x, p, rows, cols, y); });
 }
 
 void adaptive_avg_pool_backward(const NDArray& gy, const PoolParams& p, NDArray& gx) {
   auto rows = adaptive_spans(p.oh, p.h), cols = adaptive_spans(p.ow, p.w);
-  if (gy.dtype == DType::f32) box_pool_backward<float>(gy, p, rows, cols, gx);
-  else box_pool_backward<double>(gy, p, rows, cols, gx);
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) { box_pool_backward<decltype(t)>(gy, p, rows, cols, gx); });
 }
 
 }  // namespace convlab::cpu

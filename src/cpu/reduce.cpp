@@ -137,14 +137,18 @@ void argmax_typed(const T* a, int64_t rows, int64_t n, T* out) {
 // rows comes from out, so a's rank does not matter as long as it is contiguous.
 void reduce_rows(ReduceOp op, const NDArray& a, NDArray& out) {
   const int64_t rows = out.size(), n = rows == 0 ? 0 : a.size() / rows;
-  if (a.dtype == DType::f32) reduce_typed(op, a.data<float>(), rows, n, out.data<float>());
-  else reduce_typed(op, a.data<double>(), rows, n, out.data<double>());
+  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
+    using T = decltype(t);
+    reduce_typed(op, a.data<T>(), rows, n, out.data<T>());
+  });
 }
 
 void argmax_rows(const NDArray& a, NDArray& out) {
   const int64_t rows = out.size(), n = rows == 0 ? 0 : a.size() / rows;
-  if (a.dtype == DType::f32) argmax_typed(a.data<float>(), rows, n, out.data<float>());
-  else argmax_typed(a.data<double>(), rows, n, out.data<double>());
+  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
+    using T = decltype(t);
+    argmax_typed(a.data<T>(), rows, n, out.data<T>());
+  });
 }
 
 }  // namespace convlab::cpu

@@ -1,4 +1,4 @@
-// What every CUDA kernel file shares: checked CUDA calls, launch geometry, dtype dispatch.
+// What every CUDA kernel file shares: checked CUDA calls, launch geometry, scratch memory.
 // All kernels run on the legacy default stream, so work is ordered and the allocator may reuse a block
 // as soon as it is released: nothing here synchronises the host.
 #pragma once
@@ -45,12 +45,5 @@ struct Workspace {
   Workspace(const Workspace&) = delete;
   Workspace& operator=(const Workspace&) = delete;
 };
-
-// Calls f(T{}) with T the C++ type of dtype, so one templated body serves float32 and float64.
-template <class F>
-void dispatch(DType dtype, F&& f) {
-  if (dtype == DType::f32) f(float{});
-  else f(double{});
-}
 
 }  // namespace convlab::cuda

@@ -229,7 +229,7 @@ int64_t tile_count(int64_t groups, int64_t rows, int64_t cols) {
 void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
   int64_t tiles = tile_count(p.groups, p.c_out_per_group(), p.n * p.oh * p.ow);
   if (tiles == 0) return;
-  dispatch(x.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     const T* b = bias ? bias->data<T>() : nullptr;
     if (pointwise(p))
@@ -243,7 +243,7 @@ void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const
 void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
   int64_t tiles = tile_count(p.groups, p.c_in_per_group(), p.n * p.h * p.w);
   if (tiles == 0) return;
-  dispatch(gy.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
     using T = decltype(t);
     if (pointwise(p))
       backward_input_kernel<T, true><<<blocks_for(tiles, 1), kThreads>>>(gy.data<T>(), w.data<T>(), gx.data<T>(), p);
@@ -267,7 +267,7 @@ void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams&
   // Whole depth steps per split, so only the last split has a ragged end.
   const int64_t split_len = ceil_div(ceil_div(depth, splits), kTileK) * kTileK;
   if (split_len > 0) splits = ceil_div(depth, split_len);
-  dispatch(x.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     if (splits == 1) {
       backward_weight_kernel<<<blocks_for(tiles, 1), kThreads>>>(x.data<T>(), gy.data<T>(), gw.data<T>(), p, 1,
@@ -293,7 +293,7 @@ void redo_nan_grad_input(const NDArray& gy, const NDArray& w, const ConvParams& 
   constexpr unsigned kRedoBlocks = 1024;  // grid-stride: enough for a rare path, cheap when it exits at once
   Workspace<int> flag(1);
   check(cudaMemsetAsync(flag.ptr, 0, sizeof(int)), "conv_backward_input (non-finite weight flag)");
-  dispatch(gy.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
     using T = decltype(t);
     nonfinite_flag_kernel<<<blocks_for(w.size()), kThreads>>>(w.data<T>(), w.size(), flag.ptr);
     redo_nan_grad_input_kernel<<<std::min(blocks_for(gx.size()), kRedoBlocks), kThreads>>>(

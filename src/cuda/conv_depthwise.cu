@@ -97,7 +97,7 @@ __global__ void backward_weight_kernel(const T* x, const T* gy, T* gw, ConvParam
 void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
   int64_t total = y.size();
   if (total == 0) return;
-  dispatch(x.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     forward_kernel<<<blocks_for(total), kThreads>>>(x.data<T>(), w.data<T>(), bias ? bias->data<T>() : nullptr,
                                                     y.data<T>(), p);
@@ -108,7 +108,7 @@ void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, 
 void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
   int64_t total = gx.size();
   if (total == 0) return;
-  dispatch(gy.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
     using T = decltype(t);
     backward_input_kernel<<<blocks_for(total), kThreads>>>(gy.data<T>(), w.data<T>(), gx.data<T>(), p);
   });
@@ -118,7 +118,7 @@ void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvPar
 void depthwise_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
   int64_t total = gw.size();
   if (total == 0) return;
-  dispatch(x.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     backward_weight_kernel<<<blocks_for(total, 1), kThreads>>>(x.data<T>(), gy.data<T>(), gw.data<T>(), p);
   });

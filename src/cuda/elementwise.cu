@@ -97,6 +97,10 @@ __device__ T apply(UnaryOp op, T a) {
     case UnaryOp::relu: return a < T(0) ? T(0) : a;  // NaN stays NaN
     case UnaryOp::abs: return fabs(a);
     case UnaryOp::sign: return a > T(0) ? T(1) : a < T(0) ? T(-1) : a;  // 0 and NaN map to themselves
+    case UnaryOp::erf: return erf(a);
+    case UnaryOp::floor: return floor(a);
+    case UnaryOp::ceil: return ceil(a);
+    case UnaryOp::round: return rint(a);  // half to even
   }
   return a;
 }
@@ -137,7 +141,7 @@ void binary(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out) {
   int64_t n = out.size();
   if (n == 0) return;
   auto s = merge_axes<2>("binary", out.shape, {&a.strides, &b.strides});
-  dispatch(out.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto t) {
     using T = decltype(t);
     binary_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), s[0], b.data<T>(), s[1], out.data<T>(), n);
   });
@@ -148,7 +152,7 @@ void binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, N
   int64_t n = out.size();
   if (n == 0) return;
   Strided sa = merge_axes<1>("binary_scalar", out.shape, {&a.strides})[0];
-  dispatch(out.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto t) {
     using T = decltype(t);
     binary_scalar_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), sa, T(s), scalar_first, out.data<T>(), n);
   });
@@ -159,7 +163,7 @@ void unary(UnaryOp op, const NDArray& a, NDArray& out) {
   int64_t n = out.size();
   if (n == 0) return;
   Strided sa = merge_axes<1>("unary", out.shape, {&a.strides})[0];
-  dispatch(out.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto t) {
     using T = decltype(t);
     unary_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), sa, out.data<T>(), n);
   });
@@ -170,8 +174,8 @@ void copy(const NDArray& src, const NDArray& dst) {
   int64_t n = dst.size();
   if (n == 0) return;
   auto st = merge_axes<2>("copy", dst.shape, {&src.strides, &dst.strides});
-  dispatch(src.dtype, [&](auto s) {
-    dispatch(dst.dtype, [&](auto d) {
+  dispatch_dtype<DTypes::floating>(src.dtype, [&](auto s) {
+    dispatch_dtype<DTypes::floating>(dst.dtype, [&](auto d) {
       using S = decltype(s);
       using D = decltype(d);
       copy_kernel<<<blocks_for(n), kThreads>>>(src.data<S>(), st[0], dst.data<D>(), st[1], n);
@@ -184,7 +188,7 @@ void fill(const NDArray& dst, double value) {
   int64_t n = dst.size();
   if (n == 0) return;
   Strided sd = merge_axes<1>("fill", dst.shape, {&dst.strides})[0];
-  dispatch(dst.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(dst.dtype, [&](auto t) {
     using T = decltype(t);
     fill_kernel<<<blocks_for(n), kThreads>>>(dst.data<T>(), sd, T(value), n);
   });

@@ -44,7 +44,7 @@ void matmul(const NDArray& a, const NDArray& b, NDArray& out) {
   int64_t batch = a.shape[0], m = a.shape[1], k = a.shape[2], n = b.shape[2];
   int64_t tiles = batch * ceil_div(m, kTileM) * ceil_div(n, kTileN);
   if (tiles == 0) return;
-  dispatch(a.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
     using T = decltype(t);
     matmul_kernel<<<blocks_for(tiles, 1), kThreads>>>(a.data<T>(), b.data<T>(), out.data<T>(), batch, m, k, n);
   });

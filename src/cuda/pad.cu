@@ -56,7 +56,7 @@ void pad(const NDArray& a, const std::vector<std::pair<int64_t, int64_t>>& pads,
     g.out_shape[d] = out.shape[d];
     g.lo[d] = d < static_cast<int>(pads.size()) ? pads[d].first : 0;
   }
-  dispatch(a.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
     using T = decltype(t);
     pad_kernel<<<blocks_for(total), kThreads>>>(a.data<T>(), g, mode, T(value), out.data<T>(), total);
   });

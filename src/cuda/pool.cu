@@ -202,7 +202,7 @@ void box_backward(const NDArray& gy, const PoolParams& p, bool adaptive, NDArray
 void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {
   const int64_t total = y.size();
   if (total == 0) return;
-  dispatch(x.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     max_forward_kernel<<<blocks_for(total), kThreads>>>(x.data<T>(), y.data<T>(), p);
   });
@@ -212,7 +212,7 @@ void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {
 void max_pool_backward(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx) {
   const int64_t outputs = gy.size(), total = gx.size();
   if (total == 0) return;
-  dispatch(x.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     Workspace<int64_t> argmax(outputs);
     if (outputs > 0) {
@@ -225,19 +225,19 @@ void max_pool_backward(const NDArray& x, const NDArray& gy, const PoolParams& p,
 }
 
 void avg_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {
-  dispatch(x.dtype, [&](auto t) { box_forward<decltype(t)>(x, p, false, y, "avg_pool_forward"); });
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) { box_forward<decltype(t)>(x, p, false, y, "avg_pool_forward"); });
 }
 
 void avg_pool_backward(const NDArray& gy, const PoolParams& p, NDArray& gx) {
-  dispatch(gy.dtype, [&](auto t) { box_backward<decltype(t)>(gy, p, false, gx, "avg_pool_backward"); });
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) { box_backward<decltype(t)>(gy, p, false, gx, "avg_pool_backward"); });
 }
 
 void adaptive_avg_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {
-  dispatch(x.dtype, [&](auto t) { box_forward<decltype(t)>(x, p, true, y, "adaptive_avg_pool_forward"); });
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) { box_forward<decltype(t)>(x, p, true, y, "adaptive_avg_pool_forward"); });
 }
 
 void adaptive_avg_pool_backward(const NDArray& gy, const PoolParams& p, NDArray& gx) {
-  dispatch(gy.dtype, [&](auto t) { box_backward<decltype(t)>(gy, p, true, gx, "adaptive_avg_pool_backward"); });
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) { box_backward<decltype(t)>(gy, p, true, gx, "adaptive_avg_pool_backward"); });
 }
 
 }  // namespace convlab::cuda

@@ -120,7 +120,7 @@ void reduce_rows(ReduceOp op, const NDArray& a, NDArray& out) {
   const int64_t rows = out.size();
   if (rows == 0) return;
   const int64_t n = a.size() / rows;
-  dispatch(a.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
     using T = decltype(t);
     reduce_rows_impl(op, a.data<T>(), rows, n, out.data<T>());
   });
@@ -131,7 +131,7 @@ void argmax_rows(const NDArray& a, NDArray& out) {
   const int64_t rows = out.size();
   if (rows == 0) return;
   const int64_t n = a.size() / rows;
-  dispatch(a.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
     using T = decltype(t);
     argmax_rows_impl<T>(a.data<T>(), nullptr, rows, n, out.data<T>());
   });

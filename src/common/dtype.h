@@ -1,0 +1,55 @@
+// Element types and the one switch from a runtime DType to the C++ type a kernel is instantiated for.
+// bool is stored as one byte holding 0 or 1 (C++ bool), as NumPy and PyTorch store it.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "errors.h"
+
+namespace convlab {
+
+// Ordered by PyTorch's promotion lattice within and across categories: bool < ints < floats.
+enum class DType { b8, i32, i64, f32, f64 };
+
+size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);  // "bool", "int32", "int64", "float32", "float64"
+DType parse_dtype(const std::string& name);  // one of those names, else TypeError
+inline bool is_floating(DType dtype) { return dtype == DType::f32 || dtype == DType::f64; }
+
+// The DType whose C++ element type is T.
+template <class T>
+constexpr DType dtype_of() {
+  if constexpr (std::is_same_v<T, bool>) return DType::b8;
+  else if constexpr (std::is_same_v<T, int32_t>) return DType::i32;
+  else if constexpr (std::is_same_v<T, int64_t>) return DType::i64;
+  else if constexpr (std::is_same_v<T, float>) return DType::f32;
+  else return DType::f64;
+}
+
+// Which dtypes a kernel is compiled for. Convolution, pooling, matmul and transcendental functions exist
+// only for floats: the frontends (ops.cpp) refuse other dtypes with a TypeError before a kernel runs.
+enum class DTypes { floating, all };
+
+// Calls f(T{}) with T the C++ type of dtype, so one templated kernel body serves every dtype in `set`.
+template <DTypes set = DTypes::all, class F>
+void dispatch_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::f32: return f(float{});
+    case DType::f64: return f(double{});
+    default: break;
+  }
+  if constexpr (set == DTypes::all) {
+    switch (dtype) {
+      case DType::i32: return f(int32_t{});
+      case DType::i64: return f(int64_t{});
+      case DType::b8: return f(bool{});
+      default: break;
+    }
+  }
+  runtime_error("internal error: a floating-point kernel was called on ", dtype_name(dtype),
+                " data that its frontend should have refused");
+}
+
+}  // namespace convlab
