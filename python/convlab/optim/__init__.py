@@ -1,8 +1,11 @@
-"""convlab.optim: SGD and Adam with PyTorch's exact update rules, written as NDArray arithmetic on the
-parameters' data (an update is not part of any autograd graph) and stored into the parameters' storage in
-place, as PyTorch does (state_dict() entries and other views see the new values)."""
-from . import _C
-from .tensor import Tensor, write_
+"""convlab.optim: SGD, Adam and AdamW with PyTorch's exact update rules, written as NDArray arithmetic on
+the parameters' data (an update is not part of any autograd graph) and stored into the parameters' storage
+in place, as PyTorch does (state_dict() entries and other views see the new values). Learning-rate
+schedules are in convlab.optim.lr_scheduler."""
+import copy
+
+from .. import _C
+from ..tensor import Tensor, _ndarray_from, write_
 
 NDArray = _C.NDArray
 
@@ -11,7 +14,7 @@ class Optimizer:
     def __init__(self, params, defaults):
         self.defaults = defaults
         self.param_groups = []
-        self.state = {}  # id(param) -> that parameter's buffers
+        self.state = {}  # param -> that parameter's buffers (a Tensor hashes by identity)
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or dicts, got a Tensor "
                             f"(pass [tensor] or model.parameters())")
@@ -53,10 +56,47 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    yield group, p, self.state.setdefault(id(p), {})
+                    yield group, p, self.state.setdefault(p, {})
 
-    def step(self):
+    def step(self, closure=None):
+        """closure, as in PyTorch: re-evaluates the model and returns the loss, which step returns."""
+        loss = None if closure is None else closure()
+        self._update()
+        return loss
+
+    def _update(self):
         raise NotImplementedError
+
+    def state_dict(self):
+        """PyTorch's layout: {"state": {index: buffers}, "param_groups": [options + "params": [indices]]},
+        parameters numbered in group order. Buffers are Tensors sharing the optimizer's storage."""
+        index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
+                  for g in self.param_groups]
+        state = {index[id(p)]: {k: Tensor(v) if isinstance(v, NDArray) else v for k, v in s.items()}
+                 for p, s in self.state.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Takes options and buffers from a state_dict() of an optimizer over parameters of the same shapes;
+        buffers are copied to each parameter's dtype and device."""
+        name = type(self).__name__
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state dict has {len(groups)} parameter groups, the "
+                             f"optimizer has {len(self.param_groups)}")
+        for i, (saved, own) in enumerate(zip(groups, self.param_groups)):
+            if len(saved["params"]) != len(own["params"]):
+                raise ValueError(f"{name}.load_state_dict: parameter group {i} holds {len(saved['params'])} "
+                                 f"parameters in the state dict and {len(own['params'])} in the optimizer")
+        params = {i: p for saved, own in zip(groups, self.param_groups) for i, p in zip(saved["params"], own["params"])}
+        self.state = {}
+        for i, buffers in state_dict["state"].items():
+            p = params[i]
+            self.state[p] = {k: _ndarray_from(v, p.dtype, p.device) if isinstance(v, (Tensor, NDArray)) else
+                             copy.deepcopy(v) for k, v in buffers.items()}
+        self.param_groups = [{**copy.deepcopy({k: v for k, v in saved.items() if k != "params"}),
+                              "params": own["params"]} for saved, own in zip(groups, self.param_groups)]
 
 
 class SGD(Optimizer):
@@ -76,7 +116,7 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize))
 
-    def step(self):
+    def _update(self):
         for group, p, state in self._params_with_grad():
             g = -p.grad._data if group["maximize"] else p.grad._data
             if group["weight_decay"]:
@@ -92,26 +132,31 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
-    p = p - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps); amsgrad uses the running max of v."""
+    p = p - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps); amsgrad uses the running max of v.
+    Weight decay adds wd*p to g, or with decoupled_weight_decay (AdamW) first scales p by (1 - lr*wd)."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-                 maximize=False):
+                 maximize=False, decoupled_weight_decay=False):
+        name = type(self).__name__
         if lr < 0.0:
-            raise ValueError(f"Adam: invalid learning rate lr={lr}")
+            raise ValueError(f"{name}: invalid learning rate lr={lr}")
         if eps < 0.0:
-            raise ValueError(f"Adam: invalid eps={eps}")
+            raise ValueError(f"{name}: invalid eps={eps}")
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"Adam: invalid betas={betas} (each must be in [0, 1))")
+            raise ValueError(f"{name}: invalid betas={betas} (each must be in [0, 1))")
         if weight_decay < 0.0:
-            raise ValueError(f"Adam: invalid weight_decay={weight_decay}")
+            raise ValueError(f"{name}: invalid weight_decay={weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad, maximize=maximize))
+                                      amsgrad=amsgrad, maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay))
 
-    def step(self):
+    def _update(self):
         for group, p, state in self._params_with_grad():
             beta1, beta2 = group["betas"]
             g = -p.grad._data if group["maximize"] else p.grad._data
-            if group["weight_decay"]:
+            if group["weight_decay"] and group["decoupled_weight_decay"]:
+                write_(p, p._data * (1.0 - group["lr"] * group["weight_decay"]))
+            elif group["weight_decay"]:
                 g = g + p._data * group["weight_decay"]
             if not state:
                 state["step"] = 0
@@ -125,3 +170,15 @@ class Adam(Optimizer):
                 v = state["max_exp_avg_sq"] = v if t == 1 else state["max_exp_avg_sq"].maximum(v)
             denom = v.sqrt() / (1.0 - beta2 ** t) ** 0.5 + group["eps"]
             write_(p, p._data - (m / denom) * (group["lr"] / (1.0 - beta1 ** t)))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), PyTorch's defaults (weight_decay=1e-2)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True)
+
+
+from . import lr_scheduler  # noqa: E402  (it builds on Optimizer)
