@@ -270,7 +270,21 @@ PYBIND11_MODULE(_C, m) {
       .def("__matmul__", &matmul, nogil())
       .def("pad", &pad, py::arg("pads"), py::arg("mode") = "constant", py::arg("value") = 0.0, nogil())
       .def("dilate", &dilate, py::arg("axes"), py::arg("factor"), nogil())
-      .def("undilate", &undilate, py::arg("axes"), py::arg("factor"), nogil());
+      .def("undilate", &undilate, py::arg("axes"), py::arg("factor"), nogil())
+      // indexing (int64/int32 index arrays)
+      .def("gather", &gather, py::arg("axis"), py::arg("index"), nogil())
+      .def("index_select", &index_select, py::arg("axis"), py::arg("index"), nogil())
+      .def("take", &take, py::arg("axis"), py::arg("index"), nogil())
+      .def("put",
+           [](const NDArray& a, int64_t axis, const NDArray& index, const NDArray& src, bool accumulate) {
+             {
+               py::gil_scoped_release nogil_;
+               put(a, axis, index, src, accumulate);
+             }
+             ++a.storage->version;
+           },
+           py::arg("axis"), py::arg("index"), py::arg("src"), py::arg("accumulate") = false)
+      .def("nonzero", &nonzero, nogil());
   // Comparison operators make NDArray unhashable, as NumPy arrays are.
   nd.attr("__hash__") = py::none();
 
@@ -351,6 +365,12 @@ PYBIND11_MODULE(_C, m) {
         py::arg("ceil_mode"), py::arg("count_include_pad"), nogil());
   m.def("adaptive_avg_pool_forward", &adaptive_avg_pool_forward, py::arg("x"), py::arg("output_size"), nogil());
   m.def("adaptive_avg_pool_backward", &adaptive_avg_pool_backward, py::arg("gy"), py::arg("input_size"), nogil());
+
+  // Indexing: the adjoints of gather and index_select build a new array of `shape`.
+  m.def("where", &where, py::arg("cond"), py::arg("a"), py::arg("b"), nogil());
+  m.def("scatter_add", &scatter_add, py::arg("shape"), py::arg("axis"), py::arg("index"), py::arg("src"), nogil());
+  m.def("index_add", &index_add, py::arg("shape"), py::arg("axis"), py::arg("index"), py::arg("src"), nogil());
+  m.def("ravel_index", &ravel_index, py::arg("indices"), py::arg("sizes"), py::arg("first_axis") = 0, nogil());
 
   // Runtime.
   m.def("set_num_threads", [](int n) {

@@ -63,9 +63,32 @@ struct Backend {
   void (*avg_pool_backward)(const NDArray& gy, const PoolParams& p, NDArray& gx);
   void (*adaptive_avg_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y);
   void (*adaptive_avg_pool_backward)(const NDArray& gy, const PoolParams& p, NDArray& gx);
+
+  // Indexing along the middle axis of (outer, n, inner) arrays. index is an int32/int64 view of shape
+  // (outer, n_index, inner) with any strides (0 where it is broadcast) and every entry in [-n, n) of the axis
+  // it indexes, negative ones counting from the end (x[-1]).
+  // gather: out[o, j, i] = a[o, index[o, j, i], i]; a and out are contiguous.
+  // scatter: out[o, index[o, j, i], i] = src[o, j, i] (or += with accumulate) into the contiguous out that
+  // holds the values to update; src is contiguous. j is taken in order for each (o, i), so repeated indices
+  // add up (or the last one wins) the same way on every run and device.
+  void (*gather)(const NDArray& a, const NDArray& index, NDArray& out);
+  void (*scatter)(const NDArray& index, const NDArray& src, NDArray& out, bool accumulate);
+  // out = cond ? a : b element by element; cond (bool), a and b are views broadcast to out's shape.
+  void (*where)(const NDArray& cond, const NDArray& a, const NDArray& b, NDArray& out);
+  // For a contiguous, non-empty a: how many elements are not 0, and their positions as the rows of the
+  // int64 out (count, ndim), in row-major order.
+  int64_t (*count_nonzero)(const NDArray& a);
+  void (*nonzero)(const NDArray& a, NDArray& out);
 };
 
 const Backend& backend(Device device);
+
+// Calls f(I{}) with I the C++ type of an index array's dtype (int32 or int64; frontends refuse the rest).
+template <class F>
+void dispatch_index(DType dtype, F&& f) {
+  if (dtype == DType::i32) f(int32_t{});
+  else f(int64_t{});
+}
 
 // User switches read by kernels at launch (cl.backends.*): `deterministic` rules out kernels whose float
 // results depend on the order atomics land; `allow_tf32` lets float32 GPU matmuls use TF32 tensor cores.

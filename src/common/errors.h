@@ -1,5 +1,6 @@
 // Errors raised from C++ and their Python types. pybind11 turns std::invalid_argument into ValueError,
-// std::runtime_error into RuntimeError and std::bad_alloc into MemoryError (with what() as the message);
+// std::out_of_range into IndexError, std::runtime_error into RuntimeError and std::bad_alloc into
+// MemoryError (with what() as the message);
 // TypeError is registered in bindings.cpp.
 #pragma once
 #include <new>
@@ -30,6 +31,11 @@ template <class... Args>
 template <class... Args>
 [[noreturn]] void type_error(const Args&... args) {
   throw TypeError(cat(args...));
+}
+
+template <class... Args>
+[[noreturn]] void index_error(const Args&... args) {
+  throw std::out_of_range(cat(args...));
 }
 
 template <class... Args>

@@ -471,4 +471,229 @@ NDArray adaptive_avg_pool_backward(const NDArray& gy, const std::vector<int64_t>
   return gx;
 }
 
+// ---- indexing ----------------------------------------------------------------------------------------
+
+namespace {
+
+void check_device(const char* op, const char* an, const NDArray& a, const char* bn, const NDArray& b) {
+  if (a.device() != b.device())
+    runtime_error(op, ": ", an, " is on ", device_name(a.device()), " but ", bn, " is on ",
+                  device_name(b.device()), "; move both to one device");
+}
+
+// Every entry of index must lie in [0, size), or in [-size, size) where negative entries count from the end.
+// The scan runs on the host (a copy of a GPU index), so the message can name the first entry out of range.
+void check_index(const char* op, const NDArray& index, int64_t size, int axis, bool negative_ok) {
+  if (index.dtype != DType::i64 && index.dtype != DType::i32)
+    type_error(op, ": index must be an int64 (or int32) array, got ", dtype_name(index.dtype));
+  if (index.size() == 0) return;
+  const NDArray host = index.to(Device::cpu).compact();
+  const int64_t lo = negative_ok ? -size : 0;
+  dispatch_index(index.dtype, [&](auto t) {
+    const auto* p = host.data<decltype(t)>();
+    for (int64_t e = 0; e < host.size(); ++e)
+      if (p[e] < lo || p[e] >= size)
+        index_error(op, ": index ", static_cast<int64_t>(p[e]), " is out of bounds for axis ", axis, " with size ",
+                    size);
+  });
+}
+
+// The element counts before and after `axis`.
+std::pair<int64_t, int64_t> outer_inner(const Shape& shape, int axis) {
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= shape[d];
+  for (int d = axis + 1; d < static_cast<int>(shape.size()); ++d) inner *= shape[d];
+  return {outer, inner};
+}
+
+// The (outer, n, inner) view of a contiguous array around `axis`: the layout the gather/scatter kernels see.
+NDArray around_axis(const NDArray& a, int axis) {
+  const auto [outer, inner] = outer_inner(a.shape, axis);
+  return a.view({outer, a.shape[axis], inner});
+}
+
+// The flat index as an (outer, n, inner) view that repeats it over the other axes (strides 0).
+NDArray repeated(const NDArray& index, int64_t outer, int64_t inner) {
+  return index.reshape({1, index.size(), 1}).broadcast_to({outer, index.size(), inner});
+}
+
+// The view of a's first shape[d] elements along every axis d.
+NDArray leading_block(const NDArray& a, const Shape& shape) {
+  std::vector<AxisIndex> idx(a.ndim());
+  for (int d = 0; d < a.ndim(); ++d) idx[d] = {false, 0, shape[d], 1};
+  return a.index(idx);
+}
+
+NDArray zeros_of(const Shape& shape, DType dtype, Device device) {
+  NDArray out = NDArray::empty(shape, dtype, device);
+  fill(out, 0.0);
+  return out;
+}
+
+// a's shape with `axis` replaced by index's shape: what take returns and put writes from.
+Shape take_shape(const Shape& a, int axis, const Shape& index) {
+  Shape s(a.begin(), a.begin() + axis);
+  s.insert(s.end(), index.begin(), index.end());
+  s.insert(s.end(), a.begin() + axis + 1, a.end());
+  return s;
+}
+
+// a (index's positions along axis) for the flat index, with index's shape in place of the axis.
+NDArray take_along(const NDArray& a, int axis, const NDArray& index) {
+  NDArray out = NDArray::empty(take_shape(a.shape, axis, index.shape), a.dtype, a.device());
+  if (out.size() == 0) return out;
+  NDArray a3 = around_axis(a.compact(), axis);
+  NDArray out3 = out.view({a3.shape[0], index.size(), a3.shape[2]});
+  backend(a.device()).gather(a3, repeated(index, a3.shape[0], a3.shape[2]), out3);
+  return out;
+}
+
+// dst (a view, possibly strided) at index3's positions along axis = (or +=) src3. The kernel needs a
+// contiguous target: a strided dst is updated in a copy that is written back.
+void scatter_into(const NDArray& dst, int axis, const NDArray& index3, const NDArray& src3, bool accumulate) {
+  NDArray target = dst.compact();
+  NDArray target3 = around_axis(target, axis);
+  // x[idx] = x[other] would otherwise read values it has already overwritten.
+  NDArray from = src3.storage == target.storage ? src3.copy() : src3;
+  backend(dst.device()).scatter(index3, from, target3, accumulate);
+  if (target.storage != dst.storage) assign(dst, target);
+}
+
+// put's work once checked: src has take_shape(dst, axis, index) (broadcasting allowed).
+void put_along(const NDArray& dst, int axis, const NDArray& index, const NDArray& src, bool accumulate) {
+  const NDArray full = src.broadcast_to(take_shape(dst.shape, axis, index.shape));
+  if (full.size() == 0) return;
+  const auto [outer, inner] = outer_inner(dst.shape, axis);
+  scatter_into(dst, axis, repeated(index, outer, inner), full.compact().view({outer, index.size(), inner}),
+               accumulate);
+}
+
+NDArray int64_scalar(int64_t value, Device device) {
+  NDArray s = NDArray::empty({}, DType::i64, device);
+  fill(s, static_cast<double>(value));
+  return s;
+}
+
+}  // namespace
+
+NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b) {
+  check_device("where", "condition", cond, "input", a);
+  check_device("where", "input", a, "other", b);
+  if (cond.dtype != DType::b8) type_error("where: condition must be a bool array, got ", dtype_name(cond.dtype));
+  if (a.dtype != b.dtype)
+    type_error("where: input is ", dtype_name(a.dtype), " but other is ", dtype_name(b.dtype),
+               "; convert one with astype()");
+  Shape s = broadcast_shapes("where", broadcast_shapes("where", cond.shape, a.shape), b.shape);
+  NDArray out = NDArray::empty(s, a.dtype, a.device());
+  if (out.size() > 0) backend(a.device()).where(cond.broadcast_to(s), a.broadcast_to(s), b.broadcast_to(s), out);
+  return out;
+}
+
+NDArray gather(const NDArray& a, int64_t axis_arg, const NDArray& index) {
+  check_device("gather", "input", a, "index", index);
+  const int axis = normalize_axis(axis_arg, a.ndim(), "gather");
+  if (index.ndim() != a.ndim())
+    value_error("gather: index must have the input's rank ", a.ndim(), ", got shape ", shape_str(index.shape));
+  for (int d = 0; d < a.ndim(); ++d)
+    if (d != axis && index.shape[d] > a.shape[d])
+      value_error("gather: index of shape ", shape_str(index.shape), " is larger than the input of shape ",
+                  shape_str(a.shape), " along axis ", d);
+  check_index("gather", index, a.shape[axis], axis, false);
+  NDArray out = NDArray::empty(index.shape, a.dtype, a.device());
+  if (out.size() == 0) return out;
+  Shape region = index.shape;
+  region[axis] = a.shape[axis];
+  NDArray out3 = around_axis(out, axis);
+  backend(a.device()).gather(around_axis(leading_block(a, region).compact(), axis),
+                             around_axis(index.compact(), axis), out3);
+  return out;
+}
+
+NDArray scatter_add(const Shape& shape, int64_t axis_arg, const NDArray& index, const NDArray& src) {
+  check_device("scatter_add", "index", index, "src", src);
+  const int rank = static_cast<int>(shape.size());
+  const int axis = normalize_axis(axis_arg, rank, "scatter_add");
+  if (index.ndim() != rank || src.ndim() != rank)
+    value_error("scatter_add: index and src must have the output's rank ", rank, ", got shapes ",
+                shape_str(index.shape), " and ", shape_str(src.shape));
+  for (int d = 0; d < rank; ++d)
+    if (index.shape[d] > src.shape[d] || (d != axis && index.shape[d] > shape[d]))
+      value_error("scatter_add: index of shape ", shape_str(index.shape), " is larger than src ",
+                  shape_str(src.shape), " or the output ", shape_str(shape), " along axis ", d);
+  check_index("scatter_add", index, shape[axis], axis, false);
+  NDArray out = zeros_of(shape, src.dtype, src.device());
+  if (index.size() == 0) return out;
+  Shape region = index.shape;
+  region[axis] = shape[axis];
+  scatter_into(leading_block(out, region), axis, around_axis(index.compact(), axis),
+               around_axis(leading_block(src, index.shape).compact(), axis), true);
+  return out;
+}
+
+NDArray index_select(const NDArray& a, int64_t axis_arg, const NDArray& index) {
+  check_device("index_select", "input", a, "index", index);
+  const int axis = normalize_axis(axis_arg, a.ndim(), "index_select");
+  if (index.ndim() > 1) value_error("index_select: index must be 1-D, got shape ", shape_str(index.shape));
+  check_index("index_select", index, a.shape[axis], axis, false);
+  return take_along(a, axis, index.reshape({index.size()}));
+}
+
+NDArray index_add(const Shape& shape, int64_t axis_arg, const NDArray& index, const NDArray& src) {
+  check_device("index_add", "index", index, "source", src);
+  const int axis = normalize_axis(axis_arg, static_cast<int>(shape.size()), "index_add");
+  if (index.ndim() > 1) value_error("index_add: index must be 1-D, got shape ", shape_str(index.shape));
+  check_shape("index_add", "source", src.shape, take_shape(shape, axis, {index.size()}));
+  check_index("index_add", index, shape[axis], axis, false);
+  NDArray out = zeros_of(shape, src.dtype, src.device());
+  put_along(out, axis, index.reshape({index.size()}), src, true);
+  return out;
+}
+
+NDArray take(const NDArray& a, int64_t axis_arg, const NDArray& index) {
+  check_device("take", "input", a, "index", index);
+  const int axis = normalize_axis(axis_arg, a.ndim(), "take");
+  check_index("take", index, a.shape[axis], axis, true);
+  return take_along(a, axis, index);
+}
+
+void put(const NDArray& dst, int64_t axis_arg, const NDArray& index, const NDArray& src, bool accumulate) {
+  check_device("put", "destination", dst, "index", index);
+  check_device("put", "destination", dst, "value", src);
+  if (src.dtype != dst.dtype)
+    type_error("put: value is ", dtype_name(src.dtype), " but the destination is ", dtype_name(dst.dtype),
+               "; convert one with astype()");
+  const int axis = normalize_axis(axis_arg, dst.ndim(), "put");
+  check_index("put", index, dst.shape[axis], axis, true);
+  put_along(dst, axis, index, src, accumulate);
+}
+
+NDArray ravel_index(const std::vector<NDArray>& indices, const Shape& sizes, int64_t first_axis) {
+  if (indices.empty() || indices.size() != sizes.size())
+    value_error("ravel_index: ", indices.size(), " index arrays for ", sizes.size(), " axes");
+  const Device device = indices[0].device();
+  Shape s = indices[0].shape;
+  for (size_t k = 0; k < indices.size(); ++k) {
+    check_device("index", "index 0", indices[0], "another index", indices[k]);
+    check_index("index", indices[k], sizes[k], static_cast<int>(first_axis + k), true);
+    s = broadcast_shapes("index", s, indices[k].shape);
+  }
+  const NDArray zero = int64_scalar(0, device);
+  NDArray flat = zero;
+  for (size_t k = 0; k < indices.size(); ++k) {
+    const NDArray i = indices[k].dtype == DType::i64 ? indices[k] : indices[k].astype(DType::i64);
+    const NDArray n = int64_scalar(sizes[k], device);
+    const NDArray wrapped = where(binary(BinaryOp::lt, i, zero), binary(BinaryOp::add, i, n), i);
+    flat = binary(BinaryOp::add, binary(BinaryOp::mul, flat, n), wrapped);
+  }
+  return flat.broadcast_to(s).compact();
+}
+
+NDArray nonzero(const NDArray& a) {
+  const NDArray c = a.compact();
+  const int64_t count = a.size() == 0 ? 0 : backend(a.device()).count_nonzero(c);
+  NDArray out = NDArray::empty({count, a.ndim()}, DType::i64, a.device());
+  if (count > 0 && a.ndim() > 0) backend(a.device()).nonzero(c, out);
+  return out;
+}
+
 }  // namespace convlab

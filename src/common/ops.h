@@ -56,4 +56,26 @@ NDArray avg_pool_backward(const NDArray& gy, const std::vector<int64_t>& input_s
 NDArray adaptive_avg_pool_forward(const NDArray& x, const std::vector<int64_t>& output_size);
 NDArray adaptive_avg_pool_backward(const NDArray& gy, const std::vector<int64_t>& input_size);
 
+// Indexing. Index arrays are int64 or int32; an entry outside its axis raises IndexError. PyTorch's ops
+// (gather, scatter_add, index_select, index_add) take entries in [0, n); take/put/ravel_index, which
+// x[idx] and x[idx] = v are built on, also accept [-n, 0) counted from the end, as NumPy and PyTorch do there.
+// cond ? a : b with NumPy broadcasting; cond is bool, a and b share a dtype.
+NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b);
+// torch.gather: out[..., j, ...] = a[..., index[..., j, ...], ...] along axis; out has index's shape.
+NDArray gather(const NDArray& a, int64_t axis, const NDArray& index);
+// torch.Tensor.scatter_add on zeros of `shape`: gather's adjoint; repeated positions add up.
+NDArray scatter_add(const Shape& shape, int64_t axis, const NDArray& index, const NDArray& src);
+// torch.index_select (1-D index) and index_add on zeros of `shape` (its adjoint).
+NDArray index_select(const NDArray& a, int64_t axis, const NDArray& index);
+NDArray index_add(const Shape& shape, int64_t axis, const NDArray& index, const NDArray& src);
+// NumPy's take: a's axis replaced by index's shape. put writes src (broadcast to take's result shape) into
+// dst's positions in place, or adds it with accumulate (each position collects its entries in order).
+NDArray take(const NDArray& a, int64_t axis, const NDArray& index);
+void put(const NDArray& dst, int64_t axis, const NDArray& index, const NDArray& src, bool accumulate);
+// NumPy's ravel_multi_index: the flat position in an array of shape `sizes` that the index arrays, broadcast
+// together, point at; `first_axis` only numbers the axes in error messages.
+NDArray ravel_index(const std::vector<NDArray>& indices, const Shape& sizes, int64_t first_axis);
+// The positions of a's non-zero elements as the rows of an int64 (count, ndim) array, in row-major order.
+NDArray nonzero(const NDArray& a);
+
 }  // namespace convlab

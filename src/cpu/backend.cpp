@@ -25,6 +25,11 @@ const Backend cpu_backend = {
     cpu::avg_pool_backward,
     cpu::adaptive_avg_pool_forward,
     cpu::adaptive_avg_pool_backward,
+    cpu::gather,
+    cpu::scatter,
+    cpu::where,
+    cpu::count_nonzero,
+    cpu::nonzero,
 };
 
 }  // namespace convlab

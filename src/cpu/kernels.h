@@ -1,5 +1,5 @@
 // The CPU backend's kernels, one family per file: memory.cpp, elementwise.cpp, reduce.cpp, matmul.cpp,
-// pad.cpp, conv.cpp (+ conv_layout, conv_depthwise, gemm), pool.cpp.
+// pad.cpp, conv.cpp (+ conv_layout, conv_depthwise, gemm), pool.cpp, index.cpp.
 #pragma once
 #include "../common/backend.h"
 

@@ -51,6 +51,11 @@ const Backend cuda_backend = {
     cuda::avg_pool_backward,
     cuda::adaptive_avg_pool_forward,
     cuda::adaptive_avg_pool_backward,
+    cuda::gather,
+    cuda::scatter,
+    cuda::where,
+    cuda::count_nonzero,
+    cuda::nonzero,
 };
 
 int cuda_device_count() {

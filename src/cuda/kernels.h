@@ -1,5 +1,5 @@
 // The CUDA backend's kernels, one family per file: memory.cu, elementwise.cu, reduce.cu, matmul.cu,
-// pad.cu, conv.cu (dense and grouped: implicit GEMM), conv_depthwise.cu, pool.cu.
+// pad.cu, conv.cu (dense and grouped: implicit GEMM), conv_depthwise.cu, pool.cu, index.cu.
 // Plain C++: bindings and common code may include it without the CUDA headers.
 #pragma once
 #include "../common/backend.h"
