@@ -24,9 +24,9 @@ def randn(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
-def seeded_dropout(t):
+def seeded(dropout, t):
     cl.manual_seed(3)  # the same mask on every evaluation, so the function is differentiable
-    return F.dropout(t, 0.4)
+    return dropout(t, 0.4)
 
 
 # name -> (function of float64 tensors, input arrays). Names start with the function they check.
@@ -53,8 +53,30 @@ CASES = {
     "adaptive_avg_pool1d_upsampling": (lambda x: F.adaptive_avg_pool1d(x, 7), [randn(2, 2, 5)]),
     "adaptive_avg_pool2d_uneven": (lambda x: F.adaptive_avg_pool2d(x, (3, 2)), [randn(1, 2, 7, 5)]),
     "pad_replicate_of_view": (lambda x: F.pad(x[:, 1:, ::-1], (2, 0, 1, 3), mode="replicate"), [randn(1, 3, 4, 3)]),
-    "dropout_fixed_mask": (seeded_dropout, [randn(3, 4, 5)]),
+    "dropout_fixed_mask": (lambda x: seeded(F.dropout, x), [randn(3, 4, 5)]),
     "flatten_middle_dims": (lambda x: F.flatten(x.transpose(0, 2), 1, 2) * 2.0, [randn(2, 3, 4)]),
+    "hardtanh_both_ends": (lambda x: F.hardtanh(x, -0.5, 1.5), [randn(3, 5)]),
+    "relu6_spanning_both_ends": (F.relu6, [randn(4, 5) * 5]),
+    "hardsigmoid_spanning_the_ramp": (F.hardsigmoid, [randn(4, 5) * 3]),
+    "hardswish_spanning_the_ramp": (F.hardswish, [randn(4, 5) * 3]),
+    "elu_alpha": (lambda x: F.elu(x, 0.7), [randn(3, 5) * 2]),
+    "silu_view": (lambda x: F.silu(x.transpose(0, 1)), [randn(3, 5) * 3]),
+    "dropout1d_fixed_mask": (lambda x: seeded(F.dropout1d, x), [randn(3, 4, 5)]),
+    "dropout2d_fixed_mask": (lambda x: seeded(F.dropout2d, x), [randn(3, 4, 2, 3)]),
+    "layer_norm_two_trailing_dims": (lambda x, w, b: F.layer_norm(x, (3, 4), w, b, eps=1e-3),
+                                     [randn(2, 3, 4), randn(3, 4, seed=1), randn(3, 4, seed=2)]),
+    "group_norm_of_view": (lambda x, w, b: F.group_norm(x.transpose(2, 3), 2, w, b),
+                           [randn(2, 4, 3, 2), randn(4, seed=1), randn(4, seed=2)]),
+    "adaptive_max_pool1d_overlapping_windows": (lambda x: F.adaptive_max_pool1d(x, 4), [randn(2, 3, 7)]),
+    "adaptive_max_pool2d_uneven": (lambda x: F.adaptive_max_pool2d(x, (3, 2)), [randn(1, 2, 7, 5)]),
+    "adaptive_max_pool2d_even": (lambda x: F.adaptive_max_pool2d(x, (2, 1)), [randn(1, 2, 6, 5)]),
+    "interpolate_bilinear_of_view": (
+        lambda x: F.interpolate(x[:, :, ::-1], size=(5, 7), mode="bilinear"), [randn(1, 2, 3, 4)]),
+    "interpolate_bilinear_align_corners_down": (
+        lambda x: F.interpolate(x, scale_factor=(0.6, 1.5), mode="bilinear", align_corners=True), [randn(2, 1, 5, 3)]),
+    "interpolate_nearest_linear": (
+        lambda x: F.interpolate(x, scale_factor=3, mode="nearest") + F.interpolate(x, size=15, mode="linear"),
+        [randn(2, 2, 5)]),
 }
 
 

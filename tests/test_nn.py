@@ -217,7 +217,42 @@ LAYERS = {
     "batchnorm1d": (lambda: nn.BatchNorm1d(3), "BatchNorm1d(3)", (6, 3)),
     "sequential": (lambda: nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(27, 2)),
                    "Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(27, 2))", (2, 2, 5, 5)),
+    "batchnorm1d_3d": (lambda: nn.BatchNorm1d(3, affine=False), "BatchNorm1d(3, affine=False)", (4, 3, 5)),
+    "layernorm": (lambda: nn.LayerNorm((4, 5), eps=1e-3), "LayerNorm((4, 5), eps=1e-3)", (2, 3, 4, 5)),
+    "layernorm_no_bias": (lambda: nn.LayerNorm(5, bias=False), "LayerNorm(5, bias=False)", (3, 5)),
+    "groupnorm": (lambda: nn.GroupNorm(2, 6), "GroupNorm(2, 6)", (2, 6, 3, 4)),
+    "groupnorm_no_affine": (lambda: nn.GroupNorm(3, 3, affine=False), "GroupNorm(3, 3, affine=False)", (2, 3, 5)),
+    "relu6": (lambda: nn.ReLU6(), "ReLU6()", (3, 4)),
+    "hardtanh": (lambda: nn.Hardtanh(-0.5, 2.0), "Hardtanh(-0.5, 2.0)", (3, 4)),
+    "hardswish": (lambda: nn.Hardswish(), "Hardswish()", (3, 4)),
+    "hardsigmoid": (lambda: nn.Hardsigmoid(), "Hardsigmoid()", (3, 4)),
+    "elu": (lambda: nn.ELU(0.3), "ELU(0.3)", (3, 4)),
+    "silu": (lambda: nn.SiLU(), "SiLU()", (3, 4)),
+    "softmax": (lambda: nn.Softmax(dim=1), "Softmax(dim=1)", (3, 4)),
+    "log_softmax": (lambda: nn.LogSoftmax(-1), "LogSoftmax(-1)", (2, 3, 4)),
+    "identity": (lambda: nn.Identity(54, unused=True), "Identity(54, unused=True)", (2, 3)),
+    "adaptive_max": (lambda: nn.AdaptiveMaxPool2d((3, 2)), "AdaptiveMaxPool2d((3, 2))", (2, 3, 7, 5)),
+    "adaptive_max1d": (lambda: nn.AdaptiveMaxPool1d(4), "AdaptiveMaxPool1d(4)", (2, 3, 9)),
+    "adaptive_avg1d": (lambda: nn.AdaptiveAvgPool1d(4), "AdaptiveAvgPool1d(4)", (2, 3, 9)),
+    "upsample_nearest": (lambda: nn.Upsample(scale_factor=2), "Upsample(scale_factor=2)", (2, 3, 4, 5)),
+    "upsample_bilinear": (lambda: nn.Upsample(size=(7, 3), mode="bilinear"), "Upsample(size=(7, 3), mode='bilinear')",
+                          (2, 3, 4, 5)),
+    "upsampling_bilinear2d": (lambda: nn.UpsamplingBilinear2d(scale_factor=2), "UpsamplingBilinear2d(scale_factor=2)",
+                              (1, 2, 3, 4)),
+    "upsampling_nearest2d": (lambda: nn.UpsamplingNearest2d(size=(5, 6)), "UpsamplingNearest2d(size=(5, 6))",
+                             (1, 2, 3, 4)),
+    "dropout2d_eval": (lambda: nn.Dropout2d(0.3).eval(), "Dropout2d(0.3).eval()", (2, 3, 4, 4)),
+    "dropout1d_eval": (lambda: nn.Dropout1d(0.3).eval(), "Dropout1d(0.3).eval()", (2, 3, 4)),
 }
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_layer_repr_and_state_keys_match_torch(name):
+    torch = torch_or_skip()
+    make, torch_expr, _ = LAYERS[name]
+    ours, theirs = make(), eval("torch.nn." + torch_expr, {"torch": torch, "nn": torch.nn})
+    assert repr(ours) == repr(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))

@@ -225,6 +225,57 @@ class LeakyRelu(Function):
         return (g * self.factor,)
 
 
+# The piecewise activations below are Functions rather than compositions of relu/min/max so that their
+# gradients at the joins (x = lo, hi, -3, 3, 0) are PyTorch's.
+class Hardtanh(Function):
+    """y = min(max(a, lo), hi); the gradient is 1 strictly inside (lo, hi), 0 elsewhere (relu6: 0 to 6)."""
+
+    def forward(self, a, lo, hi):
+        self.inside = (a > lo) * (a < hi)
+        return a.maximum(lo).minimum(hi)
+
+    def backward(self, g):
+        return g * self.inside, None, None
+
+
+class Hardsigmoid(Function):
+    """y = relu6(a + 3) / 6; the gradient is 1/6 strictly inside (-3, 3), 0 elsewhere. PyTorch's kernel
+    multiplies by the float32 constant 1.0f / 6.0f in every dtype, so this does too."""
+
+    ONE_SIXTH = float(np.float32(1.0) / np.float32(6.0))
+
+    def forward(self, a):
+        self.inside = (a > -3.0) * (a < 3.0)
+        return (a + 3.0).maximum(0.0).minimum(6.0) / 6.0
+
+    def backward(self, g):
+        return (g * self.inside * self.ONE_SIXTH,)
+
+
+class Hardswish(Function):
+    """y = a * relu6(a + 3) / 6; the gradient is 0 up to -3, a/3 + 1/2 strictly inside (-3, 3), 1 from 3."""
+
+    def forward(self, a):
+        self.a = a
+        return a * (a + 3.0).maximum(0.0).minimum(6.0) / 6.0
+
+    def backward(self, g):
+        a = self.a
+        return (g * ((a > -3.0) * (a < 3.0) * (a / 3.0 + 0.5) + (a >= 3.0)),)
+
+
+class Elu(Function):
+    """y = a for a > 0, alpha * (exp(a) - 1) otherwise (exp of min(a, 0), which cannot overflow)."""
+
+    def forward(self, a, alpha):
+        self.positive = a > 0.0
+        self.scaled_exp = a.minimum(0.0).exp() * alpha
+        return a.relu() + (self.scaled_exp - alpha) * (1.0 - self.positive)
+
+    def backward(self, g):
+        return g * (self.positive + self.scaled_exp * (1.0 - self.positive)), None
+
+
 class Abs(Function):
     def forward(self, a):
         self.a = a
@@ -232,6 +283,46 @@ class Abs(Function):
 
     def backward(self, g):
         return (g * self.a.sign(),)
+
+
+class Clamp(Function):
+    """min(max(a, lo), hi); lo and hi are arrays, numbers or None. PyTorch's gradient rule: a gets g where
+    lo <= a <= hi (ends included); lo gets it where a < lo < hi, hi where a > hi or hi < lo (then every
+    element is hi)."""
+
+    def forward(self, a, lo, hi):
+        self.a, self.lo, self.hi = a, lo, hi
+        out = a if lo is None else a.maximum(lo)
+        return out if hi is None else out.minimum(hi)
+
+    def backward(self, g):
+        a, lo, hi = self.a, self.lo, self.hi
+        need_a, need_lo, need_hi = self.needs_input_grad
+        g_a = g_lo = g_hi = None
+        if need_a:
+            g_a = g * (1.0 if lo is None else a >= lo) * (1.0 if hi is None else a <= hi)
+        if need_lo:
+            g_lo = g * (a < lo) * (1.0 if hi is None else lo < hi)
+        if need_hi:
+            above, crossed = a > hi, 0.0 if lo is None else hi < lo
+            g_hi = g * (above + crossed - above * crossed)  # a > hi or hi < lo
+        return g_a, g_lo, g_hi
+
+
+class Extremum(Function):
+    """maximum(a, b) (largest=True) or minimum(a, b); PyTorch's gradient rule: the larger (smaller) side gets
+    g, and where a == b each side gets g / 2."""
+
+    def forward(self, a, b, largest):
+        self.a, self.b, self.largest = a, b, largest
+        return a.maximum(b) if largest else a.minimum(b)
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        need_a, need_b = self.needs_input_grad
+        shared = g * (1.0 - (a == b) * 0.5)
+        a_loses, b_loses = (a < b, b < a) if self.largest else (a > b, b > a)
+        return shared * (1.0 - a_loses) if need_a else None, shared * (1.0 - b_loses) if need_b else None
 
 
 # ---- reductions (axes: a sorted tuple; the empty tuple only for 0-d input) ----
@@ -285,6 +376,28 @@ class MaxDim(Function):
         return (mask * g.reshape(_kept_shape(a.shape, (axis,))),)
 
 
+class Var(Function):
+    """Variance over axes, sum((a - mean)^2) / (N - correction) (N - correction <= 0 gives inf or NaN, as in
+    PyTorch), or with root=True the standard deviation. d var/da = 2 (a - mean) / (N - correction); d std/da
+    = that / (2 std), taken as 0 where std == 0 (PyTorch's rule for a constant input)."""
+
+    def forward(self, a, axes, correction, keepdims, root):
+        count = math.prod(a.shape[i] for i in axes)
+        self.scale = 1.0 / (count - correction) if count > correction else math.inf
+        self.centred = a - a.mean(axes or None, True)
+        self.kept, self.root = _kept_shape(a.shape, axes), root
+        var = (self.centred * self.centred).sum(axes or None, keepdims) * self.scale
+        self.out = var.sqrt() if root else var
+        return self.out
+
+    def backward(self, g):
+        g = g.reshape(self.kept)
+        if self.root:
+            out = self.out.reshape(self.kept)
+            g = g * (out != 0.0) / (out * 2.0 + (out == 0.0))
+        return (g * self.centred * (2.0 * self.scale),)
+
+
 # ---- views and copies ----
 class Reshape(Function):
     def forward(self, a, shape):
@@ -336,6 +449,26 @@ class Index(Function):
         return (ga,)
 
 
+class Cat(Function):
+    """Joins arrays along axis: each is written into its slice of one new array, and the gradient of each is
+    that slice of g."""
+
+    def forward(self, *arrays, axis):
+        first = arrays[0]
+        shape = list(first.shape)
+        shape[axis] = sum(a.shape[axis] for a in arrays)
+        out = NDArray.empty(tuple(shape), first.dtype, first.device)
+        self.slices, start = [], 0
+        for a in arrays:
+            self.slices.append((slice(None),) * axis + (slice(start, start + a.shape[axis]),))
+            out[self.slices[-1]] = a
+            start += a.shape[axis]
+        return out
+
+    def backward(self, g):
+        return tuple(g[index] for index in self.slices)
+
+
 class Copy(Function):
     def forward(self, a):
         return a.copy()
@@ -355,3 +488,88 @@ class To(Function):
     def backward(self, g):
         g = g.astype(self.dtype) if g.dtype != self.dtype else g
         return (g.to(self.device) if g.device != self.device else g,)
+
+
+# ---- indexing by values (index arrays are int64/int32 NDArrays passed as keywords: never differentiated) ----
+class Where(Function):
+    """cond ? a : b; the gradient goes to a where cond holds and to b elsewhere."""
+
+    def forward(self, a, b, cond):
+        self.cond = cond
+        return _C.where(cond, a, b)
+
+    def backward(self, g):
+        zero = NDArray.full((), 0.0, g.dtype, g.device)
+        need_a, need_b = self.needs_input_grad
+        return (_C.where(self.cond, g, zero) if need_a else None,
+                _C.where(self.cond, zero, g) if need_b else None)
+
+
+class Gather(Function):
+    """torch.gather along axis; the gradient adds g back at the gathered positions (scatter_add)."""
+
+    def forward(self, a, axis, index):
+        self.shape, self.axis, self.index = a.shape, axis, index
+        return a.gather(axis, index)
+
+    def backward(self, g):
+        return (_C.scatter_add(self.shape, self.axis, self.index, g),)
+
+
+class ScatterAdd(Function):
+    """a plus src added at index's positions along axis. Gradients: g for a; for src, g at the positions it
+    was added to (gather), and 0 where src reaches beyond index."""
+
+    def forward(self, a, src, axis, index):
+        self.axis, self.index, self.src_shape = axis, index, src.shape
+        return a + _C.scatter_add(a.shape, axis, index, src)
+
+    def backward(self, g):
+        if not self.needs_input_grad[1]:
+            return g, None
+        gsrc = g.gather(self.axis, self.index)
+        if gsrc.shape != self.src_shape:
+            full = NDArray.full(self.src_shape, 0.0, g.dtype, g.device)
+            full[tuple(slice(0, n) for n in gsrc.shape)] = gsrc
+            gsrc = full
+        return g, gsrc
+
+
+class IndexSelect(Function):
+    """torch.index_select (1-D index); the gradient adds g back at the selected positions (index_add)."""
+
+    def forward(self, a, axis, index):
+        self.shape, self.axis, self.index = a.shape, axis, index
+        return a.index_select(axis, index)
+
+    def backward(self, g):
+        return (_C.index_add(self.shape, self.axis, self.index, g),)
+
+
+class IndexAdd(Function):
+    """a plus alpha * src added at the 1-D index's positions along axis; src's gradient is alpha * g at those
+    positions."""
+
+    def forward(self, a, src, axis, index, alpha):
+        self.axis, self.index, self.alpha = axis, index, alpha
+        return a + _C.index_add(a.shape, axis, index, src if alpha == 1 else src * alpha)
+
+    def backward(self, g):
+        if not self.needs_input_grad[1]:
+            return g, None
+        gsrc = g.index_select(self.axis, self.index)
+        return g, gsrc if self.alpha == 1 else gsrc * self.alpha
+
+
+class Take(Function):
+    """x[idx] along one axis, the axis replaced by idx's shape (NumPy's take: negative entries count from the
+    end); the gradient adds g back at the taken positions, repeated ones summing in order."""
+
+    def forward(self, a, axis, index):
+        self.shape, self.axis, self.index = a.shape, axis, index
+        return a.take(axis, index)
+
+    def backward(self, g):
+        ga = NDArray.full(self.shape, 0.0, g.dtype, g.device)
+        ga.put(self.axis, self.index, g, accumulate=True)
+        return (ga,)

@@ -1,14 +1,16 @@
 """convlab.nn.functional: PyTorch's torch.nn.functional names, arguments and defaults.
 
-Convolution, pooling and padding go through the Functions in kernel_functions.py; everything else is
-composed from Tensor operations, so its gradient comes from the autograd rules of those operations.
+Convolution, pooling and padding go through the Functions in kernel_functions.py, the piecewise
+activations through theirs in autograd.py; everything else is composed from Tensor operations, so its
+gradient comes from the autograd rules of those operations.
 """
+import math
 import numbers
 
 import numpy as np
 
 from .. import _C
-from ..autograd import LeakyRelu, arange_along
+from ..autograd import Elu, Hardsigmoid, Hardswish, Hardtanh, LeakyRelu, arange_along
 from ..tensor import IndexOutOfRangeError, Tensor, generator, write_
 from . import kernel_functions as kf
 
@@ -142,13 +144,17 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode, count_include_pad)
 
 
-def _adaptive_avg_pool(op, d, x, output_size):
-    x, unbatched = _batched(op, x, d)
+def _adaptive_sizes(op, d, x, output_size):
+    """output_size (an int, or a tuple whose None entries keep the input's size) -> d ints."""
     sizes = [output_size] * d if isinstance(output_size, numbers.Integral) or output_size is None else list(output_size)
     if len(sizes) != d:
         raise ValueError(f"{op}: output_size must be an int or a tuple of {d} ints, got {output_size!r}")
-    sizes = [x.shape[2 + i] if s is None else s for i, s in enumerate(sizes)]
-    y = kf.AdaptiveAvgPool.apply(x, output_size=_ntuple(op, "output_size", sizes, d))
+    return _ntuple(op, "output_size", [x.shape[2 + i] if s is None else s for i, s in enumerate(sizes)], d)
+
+
+def _adaptive_avg_pool(op, d, x, output_size):
+    x, unbatched = _batched(op, x, d)
+    y = kf.AdaptiveAvgPool.apply(x, output_size=_adaptive_sizes(op, d, x, output_size))
     return _unbatch(y, unbatched)
 
 
@@ -158,6 +164,105 @@ def adaptive_avg_pool1d(input, output_size):
 
 def adaptive_avg_pool2d(input, output_size):
     return _adaptive_avg_pool("adaptive_avg_pool2d", 2, input, output_size)
+
+
+def _adaptive_max_pool(op, d, x, output_size, return_indices):
+    if return_indices:
+        raise ValueError(f"{op}: return_indices=True is not supported")
+    x, unbatched = _batched(op, x, d)
+    sizes = _adaptive_sizes(op, d, x, output_size)
+    if min(sizes) < 1:
+        raise ValueError(f"{op}: output_size must be positive, got {output_size!r}")
+    spatial = x.shape[2:]
+    if all(n % out == 0 for n, out in zip(spatial, sizes)):  # even windows: the strided max-pool kernel
+        kernel = [n // out for n, out in zip(spatial, sizes)]
+        y = kf.MaxPool.apply(x, kernel_size=kernel, stride=kernel, padding=[0] * d, dilation=[1] * d, ceil_mode=False)
+    else:
+        y = kf.AdaptiveMaxPool.apply(x, output_size=sizes)
+    return _unbatch(y, unbatched)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    return _adaptive_max_pool("adaptive_max_pool1d", 1, input, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return _adaptive_max_pool("adaptive_max_pool2d", 2, input, output_size, return_indices)
+
+
+# ---- resampling ----
+INTERPOLATE_MODES = ("nearest", "nearest-exact", "linear", "bilinear")
+
+
+def _interpolation_matrix(n, out, mode, align_corners, scale, dtype):
+    """The (out, n) matrix A with y = A @ x along one axis, by PyTorch's CPU index rules, computed in the
+    input's float type as PyTorch does (nearest: always float32). scale: 1/scale_factor, or None for n/out."""
+    a = np.zeros((out, n), dtype)
+    dst = np.arange(out)
+    if mode.startswith("nearest"):
+        ratio = np.float32(n / out if scale is None else scale)
+        offset = np.float32(0.5 if mode == "nearest-exact" else 0.0)
+        src = np.minimum(np.floor((dst.astype(np.float32) + offset) * ratio).astype(np.int64), n - 1)
+        if mode == "nearest" and out in (n, 2 * n):  # PyTorch's exact shortcuts for these two sizes
+            src = dst if out == n else dst // 2
+        a[dst, src] = 1
+        return a
+    if align_corners:
+        ratio = dtype((n - 1) / (out - 1)) if out > 1 else dtype(0)
+        real = ratio * dst.astype(dtype)
+    else:
+        ratio = dtype(n / out if scale is None else scale)
+        real = np.maximum(ratio * (dst.astype(dtype) + dtype(0.5)) - dtype(0.5), dtype(0))
+    if out == n:
+        real = dst.astype(dtype)
+    i0 = np.minimum(np.floor(real).astype(np.int64), n - 1)
+    weight1 = np.clip(real - i0, 0, 1)
+    i1 = np.minimum(i0 + 1, n - 1)
+    np.add.at(a, (dst, i0), 1 - weight1)
+    np.add.at(a, (dst, i1), weight1)
+    return a
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
+                antialias=False):
+    """Resamples (N, C, L) or (N, C, H, W) by PyTorch's index rules, as one small matrix per axis:
+    y = A_h @ x @ A_w^T. Each output is a fixed combination of inputs, so the gradient comes from matmul."""
+    _check_tensor("interpolate", "input", input)
+    d = input.ndim - 2
+    if d not in (1, 2):
+        raise ValueError(f"interpolate: expected a 3-D (N, C, L) or 4-D (N, C, H, W) input, got shape {input.shape}")
+    if mode not in INTERPOLATE_MODES:
+        raise ValueError(f"interpolate: mode must be one of {INTERPOLATE_MODES}, got {mode!r}")
+    spatial_dims = {"linear": 1, "bilinear": 2}.get(mode, d)
+    if spatial_dims != d:
+        raise ValueError(f"interpolate: mode {mode!r} needs a {spatial_dims + 2}-D input, got shape {input.shape}")
+    if align_corners is not None and mode.startswith("nearest"):
+        raise ValueError(f"interpolate: align_corners can only be set with mode 'linear' or 'bilinear', got mode "
+                         f"{mode!r}")
+    if antialias:
+        raise ValueError("interpolate: antialias=True is not supported")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: exactly one of size and scale_factor must be given")
+    spatial = input.shape[2:]
+    if size is not None:
+        sizes, scales = _ntuple("interpolate", "size", size, d), [None] * d
+    else:
+        factors = [float(f) for f in (scale_factor if isinstance(scale_factor, (tuple, list)) else [scale_factor] * d)]
+        if len(factors) != d or min(factors) <= 0:
+            raise ValueError(f"interpolate: scale_factor must be a positive number or a tuple of {d}, got "
+                             f"{scale_factor!r}")
+        sizes = [int(math.floor(n * f)) for n, f in zip(spatial, factors)]
+        scales = [None if recompute_scale_factor else 1.0 / f for f in factors]
+    if min(sizes) < 1:
+        raise ValueError(f"interpolate: the output size must be positive, got {tuple(sizes)} for input {input.shape}")
+    dtype = np.dtype(input.dtype).type
+
+    def matrix(axis):
+        a = _interpolation_matrix(spatial[axis], sizes[axis], mode, align_corners, scales[axis], dtype)
+        return Tensor(NDArray.from_numpy(a.astype(input.dtype), input.device))
+
+    y = input @ matrix(d - 1).transpose(0, 1)
+    return matrix(0) @ y if d == 2 else y
 
 
 # ---- padding ----
@@ -218,6 +323,38 @@ def tanh(input):
     return input.tanh()
 
 
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    _check_tensor("hardtanh", "input", input)
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) must not be greater than max_val ({max_val})")
+    return Hardtanh.apply(input, float(min_val), float(max_val))
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0)
+
+
+def hardsigmoid(input, inplace=False):
+    _check_tensor("hardsigmoid", "input", input)
+    return Hardsigmoid.apply(input)
+
+
+def hardswish(input, inplace=False):
+    _check_tensor("hardswish", "input", input)
+    return Hardswish.apply(input)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    _check_tensor("elu", "input", input)
+    return Elu.apply(input, float(alpha))
+
+
+def silu(input, inplace=False):
+    """x * sigmoid(x) (swish)."""
+    _check_tensor("silu", "input", input)
+    return input * input.sigmoid()
+
+
 def _shift_by_max(op, input, dim):
     """input - max along dim (PyTorch's implicit dim when None). The shift keeps exp from overflowing and
     cancels out of softmax, so it is a constant to autograd."""
@@ -242,19 +379,42 @@ def softmax(input, dim=None, *, dtype=None):
     return e / e.sum(dim, keepdim=True)
 
 
-def dropout(input, p=0.5, training=True, inplace=False):
-    """Zeroes each element with probability p and scales the rest by 1/(1-p) (training only)."""
-    _check_tensor("dropout", "input", input)
+def _dropout(op, input, p, training, drawn_dims=None):
+    """Zeroes with probability p, and scales the rest by 1/(1-p) (training only): each element, or with
+    drawn_dims = k each slice over the first k dims (one draw per (n, c), broadcast over the rest: PyTorch's
+    feature dropout, which reads dropout2d's 3-D input as (N, C, L) too)."""
+    _check_tensor(op, "input", input)
     if not isinstance(p, numbers.Real) or isinstance(p, bool):
-        raise TypeError(f"dropout: p must be a number, got {type(p).__name__}")
+        raise TypeError(f"{op}: p must be a number, got {type(p).__name__}")
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+        raise ValueError(f"{op}: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return input
-    keep = generator().random(input.shape) >= p
+    k = input.ndim if drawn_dims is None else drawn_dims
+    keep = generator().random(input.shape[:k] + (1,) * (input.ndim - k)) >= p
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     mask = NDArray.from_numpy((keep * scale).astype(input.dtype), input.device)
     return input * Tensor(mask)
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    return _dropout("dropout", input, p, training)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Channel dropout for (N, C, L) or unbatched (C, L)."""
+    _check_tensor("dropout1d", "input", input)
+    if input.ndim not in (2, 3):
+        raise ValueError(f"dropout1d: expected a 2-D (unbatched) or 3-D (batched) input, got shape {input.shape}")
+    return _dropout("dropout1d", input, p, training, input.ndim - 1)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Channel dropout for (N, C, H, W)."""
+    _check_tensor("dropout2d", "input", input)
+    if input.ndim < 2:
+        raise ValueError(f"dropout2d: expected an input of at least 2 dims (N, C, ...), got shape {input.shape}")
+    return _dropout("dropout2d", input, p, training, 2)
 
 
 def flatten(input, start_dim=0, end_dim=-1):
@@ -303,6 +463,50 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if bias is not None:
         y = y + bias.reshape(shape)
     return y
+
+
+def _standardize(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) over axes, with the biased variance (the normalisation layers' rule)."""
+    centred = x - x.mean(axes, keepdim=True)
+    return centred / ((centred * centred).mean(axes, keepdim=True) + eps).sqrt()
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Standardises over the trailing dims given by normalized_shape, then weight * y + bias (of that shape)."""
+    _check_tensor("layer_norm", "input", input)
+    _check_tensor("layer_norm", "weight", weight, optional=True)
+    _check_tensor("layer_norm", "bias", bias, optional=True)
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    if not shape or input.shape[input.ndim - len(shape):] != shape:
+        raise ValueError(f"layer_norm: normalized_shape {shape} does not match the trailing dims of input shape "
+                         f"{input.shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != shape:
+            raise ValueError(f"layer_norm: {name} must have shape {shape}, got {t.shape}")
+    y = _standardize(input, tuple(range(input.ndim - len(shape), input.ndim)), eps)
+    if weight is not None:
+        y = y * weight
+    return y if bias is None else y + bias
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Standardises each sample over each group of C / num_groups channels (and all positions), then a
+    per-channel weight * y + bias."""
+    _check_tensor("group_norm", "input", input)
+    _check_tensor("group_norm", "weight", weight, optional=True)
+    _check_tensor("group_norm", "bias", bias, optional=True)
+    if input.ndim < 2 or num_groups <= 0 or input.shape[1] % num_groups:
+        raise ValueError(f"group_norm: expected input (N, C, ...) with C divisible by num_groups ({num_groups}), "
+                         f"got shape {input.shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (input.shape[1],):
+            raise ValueError(f"group_norm: {name} must have shape ({input.shape[1]},), got {t.shape}")
+    grouped = input.reshape(input.shape[0], num_groups, -1)
+    y = _standardize(grouped, (2,), eps).reshape(*input.shape)
+    shape = _channel_shape(input)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    return y if bias is None else y + bias.reshape(shape)
 
 
 # ---- losses ----

@@ -4,8 +4,10 @@ Geometry arrives already normalised by functional.py: one entry per spatial dim,
 pairs. Each backward is made of the same device kernels as the forward (docs/ndarray.md), so a device that
 runs the forward pass trains too.
 """
+import itertools
+
 from .. import _C
-from ..autograd import Function
+from ..autograd import Function, arange_along
 
 NDArray = _C.NDArray
 
@@ -85,6 +87,46 @@ class AdaptiveAvgPool(Function):
 
     def backward(self, g):
         return (_C.adaptive_avg_pool_backward(g.compact(), self.input_size),)
+
+
+def adaptive_windows(n, out):
+    """PyTorch's adaptive pooling windows along one axis: [floor(i n / out), ceil((i + 1) n / out))."""
+    return [(i * n // out, -(-(i + 1) * n // out)) for i in range(out)]
+
+
+class AdaptiveMaxPool(Function):
+    """Windows of uneven size, so no single strided kernel covers them: one max (and, backward, one
+    argmax, the first maximum as in PyTorch) per output position, over the window's elements flattened."""
+
+    def forward(self, x, output_size):
+        self.x = x
+        self.windows = list(itertools.product(*(enumerate(adaptive_windows(n, out))
+                                                for n, out in zip(x.shape[2:], output_size))))
+        y = NDArray.empty(x.shape[:2] + tuple(output_size), x.dtype, x.device)
+        for window in self.windows:
+            out_index, region = self._indices(window)
+            y[out_index] = self._flat(region).max(2, True).reshape(x.shape[:2] + (1,) * len(output_size))
+        return y
+
+    def _indices(self, window):
+        whole = (slice(None), slice(None))
+        return (whole + tuple(slice(i, i + 1) for i, _ in window),
+                whole + tuple(slice(lo, hi) for _, (lo, hi) in window))
+
+    def _flat(self, region):
+        return self.x[region].reshape(self.x.shape[:2] + (-1,))
+
+    def backward(self, g):
+        x = self.x
+        gx = NDArray.full(x.shape, 0.0, x.dtype, x.device)
+        for window in self.windows:
+            out_index, region = self._indices(window)
+            flat = self._flat(region)
+            first_max = flat.argmax(2, True).astype(x.dtype)
+            one_hot = arange_along(flat.shape[2], 2, 3, x.dtype, x.device) == first_max
+            spread = one_hot * g[out_index].reshape(x.shape[:2] + (1,))
+            gx[region] = gx[region] + spread.reshape(gx[region].shape)
+        return (gx,)
 
 
 def _axis_slice(ndim, axis, start, stop):

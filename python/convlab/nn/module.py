@@ -28,6 +28,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     # ---- registration ----
@@ -90,7 +92,26 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        """forward, with the pre-hooks first (each may replace the positional inputs) and the hooks after
+        (each may replace the output), in registration order, as in PyTorch."""
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def register_forward_pre_hook(self, hook):
+        """hook(module, args) -> None or new args; returns a handle whose remove() unregisters it."""
+        return RemovableHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook):
+        """hook(module, args, output) -> None or a new output; returns a handle whose remove() unregisters it."""
+        return RemovableHandle(self._forward_hooks, hook)
 
     # ---- traversal ----
     def named_modules(self, prefix=""):
@@ -107,6 +128,17 @@ class Module:
     def modules(self):
         for _, module in self.named_modules():
             yield module
+
+    def get_submodule(self, target):
+        """The module at a dotted path such as "features.0"; "" is the module itself."""
+        module = self
+        for i, name in enumerate(target.split(".") if target else []):
+            if name not in module._modules or module._modules[name] is None:
+                path = ".".join(target.split(".")[:i])
+                raise AttributeError(f"get_submodule: {type(module).__name__} at {path or 'the top'!r} has no "
+                                     f"submodule {name!r} (target {target!r})")
+            module = module._modules[name]
+        return module
 
     def named_children(self):
         for name, module in self._modules.items():
@@ -144,8 +176,11 @@ class Module:
             yield b
 
     def apply(self, fn):
-        for module in list(self.modules())[::-1]:
-            fn(module)
+        """fn(module) for every module, children before their parent, depth first (PyTorch's order, which
+        decides the order of random draws in an init function)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
         return self
 
     # ---- modes and placement ----
@@ -237,7 +272,7 @@ class Module:
                 continue
             if tuple(array.shape) != target.shape:
                 errors.append(f"size mismatch for {name!r}: copying a value of shape {tuple(array.shape)} from the "
-                              f"state_dict, the shape in the current model is {target.shape}")
+                              f"state_dict, the shape in the current model is {tuple(target.shape)}")
                 continue
             updates.append((target, array))
         if errors:
@@ -251,9 +286,34 @@ class Module:
         return ""
 
     def __repr__(self):
-        lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        return head + ("\n" + "\n".join(lines) + "\n)" if lines else ")")
+        """PyTorch's layout: the extra_repr alone on the head line, or one line per extra_repr line and per
+        child, indented, the children's own lines indented further."""
+        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        children = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        if len(extra) == 1 and not children:
+            return f"{type(self).__name__}({extra[0]})"
+        lines = extra + children
+        return f"{type(self).__name__}(" + ("\n  " + "\n  ".join(lines) + "\n" if lines else "") + ")"
+
+
+class RemovableHandle:
+    """What register_forward_hook returns: remove() takes the hook out again; also a context manager."""
+
+    _next_id = 0
+
+    def __init__(self, hooks, hook):
+        self.hooks, self.id = hooks, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+        hooks[self.id] = hook
+
+    def remove(self):
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 class Sequential(Module):
@@ -285,7 +345,141 @@ class Sequential(Module):
         self.add_module(str(len(self)), module)
         return self
 
+    def __setitem__(self, index, module):
+        self.add_module(_key_at(self, index), module)
+
+    def __delitem__(self, index):
+        _delete_and_renumber(self, index)
+
     def forward(self, x):
         for module in self._modules.values():
             x = module(x)
         return x
+
+
+def _key_at(container, index):
+    """The name of the index-th module (negative counts from the end), IndexError past either end."""
+    keys = list(container._modules)
+    if not -len(keys) <= index < len(keys):
+        raise IndexError(f"{type(container).__name__}: index {index} is out of range for {len(keys)} modules")
+    return keys[index]
+
+
+def _delete_and_renumber(container, index):
+    """del container[index] (an int or a slice), then the names "0".."n-1" again, as PyTorch does."""
+    keys = list(container._modules)[index] if isinstance(index, slice) else [_key_at(container, index)]
+    for key in keys:
+        del container._modules[key]
+    modules = list(container._modules.values())
+    container._modules.clear()
+    for i, module in enumerate(modules):
+        container.add_module(str(i), module)
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters the owner sees (names "0", "1", ...); it has no forward."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList(list(self._modules.values())[index])
+        return self._modules[_key_at(self, index)]
+
+    def __setitem__(self, index, module):
+        self.add_module(_key_at(self, index), module)
+
+    def __delitem__(self, index):
+        _delete_and_renumber(self, index)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __iadd__(self, modules):
+        return self.extend(modules)
+
+    def __add__(self, other):
+        return ModuleList(list(self) + list(other))
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index, module):
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._modules.clear()
+        self.extend(modules)
+
+    def __repr__(self):
+        """PyTorch's: a run of modules that print the same is one line, "(2-5): 4 x Block(...)"."""
+        runs = []  # [first, last, repr]
+        for i, module in enumerate(self):
+            text = repr(module)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        if not runs:
+            return "ModuleList()"
+        lines = [(f"({first}): " if first == last else f"({first}-{last}): {last - first + 1} x ")
+                 + text.replace("\n", "\n  ") for first, last, text in runs]
+        return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
+
+
+class ModuleDict(Module):
+    """An ordered dict of modules whose parameters the owner sees (names are the keys); it has no forward."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        del self._modules[key]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def pop(self, key):
+        return self._modules.pop(key)
+
+    def clear(self):
+        self._modules.clear()
+
+    def update(self, modules):
+        """From a mapping, or an iterable of (key, module) pairs."""
+        for key, module in (modules.items() if isinstance(modules, Mapping) else modules):
+            self.add_module(key, module)

@@ -1,0 +1,284 @@
+"""The everyday functionals added for PyTorch programs: piecewise activations, layer/group norm, channel
+dropout, adaptive max pooling and interpolate. Each against a NumPy reference written from the math and
+against torch.nn.functional (outputs and gradients); the float64 gradchecks are in test_gradcheck_all.py."""
+import math
+
+import numpy as np
+import pytest
+
+import convlab as cl
+from autograd_helpers import assert_close, compare_with_torch, torch_or_skip
+
+F = cl.nn.functional
+DTYPES = ["float64", "float32"]
+
+
+def tf():
+    return torch_or_skip().nn.functional
+
+
+def randn(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+# ---- activations ----
+def _erf_free_refs():
+    relu6 = lambda x: np.minimum(np.maximum(x, 0), 6)  # noqa: E731
+    return {
+        "relu6": (F.relu6, lambda x: tf().relu6(x), relu6),
+        "hardtanh": (lambda x: F.hardtanh(x, -2.0, 0.5), lambda x: tf().hardtanh(x, -2.0, 0.5),
+                     lambda x: np.clip(x, -2.0, 0.5)),
+        "hardsigmoid": (F.hardsigmoid, lambda x: tf().hardsigmoid(x), lambda x: relu6(x + 3) / 6),
+        "hardswish": (F.hardswish, lambda x: tf().hardswish(x), lambda x: x * relu6(x + 3) / 6),
+        "elu": (lambda x: F.elu(x, 0.5), lambda x: tf().elu(x, 0.5), lambda x: np.where(x > 0, x, 0.5 * np.expm1(x))),
+        "silu": (F.silu, lambda x: tf().silu(x), lambda x: x / (1 + np.exp(-x))),
+    }
+
+
+ACTIVATIONS = _erf_free_refs()
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activation_matches_numpy_and_torch(device, name, dtype):
+    ours, theirs, reference = ACTIVATIONS[name]
+    x = randn(4, 3, 5) * 4
+    assert_close(ours(cl.tensor(x.astype(dtype), device=device)), reference(x).astype(dtype), dtype)
+    compare_with_torch(ours, theirs, [x], device, dtype)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_gradients_at_the_joins_are_torchs(device, name):
+    """At x = -3, 0, 3, 6 (and hardtanh's ends) the one-sided derivatives differ; PyTorch picks one."""
+    ours, theirs, _ = ACTIVATIONS[name]
+    compare_with_torch(ours, theirs, [np.array([-3.0, -2.0, 0.0, 0.5, 3.0, 6.0, -700.0, 700.0])], device, "float64")
+
+
+def test_activation_errors_and_input_unchanged():
+    with pytest.raises(ValueError, match=r"min_val \(2.0\) must not be greater than max_val \(1.0\)"):
+        F.hardtanh(cl.zeros(2), 2.0, 1.0)
+    with pytest.raises(TypeError, match="hardswish: input must be a convlab Tensor, got ndarray"):
+        F.hardswish(np.zeros(2))
+    x = cl.tensor([-4.0, 1.0, 7.0])
+    F.relu6(x, inplace=True)
+    np.testing.assert_array_equal(x.numpy(), [-4.0, 1.0, 7.0])
+
+
+# ---- layer norm and group norm ----
+def standardize(x, axes, eps):
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps)
+
+
+@pytest.mark.parametrize("shape, normalized", [((4, 6), 6), ((2, 3, 4, 5), (4, 5)), ((1, 7), [7]), ((3,), 3)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_norm_matches_numpy_and_torch(device, shape, normalized, dtype):
+    trailing = (normalized,) if isinstance(normalized, int) else tuple(normalized)
+    x, w, b = randn(*shape) * 3 + 1, randn(*trailing, seed=1), randn(*trailing, seed=2)
+    axes = tuple(range(len(shape) - len(trailing), len(shape)))
+    out = F.layer_norm(cl.tensor(x.astype(dtype), device=device), normalized,
+                       cl.tensor(w.astype(dtype), device=device), cl.tensor(b.astype(dtype), device=device))
+    assert_close(out, standardize(x, axes, 1e-5) * w + b, dtype)
+    compare_with_torch(lambda x, w, b: F.layer_norm(x, normalized, w, b, 1e-3),
+                       lambda x, w, b: tf().layer_norm(x, trailing, w, b, 1e-3), [x, w, b], device, dtype,
+                       grad_scale=1.0)
+    compare_with_torch(lambda x: F.layer_norm(x, normalized), lambda x: tf().layer_norm(x, trailing), [x], device,
+                       dtype, grad_scale=1.0)
+
+
+@pytest.mark.parametrize("shape, groups", [((2, 6, 3, 4), 3), ((3, 4, 5), 4), ((1, 4, 2, 2), 1), ((5, 4), 2)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_group_norm_matches_numpy_and_torch(device, shape, groups, dtype):
+    c = shape[1]
+    x, w, b = randn(*shape) * 2 - 1, randn(c, seed=1), randn(c, seed=2)
+    grouped = x.reshape(shape[0], groups, -1)
+    expected = standardize(grouped, (2,), 1e-5).reshape(shape) * w.reshape((1, c) + (1,) * (len(shape) - 2)) \
+        + b.reshape((1, c) + (1,) * (len(shape) - 2))
+    out = F.group_norm(cl.tensor(x.astype(dtype), device=device), groups,
+                       cl.tensor(w.astype(dtype), device=device), cl.tensor(b.astype(dtype), device=device))
+    assert_close(out, expected, dtype)
+    compare_with_torch(lambda x, w, b: F.group_norm(x, groups, w, b), lambda x, w, b: tf().group_norm(x, groups, w, b),
+                       [x, w, b], device, dtype, grad_scale=1.0)
+
+
+def test_norm_errors():
+    with pytest.raises(ValueError, match=r"normalized_shape \(4,\) does not match the trailing dims of input shape "
+                                         r".*2, 3"):
+        F.layer_norm(cl.zeros(2, 3), 4)
+    with pytest.raises(ValueError, match=r"layer_norm: weight must have shape \(3,\), got .*2"):
+        F.layer_norm(cl.zeros(2, 3), 3, cl.ones(2))
+    with pytest.raises(ValueError, match=r"C divisible by num_groups \(4\), got shape .*2, 6, 3"):
+        F.group_norm(cl.zeros(2, 6, 3), 4)
+    with pytest.raises(ValueError, match=r"group_norm: bias must have shape \(6,\)"):
+        F.group_norm(cl.zeros(2, 6, 3), 3, None, cl.zeros(3))
+
+
+# ---- channel dropout ----
+@pytest.mark.parametrize("fn, shape", [(F.dropout2d, (40, 30, 3, 2)), (F.dropout1d, (40, 30, 5)),
+                                       (F.dropout1d, (300, 4)), (F.dropout2d, (40, 30, 5))])
+def test_channel_dropout_zeroes_whole_channels(device, fn, shape):
+    cl.manual_seed(0)
+    x = cl.ones(*shape, dtype="float64", device=device, requires_grad=True)
+    y = fn(x, 0.3)
+    values = y.numpy()
+    per_channel = values.reshape(shape[:2] + (-1,)) if len(shape) > 2 else values.reshape(shape + (1,))
+    assert np.all(per_channel == per_channel[..., :1])  # one draw per (n, c)
+    kept = per_channel[..., 0] != 0
+    assert abs(kept.mean() - 0.7) < 0.05
+    np.testing.assert_allclose(per_channel[kept], 1 / 0.7)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), values)
+    assert fn(x, 0.3, training=False) is x
+
+
+def test_channel_dropout_errors():
+    with pytest.raises(ValueError, match=r"dropout1d: expected a 2-D \(unbatched\) or 3-D \(batched\) input, got "
+                                         r"shape .*2, 3, 4, 5"):
+        F.dropout1d(cl.zeros(2, 3, 4, 5))
+    with pytest.raises(ValueError, match="dropout2d: p must be in"):
+        F.dropout2d(cl.zeros(2, 3, 4, 5), 1.5)
+
+
+# ---- adaptive max pooling ----
+def adaptive_max_pool_reference(x, out):
+    """Window i along an axis of length n is [floor(i n / out), ceil((i + 1) n / out))."""
+    windows = [[(i * n // o, math.ceil((i + 1) * n / o)) for i in range(o)] for n, o in zip(x.shape[2:], out)]
+    y = np.empty(x.shape[:2] + tuple(out))
+    for index in np.ndindex(*out):
+        region = tuple(slice(*windows[a][i]) for a, i in enumerate(index))
+        y[(...,) + index] = x[(slice(None), slice(None)) + region].reshape(x.shape[:2] + (-1,)).max(-1)
+    return y
+
+
+@pytest.mark.parametrize("shape, out", [((2, 3, 7, 5), (3, 2)), ((1, 2, 5, 5), 3), ((2, 2, 6, 4), (2, 4)),
+                                        ((1, 1, 3, 4), (5, 6)), ((2, 3, 8, 9), 1), ((2, 3, 7, 6), (None, 4)),
+                                        ((3, 5, 6), (2, 3))])  # the last: unbatched
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adaptive_max_pool2d_matches_numpy_and_torch(device, shape, out, dtype):
+    x = randn(*shape)
+    batched = x if len(shape) == 4 else x[None]
+    sizes = [out, out] if isinstance(out, int) else [batched.shape[2 + i] if o is None else o for i, o in enumerate(out)]
+    expected = adaptive_max_pool_reference(batched, sizes)
+    assert_close(F.adaptive_max_pool2d(cl.tensor(x.astype(dtype), device=device), out),
+                 expected if len(shape) == 4 else expected[0], dtype)
+    compare_with_torch(lambda t: F.adaptive_max_pool2d(t, out), lambda t: tf().adaptive_max_pool2d(t, out), [x],
+                       device, dtype)
+
+
+def test_adaptive_max_pool_ties_send_the_gradient_to_the_first_maximum(device):
+    x = np.maximum(randn(2, 2, 7, 5), 0)  # after ReLU: windows of zeros, where every element ties
+    x[0, 0] = 0.0
+    compare_with_torch(lambda t: F.adaptive_max_pool2d(t, (3, 2)), lambda t: tf().adaptive_max_pool2d(t, (3, 2)), [x],
+                       device, "float64")
+    compare_with_torch(lambda t: F.adaptive_max_pool1d(t, 4), lambda t: tf().adaptive_max_pool1d(t, 4),
+                       [np.maximum(randn(2, 3, 9), 0)], device, "float64")
+
+
+def test_adaptive_max_pool_errors():
+    with pytest.raises(ValueError, match="return_indices=True is not supported"):
+        F.adaptive_max_pool2d(cl.zeros(1, 1, 4, 4), 2, return_indices=True)
+    with pytest.raises(ValueError, match="output_size must be positive, got 0"):
+        F.adaptive_max_pool2d(cl.zeros(1, 1, 4, 4), 0)
+    with pytest.raises(ValueError, match="output_size must be an int or a tuple of 2 ints, got"):
+        F.adaptive_max_pool2d(cl.zeros(1, 1, 4, 4), (1, 2, 3))
+
+
+# ---- interpolate ----
+def linear_reference(x, axis, out, align_corners, scale):
+    """Each output position's source coordinate (PyTorch's rule), then the two neighbours' weighted sum."""
+    n = x.shape[axis]
+    y = np.zeros(x.shape[:axis] + (out,) + x.shape[axis + 1:])
+    for j in range(out):
+        if n == out:
+            src = float(j)
+        elif align_corners:
+            src = j * (n - 1) / (out - 1) if out > 1 else 0.0
+        else:
+            src = max((j + 0.5) * (n / out if scale is None else scale) - 0.5, 0.0)
+        i0 = min(int(math.floor(src)), n - 1)
+        i1 = min(i0 + 1, n - 1)
+        w1 = min(max(src - i0, 0.0), 1.0)
+        y[(slice(None),) * axis + (j,)] = (1 - w1) * np.take(x, i0, axis) + w1 * np.take(x, i1, axis)
+    return y
+
+
+def nearest_reference(x, axis, out, scale, exact=False):
+    n = x.shape[axis]
+    ratio = n / out if scale is None else scale
+    src = [min(int(math.floor((j + (0.5 if exact else 0.0)) * ratio)), n - 1) for j in range(out)]
+    return np.take(x, src, axis)
+
+
+INTERPOLATIONS = [
+    dict(scale_factor=2),
+    dict(scale_factor=2, mode="bilinear"),
+    dict(scale_factor=2, mode="bilinear", align_corners=True),
+    dict(size=(5, 9)),
+    dict(size=(5, 9), mode="bilinear"),
+    dict(size=(2, 3), mode="bilinear", align_corners=True),
+    dict(size=(1, 1), mode="bilinear", align_corners=True),
+    dict(scale_factor=(0.5, 1.5), mode="bilinear"),
+    dict(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True),
+    dict(scale_factor=0.6),
+    dict(size=(7, 4), mode="nearest-exact"),
+    dict(size=(4, 6)),  # the input's own size: a copy
+]
+
+
+@pytest.mark.parametrize("case", range(len(INTERPOLATIONS)))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_interpolate_2d_matches_numpy_and_torch(device, case, dtype):
+    options = INTERPOLATIONS[case]
+    x = randn(2, 3, 4, 6)
+    mode = options.get("mode", "nearest")
+    if "size" in options:
+        sizes, scales = options["size"], (None, None)
+    else:
+        factors = options["scale_factor"] if isinstance(options["scale_factor"], tuple) else (options["scale_factor"],) * 2
+        sizes = tuple(int(math.floor(n * f)) for n, f in zip(x.shape[2:], factors))
+        scales = (None, None) if options.get("recompute_scale_factor") else tuple(1 / f for f in factors)
+    expected = x
+    for axis, (out, scale) in enumerate(zip(sizes, scales), start=2):
+        if mode == "bilinear":
+            expected = linear_reference(expected, axis, out, options.get("align_corners"), scale)
+        else:
+            expected = nearest_reference(expected, axis, out, scale, exact=mode == "nearest-exact")
+    assert_close(F.interpolate(cl.tensor(x.astype(dtype), device=device), **options), expected.astype(dtype), dtype)
+    compare_with_torch(lambda t: F.interpolate(t, **options), lambda t: tf().interpolate(t, **options), [x], device,
+                       dtype)
+
+
+@pytest.mark.parametrize("options", [dict(scale_factor=3, mode="linear"), dict(size=4, mode="linear",
+                                                                                align_corners=True),
+                                     dict(size=11), dict(scale_factor=0.5, mode="linear")])
+def test_interpolate_1d_matches_torch(device, options):
+    compare_with_torch(lambda t: F.interpolate(t, **options), lambda t: tf().interpolate(t, **options),
+                       [randn(2, 3, 7)], device, "float64")
+
+
+def test_interpolate_nearest_with_awkward_float32_ratios_matches_torch(device):
+    # PyTorch computes nearest source indices in float32; sizes whose ratio rounds near an integer
+    for n, out in [(3, 9), (5, 3), (7, 10), (10, 7), (9, 12), (6, 9), (49, 51)]:
+        compare_with_torch(lambda t: F.interpolate(t, size=out), lambda t: tf().interpolate(t, size=out),
+                           [randn(1, 1, n)], device, "float64")
+
+
+def test_interpolate_errors():
+    x = cl.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
+        F.interpolate(x)
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
+        F.interpolate(x, size=2, scale_factor=2)
+    with pytest.raises(ValueError, match="mode must be one of .* got 'bicubic'"):
+        F.interpolate(x, scale_factor=2, mode="bicubic")
+    with pytest.raises(ValueError, match="mode 'linear' needs a 3-D input, got shape"):
+        F.interpolate(x, scale_factor=2, mode="linear")
+    with pytest.raises(ValueError, match="align_corners can only be set with mode 'linear' or 'bilinear'"):
+        F.interpolate(x, scale_factor=2, align_corners=False)
+    with pytest.raises(ValueError, match=r"expected a 3-D \(N, C, L\) or 4-D \(N, C, H, W\) input, got shape .*4, 4"):
+        F.interpolate(cl.zeros(4, 4), scale_factor=2)
+    with pytest.raises(ValueError, match="the output size must be positive"):
+        F.interpolate(x, scale_factor=0.1)
+    with pytest.raises(ValueError, match="antialias"):
+        F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True)
