@@ -107,4 +107,6 @@ def get_num_threads() -> int:
 
 from .tensor import (Tensor, arange, full, is_grad_enabled, manual_seed, no_grad, ones, ones_like, rand, randn,
                      tensor, zeros, zeros_like)
+from .indexing import (gather, index_add, index_select, masked_fill, masked_select, nonzero,  # noqa: E402
+                       scatter_add, where)
 from . import nn, optim  # noqa: E402  (they build on the names above)

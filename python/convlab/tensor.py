@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _C
 from . import autograd
+from . import indexing
 
 NDArray = _C.NDArray
 DTYPES = ("float32", "float64")
@@ -516,9 +517,42 @@ class Tensor:
     def contiguous(self):
         return self
 
+    # ---- indexing by values (indexing.py) ----
+    def gather(self, dim, index):
+        return indexing.gather(self, dim, index)
+
+    def scatter_add(self, dim, index, src):
+        return indexing.scatter_add(self, dim, index, src)
+
+    def index_select(self, dim, index):
+        return indexing.index_select(self, dim, index)
+
+    def index_add(self, dim, index, source, *, alpha=1):
+        return indexing.index_add(self, dim, index, source, alpha=alpha)
+
+    def masked_fill(self, mask, value):
+        return indexing.masked_fill(self, mask, value)
+
+    def masked_fill_(self, mask, value):
+        """In place, outside autograd, as x[mask] = value with mask broadcast to x's shape."""
+        self._check_inplace(value)
+        write_(self, indexing.masked_fill(self.detach(), mask, value)._data)
+        return self
+
+    def masked_select(self, mask):
+        return indexing.masked_select(self, mask)
+
+    def nonzero(self, *, as_tuple=False):
+        return indexing.nonzero(self, as_tuple=as_tuple)
+
+    def where(self, condition, other):
+        return indexing.where(condition, self, other)
+
     def __getitem__(self, index):
-        """Basic indexing as in PyTorch: ints, slices (any step sign, unlike PyTorch), ... and None (a new
-        axis of length 1). Lists, masks and index tensors (advanced indexing) are refused."""
+        """Indexing as in PyTorch: ints, slices (any step sign, unlike PyTorch), ... and None (a new axis of
+        length 1), and by values with lists, ranges, arrays and tensors (bool masks, index arrays; indexing.py)."""
+        if indexing.is_advanced(index):
+            return indexing.getitem(self, index)
         shape, index = _basic_index(index, self.shape)
         source = self if shape == self.shape else self.reshape(shape)
         return autograd.Index.apply(source, index=index)
@@ -527,6 +561,8 @@ class Tensor:
         """x[index] = value (a number, a Tensor or an array) writes into x's storage, broadcasting value."""
         self._check_inplace(value)
         _check_writable(self)
+        if indexing.is_advanced(index):
+            return indexing.setitem(self, index, value)
         shape, index = _basic_index(index, self.shape)
         target = self._data if shape == self.shape else self._data.view(shape)
         if isinstance(value, numbers.Number) and not isinstance(value, complex):
@@ -599,8 +635,8 @@ def _basic_index(index, shape):
     for item in items:
         valid = isinstance(item, (numbers.Integral, slice)) or item is Ellipsis or item is None
         if isinstance(item, (bool, np.bool_)) or not valid:
-            raise TypeError(f"tensor indices must be ints, slices, None or ..., got {type(item).__name__} "
-                            f"(advanced indexing with lists, masks or tensors is not supported)")
+            raise TypeError(f"tensor indices must be ints, slices, None, ..., lists, ranges, arrays or tensors, "
+                            f"got {type(item).__name__}")
     if sum(item is Ellipsis for item in items) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
     used = sum(item is not None and item is not Ellipsis for item in items)

@@ -1,0 +1,243 @@
+"""Indexing by values: advanced indexing (x[mask], x[idx], x[rows, cols], and their assignments) and the ops
+behind it, with PyTorch's names and results: where, gather, scatter_add, index_select, index_add,
+masked_fill, masked_select, nonzero.
+
+x[index] with any list, range, NumPy array or tensor in the index follows NumPy's rules as PyTorch applies
+them: ints and slices select first (ints are never advanced, unlike NumPy); a bool mask stands for the
+positions where it is True (mask.nonzero(), one index array per axis it covers); the index arrays broadcast
+together, and the result puts their shape where the first of them stood when they are adjacent, or in front
+when slices separate them. Several arrays become one flat index over their axes (ravel_index), so every form
+is one take along one axis, whose gradient adds g back at the taken positions (put with accumulate).
+"""
+import math
+import numbers
+
+import numpy as np
+
+from . import _C
+from . import autograd
+from . import tensor as tensor_module
+
+NDArray = _C.NDArray
+INTEGER_DTYPES = ("int64", "int32")
+
+
+class IndexTypeError(IndexError, TypeError):
+    """An index of the wrong kind (a float tensor): IndexError as PyTorch raises, and TypeError as convlab's
+    error contract asks for a wrong type."""
+
+
+def is_advanced(index):
+    """Whether index holds an item that indexes by its values (a list, range, NumPy array or tensor)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(item, (tensor_module.Tensor, np.ndarray, list, range)) for item in items)
+
+
+def _index_array(item, device, position):
+    """An advanced index item as an int64/int32 or bool NDArray on `device`."""
+    if isinstance(item, tensor_module.Tensor):
+        array = item._data
+    else:
+        values = np.asarray(item)
+        if values.size == 0 or values.dtype.kind in "iu":  # [] and range(0) index nothing, as in PyTorch
+            values = values.astype(np.int64)
+        if values.dtype.kind not in "biu":
+            raise IndexTypeError(f"index {position}: lists and arrays used as indices must hold ints or bools, "
+                                 f"got {values.dtype}")
+        array = NDArray.from_numpy(values, device)
+    if array.dtype not in INTEGER_DTYPES + ("bool",):
+        raise IndexTypeError(f"index {position}: tensors used as indices must be int64, int32 or bool, got "
+                             f"{array.dtype}")
+    return array if array.device == device else array.to(device)
+
+
+def _split(index, shape, device):
+    """x[index] as (the basic index, with full slices where advanced items stand; [(axis, array), ...]), each
+    advanced item as an NDArray with the axis of the basic result where it starts."""
+    items = index if isinstance(index, tuple) else (index,)
+    items = [_index_array(item, device, i) if is_advanced(item) else item for i, item in enumerate(items)]
+
+    def width(item):  # input axes an item consumes
+        if item is None or item is Ellipsis:
+            return 0
+        return item.ndim if isinstance(item, NDArray) and item.dtype == "bool" else 1
+
+    used = sum(width(item) for item in items)
+    basic, advanced, axis = [], [], 0
+    for item in items:
+        if isinstance(item, NDArray):
+            advanced.append((axis, item))
+            basic += [slice(None)] * width(item)
+            axis += width(item)
+            continue
+        basic.append(item)
+        if item is Ellipsis:
+            axis += max(len(shape) - used, 0)
+        elif not isinstance(item, numbers.Integral):  # a slice or None: one axis of the result
+            axis += 1
+    return tuple(basic), advanced
+
+
+def _index_arrays(advanced, shape):
+    """(axes, int arrays): every bool mask replaced by the positions where it holds, one array per axis."""
+    axes, arrays = [], []
+    for axis, array in advanced:
+        if array.dtype != "bool":
+            axes.append(axis)
+            arrays.append(array)
+            continue
+        covered = tuple(shape[axis:axis + array.ndim])
+        if array.ndim == 0 or tuple(array.shape) != covered:
+            raise IndexError(f"the shape of the mask {tuple(array.shape)} does not match the shape "
+                             f"{covered} of the indexed tensor at axes {axis}..{axis + array.ndim - 1}")
+        positions = array.nonzero()
+        for k in range(array.ndim):
+            axes.append(axis + k)
+            arrays.append(positions[:, k])
+    return axes, arrays
+
+
+def _adjacent_first(axes, ndim):
+    """The permutation that brings separated advanced axes to the front (NumPy puts their result there), or
+    None when they are adjacent and stay in place."""
+    if axes == list(range(axes[0], axes[0] + len(axes))):
+        return None
+    return tuple(axes) + tuple(d for d in range(ndim) if d not in axes)
+
+
+def _merged_shape(shape, first, count):
+    return tuple(shape[:first]) + (math.prod(shape[first:first + count]),) + tuple(shape[first + count:])
+
+
+def getitem(t, index):
+    basic, advanced = _split(index, t.shape, t._data.device)
+    y = t[basic]
+    axes, arrays = _index_arrays(advanced, y.shape)
+    if len(arrays) == 1:
+        return autograd.Take.apply(y, axis=axes[0], index=arrays[0])
+    order = _adjacent_first(axes, y.ndim)
+    if order is not None:
+        y, axes = y.permute(*order), list(range(len(axes)))
+    first, sizes = axes[0], [y.shape[d] for d in axes]
+    flat = _C.ravel_index(arrays, sizes, first)
+    return autograd.Take.apply(y.reshape(_merged_shape(y.shape, first, len(axes))), axis=first, index=flat)
+
+
+def setitem(t, index, value):
+    """t[index] = value with an advanced index, written into t's storage (outside autograd); where an index
+    repeats a position, the last value written there stays."""
+    data = t._data
+    basic, advanced = _split(index, t.shape, data.device)
+    shape, basic = tensor_module._basic_index(basic, t.shape)
+    target = (data if shape == t.shape else data.view(shape))[basic]
+    axes, arrays = _index_arrays(advanced, tuple(target.shape))
+    if isinstance(value, numbers.Number) and not isinstance(value, complex):
+        values = NDArray.full((), float(value), data.dtype, data.device)
+    else:
+        values = tensor_module._ndarray_from(value, data.dtype, data.device)
+    if len(arrays) == 1:
+        target.put(axes[0], arrays[0], values)
+        return
+    order = _adjacent_first(axes, target.ndim)
+    if order is not None:
+        target, axes = target.permute(order), list(range(len(axes)))
+    first, sizes = axes[0], [target.shape[d] for d in axes]
+    flat = _C.ravel_index(arrays, sizes, first)
+    merged = _merged_shape(target.shape, first, len(axes))
+    try:
+        target.view(merged).put(first, flat, values)
+    except ValueError:  # the strides do not merge those axes: write a merged copy back
+        copy = target.copy()
+        copy.view(merged).put(first, flat, values)
+        target[...] = copy
+
+
+# ---- the ops, as torch.* functions (Tensor has them as methods too) ----
+def _index_of(index, op):
+    if not isinstance(index, tensor_module.Tensor):
+        raise TypeError(f"{op}: index must be a tensor of int64, got {type(index).__name__}")
+    return index._data
+
+
+def _mask_of(mask, op):
+    array = mask._data if isinstance(mask, tensor_module.Tensor) else NDArray.from_numpy(np.asarray(mask))
+    if array.dtype != "bool":
+        raise TypeError(f"{op}: mask must be a bool tensor, got {array.dtype}")
+    return array
+
+
+def _scalar_like(value, like):
+    """A number as a 0-d tensor for an op with `like`: like's dtype, or float32 for a float meeting an
+    integer or bool tensor (PyTorch's promotion for a Python float)."""
+    dtype = like._data.dtype
+    if isinstance(value, float) and dtype not in ("float32", "float64"):
+        dtype = "float32"
+    return tensor_module.Tensor(NDArray.full((), float(value), dtype, like._data.device))
+
+
+def where(condition, input=None, other=None):
+    """condition ? input : other, broadcast together (either may be a number); where(condition) alone is
+    nonzero(condition, as_tuple=True)."""
+    if input is None and other is None:
+        return nonzero(condition, as_tuple=True)
+    cond = _mask_of(condition, "where")
+    Tensor = tensor_module.Tensor
+    if not isinstance(input, Tensor):
+        input = (_scalar_like(input, other) if isinstance(other, Tensor) else  # two numbers: float32, as PyTorch
+                 Tensor(NDArray.full((), float(input), "float32", cond.device)))
+    if not isinstance(other, Tensor):
+        other = _scalar_like(other, input)
+    a, b = input._operand(other)
+    return autograd.Where.apply(a, b, cond=cond)
+
+
+def gather(input, dim, index):
+    return autograd.Gather.apply(input, axis=tensor_module._axis(dim, input.ndim), index=_index_of(index, "gather"))
+
+
+def scatter_add(input, dim, index, src):
+    return autograd.ScatterAdd.apply(input, src, axis=tensor_module._axis(dim, input.ndim),
+                                     index=_index_of(index, "scatter_add"))
+
+
+def index_select(input, dim, index):
+    return autograd.IndexSelect.apply(input, axis=tensor_module._axis(dim, input.ndim),
+                                      index=_index_of(index, "index_select"))
+
+
+def index_add(input, dim, index, source, *, alpha=1):
+    return autograd.IndexAdd.apply(input, source, axis=tensor_module._axis(dim, input.ndim),
+                                   index=_index_of(index, "index_add"), alpha=alpha)
+
+
+def masked_fill(input, mask, value):
+    """input with value wherever mask (broadcast to input's shape) holds; value: a number or a 0-d tensor."""
+    cond = _mask_of(mask, "masked_fill")
+    if np.broadcast_shapes(tuple(cond.shape), input.shape) != input.shape:
+        raise ValueError(f"masked_fill: mask of shape {tuple(cond.shape)} does not broadcast to the input's "
+                         f"shape {input.shape}")
+    if isinstance(value, tensor_module.Tensor):
+        if value.ndim != 0:
+            raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
+        value = value.to(dtype=input.dtype)
+    else:
+        value = _scalar_like(value, input).to(dtype=input.dtype)
+    return autograd.Where.apply(value, input, cond=cond)
+
+
+def masked_select(input, mask):
+    """The elements of input where mask holds (both broadcast together), as a 1-D tensor."""
+    cond = _mask_of(mask, "masked_select")
+    shape = np.broadcast_shapes(tuple(cond.shape), input.shape)
+    return getitem(input.expand(*shape), tensor_module.Tensor(cond.broadcast_to(shape)))
+
+
+def nonzero(input, *, as_tuple=False):
+    """The positions of input's non-zero elements: an int64 (count, ndim) tensor in row-major order, or with
+    as_tuple one 1-D tensor per axis (what x[...] takes)."""
+    positions = input._data.nonzero()
+    if not as_tuple:
+        return tensor_module.Tensor(positions)
+    if input.ndim == 0:  # PyTorch treats a 0-d tensor as 1-D here
+        return (tensor_module.Tensor(NDArray.full((positions.shape[0],), 0.0, "int64", positions.device)),)
+    return tuple(tensor_module.Tensor(positions[:, d]) for d in range(input.ndim))
