@@ -107,6 +107,16 @@ def get_num_threads() -> int:
 
 from .tensor import (Tensor, arange, full, is_grad_enabled, manual_seed, no_grad, ones, ones_like, rand, randn,
                      tensor, zeros, zeros_like)
+# The tensor toolbox of PyTorch's top-level namespace.
+from .tensor import (Device as device, Size, as_tensor, empty, empty_like, enable_grad, eye, from_numpy,  # noqa: E402
+                     full_like, inference_mode, is_tensor, linspace, normal, numel, rand_like, randn_like,
+                     set_grad_enabled)
+from .functions import (abs, bmm, cat, chunk, clamp, clip, clone, concat, concatenate, exp, flatten,  # noqa: E402
+                        log, log_softmax, logsumexp, max, maximum, mean, minimum, mm, narrow, neg, permute, pow,
+                        relu, reshape, rsqrt, sigmoid, softmax, split, sqrt, square, squeeze, stack, std, sum,
+                        swapaxes, t, tanh, transpose, unbind, unsqueeze, var)
+from .tensor import matmul  # noqa: E402
 from .indexing import (gather, index_add, index_select, masked_fill, masked_select, nonzero,  # noqa: E402
                        scatter_add, where)
+from .serialization import load, save  # noqa: E402
 from . import nn, optim  # noqa: E402  (they build on the names above)

@@ -24,6 +24,44 @@ _rng = np.random.default_rng()
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
+class Size(tuple):
+    """A tensor's shape, as torch.Size: a tuple of ints that also knows its element count."""
+
+    def numel(self):
+        return math.prod(self)
+
+    def __repr__(self):
+        return f"convlab.Size({list(self)})"
+
+
+class Device(str):
+    """convlab.device: a device name ('cpu', 'cuda', 'cuda:0') with .type and .index, as torch.device. It is a
+    str, so it goes wherever a device string goes and compares equal to one."""
+
+    def __new__(cls, type, index=None):
+        name = str(type) if index is None else f"{type}:{index}"
+        base, colon, number = name.partition(":")
+        if base not in ("cpu", "cuda") or (colon and not number.isdigit()):
+            raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+        return super().__new__(cls, name)
+
+    @property
+    def type(self):
+        return self.partition(":")[0]
+
+    @property
+    def index(self):
+        number = self.partition(":")[2]
+        return int(number) if number else None
+
+    def __repr__(self):
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
+
+
+_device_named = functools.cache(Device)  # Tensor.device runs in every op's device check: one object per name
+
+
 class IndexOutOfRangeError(IndexError, ValueError):
     """An index past the end of an axis: an IndexError as PyTorch (and Python's sequence protocol) raise,
     and a ValueError as convlab's error contract asks for a bad argument."""
@@ -43,8 +81,11 @@ def is_grad_enabled():
     return _grad_enabled
 
 
-class no_grad:
-    """Context manager, and decorator as @no_grad() or @no_grad, under which new results record no graph."""
+class _GradMode:
+    """Context manager, and decorator as @cls() or @cls, that sets grad mode to `enabled` inside and restores
+    the previous mode on the way out."""
+
+    enabled = False
 
     def __new__(cls, fn=None):
         self = super().__new__(cls)
@@ -52,7 +93,7 @@ class no_grad:
 
     def __enter__(self):
         global _grad_enabled
-        self._prev, _grad_enabled = _grad_enabled, False
+        self._prev, _grad_enabled = _grad_enabled, self.enabled
 
     def __exit__(self, *exc):
         global _grad_enabled
@@ -61,10 +102,52 @@ class no_grad:
     def __call__(self, fn):
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
-            with no_grad():
+            global _grad_enabled
+            prev, _grad_enabled = _grad_enabled, self.enabled  # a local prev, so recursive calls nest
+            try:
                 return fn(*args, **kwargs)
+            finally:
+                _grad_enabled = prev
 
         return wrapped
+
+
+class no_grad(_GradMode):
+    """New results record no graph inside."""
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Grad mode back on inside, e.g. within a no_grad() block."""
+
+    enabled = True
+
+
+class inference_mode(_GradMode):
+    """As no_grad() (convlab has no separate inference tensors); inference_mode(False) leaves grad mode as
+    it is."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # used bare, as @inference_mode
+            return super().__new__(cls, mode)
+        self = super().__new__(cls)
+        self.enabled = not mode and is_grad_enabled()
+        return self
+
+
+class set_grad_enabled(_GradMode):
+    """set_grad_enabled(mode) switches grad mode at once; used as a context manager it restores the previous
+    mode on exit."""
+
+    def __new__(cls, mode):
+        global _grad_enabled
+        self = super().__new__(cls)
+        self.enabled, self._prev, _grad_enabled = bool(mode), _grad_enabled, bool(mode)
+        return self
+
+    def __enter__(self):
+        pass
 
 
 def canonical_dtype(dtype):
@@ -140,7 +223,7 @@ class Tensor:
     # ---- metadata ----
     @property
     def shape(self):
-        return tuple(self._data.shape)
+        return Size(self._data.shape)
 
     @property
     def dtype(self):
@@ -148,7 +231,7 @@ class Tensor:
 
     @property
     def device(self):
-        return self._data.device
+        return _device_named(self._data.device)
 
     @property
     def ndim(self):
@@ -171,13 +254,19 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+        return self.shape if dim is None else self.shape[_axis(dim, self.ndim)]
 
     def dim(self):
         return self.ndim
 
     def numel(self):
         return self._data.size
+
+    nelement = numel
+
+    def element_size(self):
+        """Bytes per element."""
+        return np.dtype(self._data.dtype).itemsize
 
     def __len__(self):
         if self.ndim == 0:
@@ -188,9 +277,7 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __repr__(self):
-        values = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"tensor({values}, device='{self.device}', dtype={self.dtype}{grad})"
+        return _tensor_repr(self)
 
     def __format__(self, spec):
         """f"{loss:.4f}" formats a 0-d tensor as its number, as in PyTorch."""
@@ -212,16 +299,20 @@ class Tensor:
         return self._data.numpy()
 
     def __array__(self, dtype=None, copy=None):
+        """np.asarray(t): always a fresh host copy, so NumPy's copy=False (share or fail) cannot be met."""
+        if copy is False:
+            raise ValueError("__array__: a tensor's values cannot be shared with NumPy without a copy (copy=False)")
         arr = self.numpy()
-        return arr if dtype is None else arr.astype(dtype)
+        return arr if dtype is None else arr.astype(dtype, copy=False)
 
     def item(self):
+        """The one element as a Python number of the matching kind (float, int or bool)."""
         if self._data.size != 1:
             raise ValueError(f"item: only a one-element tensor converts to a Python number, got shape {self.shape}")
-        return float(self.numpy().reshape(-1)[0])
+        return self.numpy().reshape(-1)[0].item()
 
     def __float__(self):
-        return self.item()
+        return float(self.item())
 
     def __int__(self):
         return int(self.item())
@@ -354,12 +445,12 @@ class Tensor:
         a, b = self._operand(other)
         return matmul(b, a)
 
-    def _check_inplace(self, other):
-        """x[i] = v cannot take part in autograd: under grad mode it is refused when either side requires
-        grad, instead of silently cutting the graph."""
+    def _check_inplace(self, other, op="x[index] = value"):
+        """x[i] = v and x.add_(y) cannot take part in autograd: under grad mode they are refused when either
+        side requires grad, instead of silently cutting the graph."""
         if is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
-            raise RuntimeError("x[index] = value on a tensor that requires grad, or with a value that does, is not "
-                               "supported: build the tensor out of place, or write under convlab.no_grad()")
+            raise RuntimeError(f"{op} on a tensor that requires grad, or with a value that does, is not "
+                               f"supported: build the tensor out of place, or write under convlab.no_grad()")
 
     def _inplace(self, fn, other):
         """x += y and friends. Outside autograd the result is written into x's storage, so views of x and
@@ -384,6 +475,57 @@ class Tensor:
         """Fills with zeros in place (the w.grad.zero_() of hand-written PyTorch loops)."""
         self[...] = 0.0
         return self
+
+    def _assign_(self, op, compute, *operands):
+        """The x.add_(y) family: writes compute() into x's storage, as x[...] = compute() would, so views and
+        state_dict() entries see it. Unlike x += y a method cannot rebind the name, so where autograd is
+        involved it is refused (see docs/differences.md)."""
+        for operand in operands or (None,):
+            self._check_inplace(operand, op)
+        with no_grad():
+            value = compute()
+        try:
+            fits = np.broadcast_shapes(value.shape, self.shape) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{op}: the result has shape {tuple(value.shape)}, which does not fit the tensor it "
+                             f"is written into, of shape {tuple(self.shape)}")
+        self[...] = value
+        return self
+
+    def fill_(self, value):
+        return self._assign_("fill_", lambda: full_like(self, float(value)), value)
+
+    def copy_(self, src, non_blocking=False):
+        """src's values (broadcast, cast to self's dtype, moved to self's device) written into self."""
+        if not isinstance(src, Tensor):
+            raise TypeError(f"copy_: src must be a Tensor, got {type(src).__name__}")
+        return self._assign_("copy_", lambda: src, src)
+
+    def add_(self, other, *, alpha=1):
+        return self._assign_("add_", lambda: self + other * alpha, other)
+
+    def sub_(self, other, *, alpha=1):
+        return self._assign_("sub_", lambda: self - other * alpha, other)
+
+    def mul_(self, other):
+        return self._assign_("mul_", lambda: self * other, other)
+
+    def div_(self, other):
+        return self._assign_("div_", lambda: self / other, other)
+
+    def clamp_(self, min=None, max=None):
+        return self._assign_("clamp_", lambda: self.clamp(min, max), min, max)
+
+    clip_ = clamp_
+
+    def uniform_(self, a=0.0, b=1.0):
+        """Samples of U(a, b) written in place (nn.init's and hand-written initialisation's tool)."""
+        return self._assign_("uniform_", lambda: _rng.uniform(a, b, self.shape))
+
+    def normal_(self, mean=0.0, std=1.0):
+        return self._assign_("normal_", lambda: _rng.normal(mean, std, self.shape))
 
     def __iadd__(self, other):
         return self._inplace(autograd.Add, other)
@@ -449,6 +591,35 @@ class Tensor:
     def pow(self, exponent):
         return self ** exponent
 
+    def neg(self):
+        return -self
+
+    def square(self):
+        return self * self
+
+    def rsqrt(self):
+        return 1.0 / self.sqrt()
+
+    def clamp(self, min=None, max=None):
+        """Each element limited to [min, max]; min and max are numbers or tensors (broadcast), either may be
+        None but not both."""
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        lo, hi = (b.to(dtype=self.dtype) if isinstance(b, Tensor) else None if b is None else float(b)
+                  for b in (min, max))
+        return autograd.Clamp.apply(self, lo, hi)
+
+    clip = clamp
+
+    def maximum(self, other):
+        """Element-wise max; where both are equal each gets half the gradient, as in PyTorch."""
+        a, b = self._operand(other)
+        return autograd.Extremum.apply(a, b, largest=True)
+
+    def minimum(self, other):
+        a, b = self._operand(other)
+        return autograd.Extremum.apply(a, b, largest=False)
+
     # ---- reductions ----
     def sum(self, dim=None, keepdim=False):
         return autograd.Sum.apply(self, axes=_axes(dim, self.ndim), keepdims=keepdim)
@@ -457,13 +628,44 @@ class Tensor:
         return autograd.Mean.apply(self, axes=_axes(dim, self.ndim), keepdims=keepdim)
 
     def max(self, dim=None, keepdim=False):
-        """max() -> the largest element; max(dim) -> (values, indices) along dim, as in PyTorch."""
+        """max() -> the largest element; max(dim) -> (values, indices) along dim; max(other_tensor) ->
+        maximum(other), as in PyTorch."""
         if dim is None:
             return autograd.Max.apply(self)
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
         if not isinstance(dim, numbers.Integral):
             raise TypeError(f"max: dim must be an int or None, got {dim!r}")
         values = autograd.MaxDim.apply(self, axis=_axis(dim, self.ndim), keepdims=keepdim)
         return MaxResult(values, self.argmax(dim, keepdim))
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """sum((x - mean)^2) / (N - correction) over dim; correction is 1 (unbiased=True, the default) or 0
+        (unbiased=False), or any number given as correction=. var(False) is the old var(unbiased) form."""
+        return _moment(self, dim, unbiased, keepdim, correction, root=False)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """sqrt(var(...)); a constant input's std gets gradient 0, as in PyTorch."""
+        return _moment(self, dim, unbiased, keepdim, correction, root=True)
+
+    def logsumexp(self, dim, keepdim=False):
+        """log(sum(exp(x))) over dim, computed as m + log(sum(exp(x - m))) with m the maximum (a constant to
+        autograd: it cancels out of the gradient, softmax), so exp cannot overflow."""
+        axes = _axes(dim, self.ndim)
+        largest = float(np.finfo(self._data.dtype).max)  # an infinite maximum is clipped so x - m stays defined
+        shift = Tensor(self._data.max(axes or None, True).maximum(-largest).minimum(largest))
+        out = (self - shift).exp().sum(axes, keepdim=True).log() + shift
+        return out if keepdim else out.squeeze(axes)
+
+    def softmax(self, dim, dtype=None):
+        from .nn import functional  # nn builds on this module, so it is imported when first needed
+
+        return functional.softmax(self, dim, dtype=dtype)
+
+    def log_softmax(self, dim, dtype=None):
+        from .nn import functional
+
+        return functional.log_softmax(self, dim, dtype=dtype)
 
     def argmax(self, dim=None, keepdim=False):
         """Indices as whole numbers in self's dtype (convlab has no integer dtype); never differentiable."""
@@ -514,8 +716,92 @@ class Tensor:
         shape = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
         return autograd.BroadcastTo.apply(self, shape=shape)
 
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    def repeat(self, *sizes):
+        """The tensor tiled sizes[i] times along axis i (leading sizes add new axes). Axis by axis, a new axis
+        of length r is broadcast in front and merged with it, so the gradient sums over the copies."""
+        sizes = _shape_args(sizes)
+        if len(sizes) < self.ndim:
+            raise ValueError(f"repeat: {len(sizes)} repeat counts given for a tensor with {self.ndim} dimensions; "
+                             f"give at least {self.ndim}")
+        out = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
+        for axis, r in enumerate(sizes):
+            if r != 1:
+                before, n, after = out.shape[:axis], out.shape[axis], out.shape[axis + 1:]
+                out = out.unsqueeze(axis).expand(before + (r, n) + after).reshape(before + (r * n,) + after)
+        return out
+
+    def tile(self, *dims):
+        """repeat with too few counts padded by leading 1s."""
+        dims = _shape_args(dims)
+        return self.repeat((1,) * (self.ndim - len(dims)) + dims)
+
+    def t(self):
+        """The transpose of a 2-D tensor; 0-D and 1-D tensors come back as they are."""
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor with <= 2 dimensions, got {self.ndim}; use transpose(dim0, dim1)")
+        return self.transpose(0, 1) if self.ndim == 2 else self
+
+    @property
+    def mT(self):
+        """The last two dimensions swapped (a batch of transposed matrices)."""
+        if self.ndim < 2:
+            raise ValueError(f"mT: expects a tensor with >= 2 dimensions, got {self.ndim}")
+        return self.transpose(-2, -1)
+
+    def view_as(self, other):
+        return self.view(other.shape)
+
+    def reshape_as(self, other):
+        return self.reshape(other.shape)
+
+    def select(self, dim, index):
+        """The slice at index along dim, with dim removed."""
+        return self[(slice(None),) * _axis(dim, self.ndim) + (index,)]
+
+    def narrow(self, dim, start, length):
+        """Elements start .. start+length-1 along dim (start may count from the end), as a view."""
+        axis = _axis(dim, self.ndim)
+        n = self.shape[axis]
+        if not -n <= start <= n:
+            raise IndexOutOfRangeError(f"narrow: start {start} is out of range for dimension {dim} of size {n}")
+        start = start + n if start < 0 else start
+        if length < 0 or start + length > n:
+            raise ValueError(f"narrow: start ({start}) + length ({length}) exceeds dimension {dim} of size {n}")
+        return self[(slice(None),) * axis + (slice(start, start + length),)]
+
+    def split(self, split_size_or_sections, dim=0):
+        """Pieces along dim: of split_size each (the last one smaller if need be), or of the listed sizes."""
+        n = self.shape[_axis(dim, self.ndim)]
+        if isinstance(split_size_or_sections, numbers.Integral):
+            size = int(split_size_or_sections)
+            if size <= 0 and n > 0:
+                raise ValueError(f"split: split_size must be a positive int, got {size}")
+            sizes = [size] * (n // size) + ([n % size] if n % size else []) if n else [0]
+        else:
+            sizes = list(_shape_args(split_size_or_sections))
+            if sum(sizes) != n or min(sizes, default=0) < 0:
+                raise ValueError(f"split: split sizes {sizes} must be >= 0 and sum to the size of dimension {dim}, "
+                                 f"{n}")
+        starts = np.cumsum([0] + sizes[:-1]).tolist()
+        return tuple(self.narrow(dim, start, size) for start, size in zip(starts, sizes))
+
+    def chunk(self, chunks, dim=0):
+        """At most `chunks` pieces of ceil(n / chunks) along dim (fewer when n does not fill them)."""
+        if not isinstance(chunks, numbers.Integral) or chunks <= 0:
+            raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+        n = self.shape[_axis(dim, self.ndim)]
+        return self.split(-(-n // chunks) if n else [0] * chunks, dim)
+
+    def unbind(self, dim=0):
+        """Every slice along dim, with dim removed."""
+        return tuple(self.select(dim, i) for i in range(self.shape[_axis(dim, self.ndim)]))
+
     def contiguous(self):
-        return self
+        """self when already laid out row-major, else a row-major copy (differentiable)."""
+        return self if self._data.is_contiguous() else autograd.Copy.apply(self)
 
     # ---- indexing by values (indexing.py) ----
     def gather(self, dim, index):
@@ -569,6 +855,91 @@ class Tensor:
             target[index] = float(value)
         else:
             target[index] = _ndarray_from(value, self.dtype, self.device)
+
+
+# ---- printing, laid out as PyTorch's torch/_tensor_str.py does with its default print options ----
+_LINE_WIDTH, _THRESHOLD, _EDGE_ITEMS, _PRECISION = 80, 1000, 3, 4
+
+
+def _edges(arr):
+    """The elements printed when a tensor is summarised: the first and last _EDGE_ITEMS along each long axis."""
+    for axis, n in enumerate(arr.shape):
+        if n > 2 * _EDGE_ITEMS:
+            arr = np.concatenate([arr.take(range(_EDGE_ITEMS), axis), arr.take(range(n - _EDGE_ITEMS, n), axis)], axis)
+    return arr
+
+
+def _element_formatter(arr):
+    """One format for every element, padded to one width. Floats get 4 decimals, or `2.` when all are whole,
+    or scientific notation when the nonzero finite magnitudes span more than 1000x, pass 1e8, or (not whole)
+    fall below 1e-4."""
+    if arr.dtype.kind != "f":
+        width = max((len(str(v)) for v in arr.reshape(-1).tolist()), default=1)
+        return lambda v: str(v).rjust(width)
+    finite = arr[np.isfinite(arr) & (arr != 0)].astype(np.float64)
+    size = np.abs(finite)
+    whole = bool(np.all(finite == np.ceil(finite)))
+    sci = finite.size > 0 and (size.max() / size.min() > 1000.0 or size.max() > 1e8
+                               or (not whole and size.min() < 1e-4))
+    if sci:
+        fmt = lambda v: f"{v:.{_PRECISION}e}"
+    elif whole:
+        fmt = lambda v: f"{v:.0f}" + ("" if math.isinf(v) or math.isnan(v) else ".")
+    else:
+        fmt = lambda v: f"{v:.{_PRECISION}f}"
+    width = max((len(fmt(v)) for v in finite.tolist()), default=1)
+    return lambda v: fmt(v).rjust(width)
+
+
+def _nested_str(arr, indent, fmt, summarise):
+    if arr.ndim == 0:
+        return fmt(arr.item())
+    n, cut = arr.shape[0], summarise and arr.shape[0] > 2 * _EDGE_ITEMS
+    rows = list(range(_EDGE_ITEMS)) + [None] + list(range(n - _EDGE_ITEMS, n)) if cut else list(range(n))
+    if arr.ndim == 1:
+        items = [" ..." if i is None else fmt(arr[i].item()) for i in rows]
+        per_line = max(1, (_LINE_WIDTH - indent) // (len(fmt(arr[0].item())) + 2))
+        lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+        return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
+    items = ["..." if i is None else _nested_str(arr[i], indent + 1, fmt, summarise) for i in rows]
+    return "[" + ("," + "\n" * (arr.ndim - 1) + " " * (indent + 1)).join(items) + "]"
+
+
+def _tensor_repr(t):
+    """tensor(values, suffixes) as PyTorch prints it: device when not the CPU, dtype when not float32 /
+    int64 / bool, then grad_fn or requires_grad=True; a suffix that would pass the line width starts a line."""
+    arr, prefix = t.numpy(), "tensor("
+    suffixes = [] if t.device == "cpu" else [f"device='{t.device}'"]
+    if arr.size == 0:
+        body = "[]"
+        suffixes += [] if arr.ndim == 1 else [f"size={tuple(arr.shape)}"]
+    else:
+        summarise = arr.size > _THRESHOLD
+        body = _nested_str(arr, len(prefix), _element_formatter(_edges(arr) if summarise else arr), summarise)
+    if t._data.dtype not in ("float32", "int64", "bool") or (arr.size == 0 and t._data.dtype != "float32"):
+        suffixes.append(f"dtype=convlab.{t._data.dtype}")
+    if t._ctx is not None:
+        suffixes.append(f"grad_fn=<{type(t._ctx).__name__}Backward0>")
+    elif t.requires_grad:
+        suffixes.append("requires_grad=True")
+    text, last_line = prefix + body, len(prefix + body) - (prefix + body).rfind("\n") + 1
+    for suffix in suffixes:
+        if last_line + len(suffix) + 2 > _LINE_WIDTH:
+            text, last_line = text + ",\n" + " " * len(prefix) + suffix, len(prefix) + len(suffix)
+        else:
+            text, last_line = text + ", " + suffix, last_line + len(suffix) + 2
+    return text + ")"
+
+
+def _moment(t, dim, unbiased, keepdim, correction, root):
+    """var (root=False) or std (root=True) after PyTorch's argument rules."""
+    if isinstance(dim, bool):  # var(True): the old positional `unbiased`
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError("var/std: give unbiased= or correction=, not both")
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    return autograd.Var.apply(t, axes=_axes(dim, t.ndim), correction=correction, keepdims=keepdim, root=root)
 
 
 def _check_writable(t):
@@ -721,34 +1092,127 @@ def _new(array, dtype, device, requires_grad):
                   requires_grad=requires_grad)
 
 
-def full(shape, fill_value, dtype="float32", device=None, requires_grad=False):
-    shape = _shape_args((shape,) if isinstance(shape, numbers.Integral) else tuple(shape))
-    return Tensor(NDArray.full(shape, float(fill_value), canonical_dtype(dtype), canonical_device(device)),
+def _size(op, args, size):
+    """The shape a creator is asked for: f(2, 3), f((2, 3)), f([2, 3]), f(some_tensor.shape) or f(size=...)."""
+    if size is not None:
+        if args:
+            raise TypeError(f"{op}: give the size either positionally or as size=, not both")
+        args = (size,) if isinstance(size, numbers.Integral) else tuple(size)
+    return _shape_args(args)
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    size = _shape_args((size,) if isinstance(size, numbers.Integral) else tuple(size))
+    return Tensor(NDArray.full(size, float(fill_value), canonical_dtype(dtype), canonical_device(device)),
                   requires_grad=requires_grad)
 
 
-def zeros(*shape, dtype="float32", device=None, requires_grad=False):
-    return full(_shape_args(shape), 0.0, dtype, device, requires_grad)
+def zeros(*args, size=None, dtype=None, device=None, requires_grad=False):
+    return full(_size("zeros", args, size), 0.0, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def ones(*shape, dtype="float32", device=None, requires_grad=False):
-    return full(_shape_args(shape), 1.0, dtype, device, requires_grad)
+def ones(*args, size=None, dtype=None, device=None, requires_grad=False):
+    return full(_size("ones", args, size), 1.0, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def zeros_like(t, dtype=None, device=None, requires_grad=False):
-    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+def empty(*args, size=None, dtype=None, device=None, requires_grad=False):
+    """Uninitialised memory, as in PyTorch: whatever the allocator hands out."""
+    return Tensor(NDArray.empty(_size("empty", args, size), canonical_dtype(dtype), canonical_device(device)),
+                  requires_grad=requires_grad)
 
 
-def ones_like(t, dtype=None, device=None, requires_grad=False):
-    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+def randn(*args, size=None, dtype=None, device=None, requires_grad=False):
+    return _new(_rng.standard_normal(_size("randn", args, size)), dtype, device, requires_grad)
 
 
-def randn(*shape, dtype="float32", device=None, requires_grad=False):
-    return _new(_rng.standard_normal(_shape_args(shape)), dtype, device, requires_grad)
+def rand(*args, size=None, dtype=None, device=None, requires_grad=False):
+    return _new(_rng.random(_size("rand", args, size)), dtype, device, requires_grad)
 
 
-def rand(*shape, dtype="float32", device=None, requires_grad=False):
-    return _new(_rng.random(_shape_args(shape)), dtype, device, requires_grad)
+def normal(mean=0.0, std=1.0, size=None, *, dtype=None, device=None, requires_grad=False):
+    """Samples of N(mean, std^2). mean and std may be tensors (the result takes their broadcast shape, dtype
+    and device) or numbers with size= given; the samples are drawn, not differentiated (as in PyTorch, no
+    gradient reaches mean or std)."""
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    if tensors:
+        if size is not None:
+            raise TypeError("normal: size= is only for a number mean and std; with a tensor the shape is its own")
+        shape = np.broadcast_shapes(*(t.shape for t in tensors))
+        dtype, device = dtype or tensors[0].dtype, device or tensors[0].device
+    elif size is None:
+        raise TypeError("normal: with a number mean and std, give size=, e.g. normal(0, 1, size=(2, 3))")
+    else:
+        shape = _size("normal", (), size)
+    if np.any(np.asarray(std) < 0):
+        raise ValueError(f"normal: std must be >= 0, got {std}")
+    values = np.asarray(mean) + np.asarray(std) * _rng.standard_normal(shape)
+    return _new(values, dtype, device, requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
+    """The n x m identity (m defaults to n)."""
+    return _new(np.eye(n, n if m is None else m), dtype, device, requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):
+    """steps evenly spaced values from start to end, both included."""
+    if not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"linspace: steps must be an int >= 0, got {steps!r}")
+    return _new(np.linspace(float(start), float(end), steps), dtype, device, requires_grad)
+
+
+def _like(input, dtype, device):
+    """The dtype and device a *_like creator gives: input's unless overridden."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
+    return {"dtype": dtype or input.dtype, "device": device or input.device}
+
+
+def zeros_like(input, *, dtype=None, device=None, requires_grad=False):
+    return zeros(input.shape, requires_grad=requires_grad, **_like(input, dtype, device))
+
+
+def ones_like(input, *, dtype=None, device=None, requires_grad=False):
+    return ones(input.shape, requires_grad=requires_grad, **_like(input, dtype, device))
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad=False):
+    return empty(input.shape, requires_grad=requires_grad, **_like(input, dtype, device))
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
+    return full(input.shape, fill_value, requires_grad=requires_grad, **_like(input, dtype, device))
+
+
+def rand_like(input, *, dtype=None, device=None, requires_grad=False):
+    return rand(input.shape, requires_grad=requires_grad, **_like(input, dtype, device))
+
+
+def randn_like(input, *, dtype=None, device=None, requires_grad=False):
+    return randn(input.shape, requires_grad=requires_grad, **_like(input, dtype, device))
+
+
+def from_numpy(ndarray):
+    """A CPU tensor with the array's values and dtype. Unlike PyTorch it holds a copy: convlab owns its
+    storage (see docs/differences.md)."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(ndarray).__name__}")
+    return Tensor(_ndarray_from(ndarray, None, "cpu"))
+
+
+def as_tensor(data, dtype=None, device=None):
+    """data itself when it is already a tensor of that dtype and device, else tensor(data, ...)."""
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def numel(input):
+    return input.numel()
 
 
 def arange(start=0, end=None, step=1, dtype="float32", device=None, requires_grad=False):
