@@ -4,10 +4,11 @@ masked_fill, masked_select, nonzero.
 
 x[index] with any list, range, NumPy array or tensor in the index follows NumPy's rules as PyTorch applies
 them: ints and slices select first (ints are never advanced, unlike NumPy); a bool mask stands for the
-positions where it is True (mask.nonzero(), one index array per axis it covers); the index arrays broadcast
-together, and the result puts their shape where the first of them stood when they are adjacent, or in front
-when slices separate them. Several arrays become one flat index over their axes (ravel_index), so every form
-is one take along one axis, whose gradient adds g back at the taken positions (put with accumulate).
+positions where it is True over the axes it covers; the index arrays broadcast together, and the result puts
+their shape where the first of them stood when they are adjacent, or in front when slices separate them.
+The axes the items cover are merged into one and the items into one flat index over it (a mask's positions
+are flat from the start; several items go through ravel_index), so every form is one take along one axis,
+whose gradient adds g back at the taken positions (put with accumulate).
 """
 import math
 import numbers
@@ -78,49 +79,45 @@ def _split(index, shape, device):
     return tuple(basic), advanced
 
 
-def _index_arrays(advanced, shape):
-    """(axes, int arrays): every bool mask replaced by the positions where it holds, one array per axis."""
-    axes, arrays = [], []
+def _plan(advanced, shape):
+    """How the advanced items read an array of `shape` (the result of the basic index): permute it by `order`
+    (None: as it is), view it as `merged` (the axes the items cover made one, at axis `first`), then take
+    the int64 `flat` along that axis. A bool mask's positions are flat over its axes from the start, so only
+    several items need ravel_index."""
+    spans, flats = [], []  # per item: (first axis, how many axes) it covers; its flat index over them
     for axis, array in advanced:
-        if array.dtype != "bool":
-            axes.append(axis)
-            arrays.append(array)
-            continue
-        covered = tuple(shape[axis:axis + array.ndim])
-        if array.ndim == 0 or tuple(array.shape) != covered:
-            raise IndexError(f"the shape of the mask {tuple(array.shape)} does not match the shape "
-                             f"{covered} of the indexed tensor at axes {axis}..{axis + array.ndim - 1}")
-        positions = array.nonzero()
-        for k in range(array.ndim):
-            axes.append(axis + k)
-            arrays.append(positions[:, k])
-    return axes, arrays
-
-
-def _adjacent_first(axes, ndim):
-    """The permutation that brings separated advanced axes to the front (NumPy puts their result there), or
-    None when they are adjacent and stay in place."""
-    if axes == list(range(axes[0], axes[0] + len(axes))):
-        return None
-    return tuple(axes) + tuple(d for d in range(ndim) if d not in axes)
-
-
-def _merged_shape(shape, first, count):
-    return tuple(shape[:first]) + (math.prod(shape[first:first + count]),) + tuple(shape[first + count:])
+        if array.dtype == "bool":
+            covered = tuple(shape[axis:axis + array.ndim])
+            if tuple(array.shape) != covered:
+                raise IndexError(f"the shape of the mask {tuple(array.shape)} does not match the shape "
+                                 f"{covered} of the indexed tensor at axis {axis}")
+            spans.append((axis, array.ndim))
+            flats.append(array.reshape((array.size,)).nonzero()[:, 0])
+        else:
+            spans.append((axis, 1))
+            flats.append(array)
+    order = None
+    if any(start + n != next_start for (start, n), (next_start, _) in zip(spans, spans[1:])):
+        covered = [a for start, n in spans for a in range(start, start + n)]  # NumPy moves them to the front
+        order = tuple(covered) + tuple(d for d in range(len(shape)) if d not in covered)
+        shape = tuple(shape[d] for d in order)
+        spans = [(sum(n for _, n in spans[:i]), n) for i, (_, n) in enumerate(spans)]
+    first, count = spans[0][0], sum(n for _, n in spans)
+    sizes = [math.prod(shape[start:start + n]) for start, n in spans]
+    merged = tuple(shape[:first]) + (math.prod(sizes),) + tuple(shape[first + count:])
+    flat = flats[0] if len(flats) == 1 else _C.ravel_index(flats, sizes, first)
+    return order, merged, first, flat
 
 
 def getitem(t, index):
     basic, advanced = _split(index, t.shape, t._data.device)
     y = t[basic]
-    axes, arrays = _index_arrays(advanced, y.shape)
-    if len(arrays) == 1:
-        return autograd.Take.apply(y, axis=axes[0], index=arrays[0])
-    order = _adjacent_first(axes, y.ndim)
+    order, merged, first, flat = _plan(advanced, y.shape)
     if order is not None:
-        y, axes = y.permute(*order), list(range(len(axes)))
-    first, sizes = axes[0], [y.shape[d] for d in axes]
-    flat = _C.ravel_index(arrays, sizes, first)
-    return autograd.Take.apply(y.reshape(_merged_shape(y.shape, first, len(axes))), axis=first, index=flat)
+        y = y.permute(*order)
+    if merged != y.shape:
+        y = y.reshape(merged)
+    return autograd.Take.apply(y, axis=first, index=flat)
 
 
 def setitem(t, index, value):
@@ -130,23 +127,16 @@ def setitem(t, index, value):
     basic, advanced = _split(index, t.shape, data.device)
     shape, basic = tensor_module._basic_index(basic, t.shape)
     target = (data if shape == t.shape else data.view(shape))[basic]
-    axes, arrays = _index_arrays(advanced, tuple(target.shape))
     if isinstance(value, numbers.Number) and not isinstance(value, complex):
         values = NDArray.full((), float(value), data.dtype, data.device)
     else:
         values = tensor_module._ndarray_from(value, data.dtype, data.device)
-    if len(arrays) == 1:
-        target.put(axes[0], arrays[0], values)
-        return
-    order = _adjacent_first(axes, target.ndim)
+    order, merged, first, flat = _plan(advanced, tuple(target.shape))
     if order is not None:
-        target, axes = target.permute(order), list(range(len(axes)))
-    first, sizes = axes[0], [target.shape[d] for d in axes]
-    flat = _C.ravel_index(arrays, sizes, first)
-    merged = _merged_shape(target.shape, first, len(axes))
+        target = target.permute(order)
     try:
         target.view(merged).put(first, flat, values)
-    except ValueError:  # the strides do not merge those axes: write a merged copy back
+    except ValueError:  # the strides do not let those axes merge: write a merged copy back
         copy = target.copy()
         copy.view(merged).put(first, flat, values)
         target[...] = copy
@@ -213,7 +203,11 @@ def index_add(input, dim, index, source, *, alpha=1):
 def masked_fill(input, mask, value):
     """input with value wherever mask (broadcast to input's shape) holds; value: a number or a 0-d tensor."""
     cond = _mask_of(mask, "masked_fill")
-    if np.broadcast_shapes(tuple(cond.shape), input.shape) != input.shape:
+    try:
+        shape = np.broadcast_shapes(tuple(cond.shape), input.shape)
+    except ValueError:
+        shape = None
+    if shape != input.shape:
         raise ValueError(f"masked_fill: mask of shape {tuple(cond.shape)} does not broadcast to the input's "
                          f"shape {input.shape}")
     if isinstance(value, tensor_module.Tensor):

@@ -99,7 +99,7 @@ template <class T>
 __global__ void count_kernel(const T* x, int64_t size, Chunks ch, int64_t* counts) {
   for (int64_t c = thread_index(); c < ch.count; c += thread_count()) {
     int64_t k = 0;
-    for (int64_t e = c * ch.len, end = min(size, e + ch.len); e < end; ++e) k += x[e] != T(0);
+    for (int64_t e = c * ch.len, end = std::min(size, e + ch.len); e < end; ++e) k += x[e] != T(0);
     counts[c] = k;
   }
 }
@@ -108,7 +108,7 @@ template <class T>
 __global__ void nonzero_kernel(const T* x, int64_t size, Chunks ch, const int64_t* first, Dims g, int64_t* out) {
   for (int64_t c = thread_index(); c < ch.count; c += thread_count()) {
     int64_t* y = out + first[c] * g.rank;
-    for (int64_t e = c * ch.len, end = min(size, e + ch.len); e < end; ++e) {
+    for (int64_t e = c * ch.len, end = std::min(size, e + ch.len); e < end; ++e) {
       if (x[e] == T(0)) continue;
       int64_t rest = e;
       for (int d = g.rank - 1; d >= 0; --d) {
