@@ -24,6 +24,10 @@ def randn(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).uniform(0, 1, shape)
+
+
 def seeded(dropout, t):
     cl.manual_seed(3)  # the same mask on every evaluation, so the function is differentiable
     return dropout(t, 0.4)
@@ -74,6 +78,17 @@ CASES = {
         lambda x: F.interpolate(x[:, :, ::-1], size=(5, 7), mode="bilinear"), [randn(1, 2, 3, 4)]),
     "interpolate_bilinear_align_corners_down": (
         lambda x: F.interpolate(x, scale_factor=(0.6, 1.5), mode="bilinear", align_corners=True), [randn(2, 1, 5, 3)]),
+    "gelu_exact": (F.gelu, [randn(3, 4) * 2]),
+    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), [randn(3, 4) * 2]),
+    "logsigmoid_wide": (F.logsigmoid, [randn(3, 4) * 10]),
+    "l1_loss_sum": (lambda x, y: F.l1_loss(x, y, reduction="sum"), [randn(3, 4), randn(3, 4, seed=1)]),
+    "smooth_l1_loss_beta": (lambda x, y: F.smooth_l1_loss(x, y, beta=0.7), [randn(3, 4), randn(3, 4, seed=1)]),
+    "huber_loss_none": (lambda x, y: F.huber_loss(x, y, reduction="none", delta=0.5), [randn(3, 4), randn(3, 4, seed=1)]),
+    "binary_cross_entropy_weighted": (
+        lambda x, y, w: F.binary_cross_entropy(x.sigmoid(), y, w), [randn(3, 4), rand(3, 4, seed=1), rand(3, 4, seed=2)]),
+    "binary_cross_entropy_with_logits_pos_weight": (
+        lambda x, y, p: F.binary_cross_entropy_with_logits(x * 3, y, pos_weight=p),
+        [randn(3, 4), rand(3, 4, seed=1), rand(4, seed=2) * 3]),
     "interpolate_nearest_linear": (
         lambda x: F.interpolate(x, scale_factor=3, mode="nearest") + F.interpolate(x, size=15, mode="linear"),
         [randn(2, 2, 5)]),

@@ -22,7 +22,7 @@ def randn(*shape, seed=0):
 
 
 # ---- activations ----
-def _erf_free_refs():
+def _references():
     relu6 = lambda x: np.minimum(np.maximum(x, 0), 6)  # noqa: E731
     return {
         "relu6": (F.relu6, lambda x: tf().relu6(x), relu6),
@@ -32,10 +32,14 @@ def _erf_free_refs():
         "hardswish": (F.hardswish, lambda x: tf().hardswish(x), lambda x: x * relu6(x + 3) / 6),
         "elu": (lambda x: F.elu(x, 0.5), lambda x: tf().elu(x, 0.5), lambda x: np.where(x > 0, x, 0.5 * np.expm1(x))),
         "silu": (F.silu, lambda x: tf().silu(x), lambda x: x / (1 + np.exp(-x))),
+        "gelu": (F.gelu, lambda x: tf().gelu(x), lambda x: x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))) / 2),
+        "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), lambda x: tf().gelu(x, approximate="tanh"),
+                      lambda x: x / 2 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))),
+        "logsigmoid": (F.logsigmoid, lambda x: tf().logsigmoid(x), lambda x: -np.logaddexp(0, -x)),
     }
 
 
-ACTIVATIONS = _erf_free_refs()
+ACTIVATIONS = _references()
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -59,6 +63,8 @@ def test_activation_errors_and_input_unchanged():
         F.hardtanh(cl.zeros(2), 2.0, 1.0)
     with pytest.raises(TypeError, match="hardswish: input must be a convlab Tensor, got ndarray"):
         F.hardswish(np.zeros(2))
+    with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh', got 'fast'"):
+        F.gelu(cl.zeros(2), approximate="fast")
     x = cl.tensor([-4.0, 1.0, 7.0])
     F.relu6(x, inplace=True)
     np.testing.assert_array_equal(x.numpy(), [-4.0, 1.0, 7.0])
@@ -282,3 +288,96 @@ def test_interpolate_errors():
         F.interpolate(x, scale_factor=0.1)
     with pytest.raises(ValueError, match="antialias"):
         F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True)
+
+
+# ---- losses ----
+def losses():
+    def bce(x, t, w=None):
+        return -(t * np.maximum(np.log(x), -100) + (1 - t) * np.maximum(np.log1p(-x), -100)) * (1 if w is None else w)
+
+    def smooth_l1(d, beta):
+        return np.where(np.abs(d) < beta, 0.5 * d * d / beta, np.abs(d) - 0.5 * beta)
+
+    return {
+        "l1_loss": (lambda x, t, r: F.l1_loss(x, t, reduction=r), lambda x, t, r: tf().l1_loss(x, t, reduction=r),
+                    lambda x, t: np.abs(x - t), False),
+        "smooth_l1_loss": (lambda x, t, r: F.smooth_l1_loss(x, t, reduction=r, beta=0.5),
+                           lambda x, t, r: tf().smooth_l1_loss(x, t, reduction=r, beta=0.5),
+                           lambda x, t: smooth_l1(x - t, 0.5), False),
+        "smooth_l1_loss_beta0": (lambda x, t, r: F.smooth_l1_loss(x, t, reduction=r, beta=0.0),
+                                 lambda x, t, r: tf().smooth_l1_loss(x, t, reduction=r, beta=0.0),
+                                 lambda x, t: np.abs(x - t), False),
+        "huber_loss": (lambda x, t, r: F.huber_loss(x, t, reduction=r, delta=2.0),
+                       lambda x, t, r: tf().huber_loss(x, t, reduction=r, delta=2.0),
+                       lambda x, t: 2.0 * smooth_l1(x - t, 2.0), False),
+        "binary_cross_entropy": (lambda x, t, r: F.binary_cross_entropy(x.sigmoid(), t, reduction=r),
+                                 lambda x, t, r: tf().binary_cross_entropy(x.sigmoid(), t, reduction=r),
+                                 lambda x, t: bce(1 / (1 + np.exp(-x)), t), True),
+        "binary_cross_entropy_with_logits": (
+            lambda x, t, r: F.binary_cross_entropy_with_logits(x, t, reduction=r),
+            lambda x, t, r: tf().binary_cross_entropy_with_logits(x, t, reduction=r),
+            lambda x, t: bce(1 / (1 + np.exp(-x)), t), True),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(losses()))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_loss_matches_numpy_and_torch(device, name, reduction, dtype):
+    ours, theirs, reference, probability_target = losses()[name]
+    x = randn(4, 3, 2) * 3
+    t = np.random.default_rng(1).uniform(0, 1, x.shape) if probability_target else randn(4, 3, 2, seed=1) * 3
+    t[0, 0, 0] = x[0, 0, 0] if not probability_target else 1.0  # a zero difference / a hard label
+    expected = reference(x, t)
+    expected = expected.mean() if reduction == "mean" else expected.sum() if reduction == "sum" else expected
+    target = cl.tensor(t.astype(dtype), device=device)
+    assert_close(ours(cl.tensor(x.astype(dtype), device=device), target, reduction), np.asarray(expected, dtype), dtype)
+    torch = torch_or_skip()
+    compare_with_torch(lambda x: ours(x, target, reduction), lambda x: theirs(x, torch.tensor(t.astype(dtype)), reduction),
+                       [x], device, dtype)
+
+
+def test_bce_with_logits_weights_and_the_gradient_at_zero_logits(device):
+    torch = torch_or_skip()
+    x = np.array([[0.0, -3.0, 40.0], [-800.0, 2.0, 0.0]])  # zero logits: an untrained head's output
+    t = np.array([[1.0, 0.0, 1.0], [0.0, 0.3, 0.0]])
+    w, pw = np.array([0.5, 2.0, 1.0]), np.array([3.0, 1.0, 0.5])
+    compare_with_torch(  # PyTorch differentiates with respect to the input only
+        lambda x: F.binary_cross_entropy_with_logits(x, cl.tensor(t, device=device), cl.tensor(w, device=device),
+                                                     pos_weight=cl.tensor(pw, device=device)),
+        lambda x: tf().binary_cross_entropy_with_logits(x, torch.tensor(t), torch.tensor(w), pos_weight=torch.tensor(pw)),
+        [x], device, "float64")
+    compare_with_torch(lambda p: F.binary_cross_entropy(p, cl.tensor(t, device=device), reduction="sum"),
+                       lambda p: tf().binary_cross_entropy(p, torch.tensor(t), reduction="sum"),
+                       [np.array([[0.5, 0.1, 0.999], [1e-3, 0.7, 0.2]])], device, "float64")
+    assert np.isfinite(F.binary_cross_entropy(cl.tensor([0.0, 1.0]), cl.tensor([1.0, 0.0])).item())  # log clamped
+
+
+def test_loss_modules_match_torch(device):
+    torch = torch_or_skip()
+    x, t = randn(3, 4), np.random.default_rng(1).uniform(0, 1, (3, 4))
+    w = np.array([1.0, 2.0, 0.5, 1.5])
+    pairs = [(cl.nn.L1Loss(), torch.nn.L1Loss()), (cl.nn.SmoothL1Loss(beta=0.3), torch.nn.SmoothL1Loss(beta=0.3)),
+             (cl.nn.HuberLoss(reduction="sum", delta=0.4), torch.nn.HuberLoss(reduction="sum", delta=0.4)),
+             (cl.nn.BCEWithLogitsLoss(pos_weight=cl.tensor(w, device=device)),
+              torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(w))),
+             (cl.nn.Sequential(cl.nn.Sigmoid(), cl.nn.BCELoss(cl.tensor(w, device=device))), None)]
+    for ours, theirs in pairs:
+        if theirs is None:
+            theirs = lambda x, t: torch.nn.BCELoss(torch.tensor(w))(x.sigmoid(), t)  # noqa: E731
+            got = ours[1](ours[0](cl.tensor(x, device=device)), cl.tensor(t, device=device))
+        else:
+            got = ours(cl.tensor(x, device=device), cl.tensor(t, device=device))
+            assert repr(ours) == repr(theirs) and list(ours.state_dict()) == list(theirs.state_dict())
+        assert_close(got, theirs(torch.tensor(x), torch.tensor(t)), "float64")
+
+
+def test_loss_errors():
+    with pytest.raises(ValueError, match=r"target must be a Tensor of the input's shape .*3.*got .*2"):
+        F.binary_cross_entropy_with_logits(cl.zeros(3), cl.zeros(2))
+    with pytest.raises(ValueError, match="all elements of input should be between 0 and 1"):
+        F.binary_cross_entropy(cl.tensor([0.5, 1.5]), cl.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="smooth_l1_loss: beta must be >= 0, got -1"):
+        F.smooth_l1_loss(cl.zeros(2), cl.zeros(2), beta=-1)
+    with pytest.raises(ValueError, match="reduction"):
+        F.l1_loss(cl.zeros(2), cl.zeros(2), reduction="avg")

@@ -119,4 +119,4 @@ from .tensor import matmul  # noqa: E402
 from .indexing import (gather, index_add, index_select, masked_fill, masked_select, nonzero,  # noqa: E402
                        scatter_add, where)
 from .serialization import load, save  # noqa: E402
-from . import nn, optim  # noqa: E402  (they build on the names above)
+from . import nn, optim, utils  # noqa: E402  (they build on the names above)

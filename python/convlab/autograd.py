@@ -50,7 +50,9 @@ class Function:
         fn = cls()
         fn.needs_input_grad = tuple(isinstance(a, tensor_module.Tensor) and a.requires_grad for a in args)
         out = fn.forward(*(a._data if isinstance(a, tensor_module.Tensor) else a for a in args), **params)
-        requires_grad = tensor_module.is_grad_enabled() and any(fn.needs_input_grad)
+        # Integer and bool results (casts, rounding to int) are constants to autograd, as in PyTorch.
+        floating = out.dtype in ("float32", "float64")
+        requires_grad = tensor_module.is_grad_enabled() and any(fn.needs_input_grad) and floating
         result = tensor_module.Tensor(out, requires_grad=requires_grad)
         if requires_grad:
             fn.inputs = tuple(a if isinstance(a, tensor_module.Tensor) else None for a in args)
@@ -131,7 +133,7 @@ class Pow(Function):
         if need_a:  # where b == 0 the exponent b-1 becomes 0, so 0 * a^0 = 0 even at a = 0
             ga = g * (b * a ** (b - 1.0 + (b == 0.0)))
         if need_b:  # where a == 0 and b >= 0, ln 1 = 0 stands in for ln 0
-            safe_a = (b >= 0.0) * float(a == 0.0) + a if isinstance(a, float) else a + (a == 0.0) * (b >= 0.0)
+            safe_a = (b >= 0.0).astype(b.dtype) * float(a == 0.0) + a if isinstance(a, float) else a + (a == 0.0) * (b >= 0.0)
             gb = g * self.out * safe_a.log()
         return ga, gb
 
@@ -218,7 +220,7 @@ class LeakyRelu(Function):
     """y = a for a > 0, slope * a otherwise; the gradient at 0 is slope, as in PyTorch."""
 
     def forward(self, a, negative_slope):
-        self.factor = (a > 0.0) * (1.0 - negative_slope) + negative_slope
+        self.factor = (a > 0.0).astype(a.dtype) * (1.0 - negative_slope) + negative_slope
         return a * self.factor
 
     def backward(self, g):
@@ -231,7 +233,7 @@ class Hardtanh(Function):
     """y = min(max(a, lo), hi); the gradient is 1 strictly inside (lo, hi), 0 elsewhere (relu6: 0 to 6)."""
 
     def forward(self, a, lo, hi):
-        self.inside = (a > lo) * (a < hi)
+        self.inside = ((a > lo) * (a < hi)).astype(a.dtype)
         return a.maximum(lo).minimum(hi)
 
     def backward(self, g):
@@ -245,7 +247,7 @@ class Hardsigmoid(Function):
     ONE_SIXTH = float(np.float32(1.0) / np.float32(6.0))
 
     def forward(self, a):
-        self.inside = (a > -3.0) * (a < 3.0)
+        self.inside = ((a > -3.0) * (a < 3.0)).astype(a.dtype)
         return (a + 3.0).maximum(0.0).minimum(6.0) / 6.0
 
     def backward(self, g):
@@ -261,19 +263,46 @@ class Hardswish(Function):
 
     def backward(self, g):
         a = self.a
-        return (g * ((a > -3.0) * (a < 3.0) * (a / 3.0 + 0.5) + (a >= 3.0)),)
+        ramp, above = ((a > -3.0) * (a < 3.0)).astype(a.dtype), (a >= 3.0).astype(a.dtype)
+        return (g * (ramp * (a / 3.0 + 0.5) + above),)
 
 
 class Elu(Function):
     """y = a for a > 0, alpha * (exp(a) - 1) otherwise (exp of min(a, 0), which cannot overflow)."""
 
     def forward(self, a, alpha):
-        self.positive = a > 0.0
+        self.positive = (a > 0.0).astype(a.dtype)
         self.scaled_exp = a.minimum(0.0).exp() * alpha
         return a.relu() + (self.scaled_exp - alpha) * (1.0 - self.positive)
 
     def backward(self, g):
         return g * (self.positive + self.scaled_exp * (1.0 - self.positive)), None
+
+
+class Gelu(Function):
+    """y = a Phi(a), Phi(a) = (1 + erf(a / sqrt(2))) / 2 the normal CDF; dy/da = Phi(a) + a phi(a)."""
+
+    def forward(self, a):
+        self.a = a
+        self.cdf = ((a * math.sqrt(0.5)).erf() + 1.0) * 0.5
+        return a * self.cdf
+
+    def backward(self, g):
+        a = self.a
+        density = (a * a * -0.5).exp() * (1.0 / math.sqrt(2.0 * math.pi))
+        return (g * (self.cdf + a * density),)
+
+
+class LogSigmoid(Function):
+    """y = log(sigmoid(a)) = -(relu(-a) + log(1 + exp(-|a|))), which neither overflows nor rounds to log 0;
+    dy/da = sigmoid(-a), exact at a = 0 where relu's kink would otherwise give the one-sided value."""
+
+    def forward(self, a):
+        self.a = a
+        return -((-a).relu() + ((-a.abs()).exp() + 1.0).log())
+
+    def backward(self, g):
+        return (g * (-self.a).sigmoid(),)
 
 
 class Abs(Function):
@@ -283,6 +312,47 @@ class Abs(Function):
 
     def backward(self, g):
         return (g * self.a.sign(),)
+
+
+class Erf(Function):
+    """d erf(a)/da = 2 / sqrt(pi) * exp(-a^2)."""
+
+    def forward(self, a):
+        self.a = a
+        return a.erf()
+
+    def backward(self, g):
+        return (g * (self.a * self.a * -1.0).exp() * (2.0 / math.sqrt(math.pi)),)
+
+
+class Step(Function):
+    """floor, ceil, round or sign (op: the NDArray method): flat wherever it is differentiable, so the
+    gradient is 0, as in PyTorch (zeros, not g * 0, which is NaN where g is infinite)."""
+
+    def forward(self, a, op):
+        return getattr(a, op)()
+
+    def backward(self, g):
+        return (NDArray.full(g.shape, 0.0, g.dtype, g.device),)
+
+
+class Remainder(Function):
+    """a - floor(a / b) * b, signed like b: d/da = 1, d/db = -floor(a / b) (PyTorch's rule)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a % b
+
+    def backward(self, g):
+        return g, -(g * (self.a // self.b)) if self.needs_input_grad[1] else None
+
+
+class FloorDivide(Function):
+    def forward(self, a, b):
+        return a // b
+
+    def backward(self, g):
+        raise RuntimeError("the derivative for floor_divide is not implemented (as in PyTorch)")
 
 
 class Clamp(Function):
@@ -304,8 +374,8 @@ class Clamp(Function):
         if need_lo:
             g_lo = g * (a < lo) * (1.0 if hi is None else lo < hi)
         if need_hi:
-            above, crossed = a > hi, 0.0 if lo is None else hi < lo
-            g_hi = g * (above + crossed - above * crossed)  # a > hi or hi < lo
+            above = a > hi
+            g_hi = g * (above if lo is None else above.logical_or(hi < lo))
         return g_a, g_lo, g_hi
 
 
@@ -320,9 +390,9 @@ class Extremum(Function):
     def backward(self, g):
         a, b = self.a, self.b
         need_a, need_b = self.needs_input_grad
-        shared = g * (1.0 - (a == b) * 0.5)
+        shared = g - g * (a == b) * 0.5
         a_loses, b_loses = (a < b, b < a) if self.largest else (a > b, b > a)
-        return shared * (1.0 - a_loses) if need_a else None, shared * (1.0 - b_loses) if need_b else None
+        return shared * a_loses.logical_not() if need_a else None, shared * b_loses.logical_not() if need_b else None
 
 
 # ---- reductions (axes: a sorted tuple; the empty tuple only for 0-d input) ----
@@ -349,12 +419,13 @@ class Mean(Function):
         return (g.reshape(_kept_shape(self.shape, self.axes)).broadcast_to(self.shape) / float(count),)
 
 
-class Max(Function):
-    """The largest element; ties share the gradient evenly (PyTorch's rule for a full max)."""
+class Extreme(Function):
+    """The largest element (the smallest with largest=False); ties share the gradient evenly (PyTorch's rule
+    for a full max / min)."""
 
-    def forward(self, a):
+    def forward(self, a, largest):
         self.a = a
-        self.out = a.max()
+        self.out = a.max() if largest else a.min()
         return self.out
 
     def backward(self, g):
@@ -362,17 +433,18 @@ class Max(Function):
         return (mask * (g / mask.sum()),)
 
 
-class MaxDim(Function):
-    """Max along one axis; the gradient goes to the first maximum, the index that argmax reports."""
+class ExtremeDim(Function):
+    """Max (min with largest=False) along one axis; the gradient goes to the first extreme, the index that
+    argmax (argmin) reports."""
 
-    def forward(self, a, axis, keepdims):
-        self.a, self.axis = a, axis
-        return a.max(axis, keepdims)
+    def forward(self, a, axis, keepdims, largest):
+        self.a, self.axis, self.largest = a, axis, largest
+        return a.max(axis, keepdims) if largest else a.min(axis, keepdims)
 
     def backward(self, g):
         a, axis = self.a, self.axis
-        positions = arange_along(a.shape[axis], axis, a.ndim, a.dtype, a.device)
-        mask = positions == a.argmax(axis, True)
+        positions = arange_along(a.shape[axis], axis, a.ndim, "int64", a.device)
+        mask = positions == (a.argmax(axis, True) if self.largest else a.argmin(axis, True))
         return (mask * g.reshape(_kept_shape(a.shape, (axis,))),)
 
 

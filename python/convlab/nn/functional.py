@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from .. import _C
-from ..autograd import Elu, Hardsigmoid, Hardswish, Hardtanh, LeakyRelu, arange_along
+from ..autograd import Elu, Gelu, Hardsigmoid, Hardswish, Hardtanh, LeakyRelu, LogSigmoid, arange_along
 from ..tensor import IndexOutOfRangeError, Tensor, generator, write_
 from . import kernel_functions as kf
 
@@ -355,6 +355,22 @@ def silu(input, inplace=False):
     return input * input.sigmoid()
 
 
+def gelu(input, approximate="none"):
+    """x Phi(x) with the normal CDF Phi from erf ('none'), or PyTorch's tanh approximation ('tanh')."""
+    _check_tensor("gelu", "input", input)
+    if approximate == "none":
+        return Gelu.apply(input)
+    if approximate != "tanh":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
+    return input * 0.5 * (inner.tanh() + 1.0)
+
+
+def logsigmoid(input):
+    _check_tensor("logsigmoid", "input", input)
+    return LogSigmoid.apply(input)
+
+
 def _shift_by_max(op, input, dim):
     """input - max along dim (PyTorch's implicit dim when None). The shift keeps exp from overflowing and
     cancels out of softmax, so it is a constant to autograd."""
@@ -602,9 +618,78 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return loss * (1.0 - label_smoothing) + _reduce(smooth, reduction, total_weight) * (label_smoothing / classes)
 
 
+def _reduce_pointwise(loss, reduction):
+    return loss.mean() if reduction == "mean" else _reduce(loss, reduction, None)
+
+
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     _check_tensor("mse_loss", "input", input)
     _check_reduction("mse_loss", reduction, size_average, reduce)
     diff = input - target
-    squared = diff * diff
-    return squared.mean() if reduction == "mean" else _reduce(squared, reduction, None)
+    return _reduce_pointwise(diff * diff, reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    _check_tensor("l1_loss", "input", input)
+    _check_reduction("l1_loss", reduction, size_average, reduce)
+    return _reduce_pointwise((input - target).abs(), reduction)
+
+
+def _smooth_l1(op, input, target, beta):
+    """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere, written as q = min(|d|, beta):
+    0.5 q^2 / beta + (|d| - q), whose gradient is PyTorch's on both sides of |d| = beta."""
+    _check_tensor(op, "input", input)
+    if beta < 0:
+        raise ValueError(f"{op}: beta must be >= 0, got {beta}")
+    distance = (input - target).abs()
+    if beta == 0:
+        return distance
+    q = hardtanh(distance, -1.0, float(beta))  # |d| >= 0, so this is min(|d|, beta)
+    return q * q * (0.5 / beta) + (distance - q)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    _check_reduction("smooth_l1_loss", reduction, size_average, reduce)
+    return _reduce_pointwise(_smooth_l1("smooth_l1_loss", input, target, beta), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """delta * smooth_l1(beta=delta): 0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere."""
+    _check_reduction("huber_loss", reduction)
+    return _reduce_pointwise(_smooth_l1("huber_loss", input, target, delta) * float(delta), reduction)
+
+
+def _check_same_shape(op, input, target):
+    if not isinstance(target, Tensor) or target.shape != input.shape:
+        given = target.shape if isinstance(target, Tensor) else type(target).__name__
+        raise ValueError(f"{op}: target must be a Tensor of the input's shape {input.shape}, got {given}")
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """-w (t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does, so x = 0 or 1 gives a
+    finite loss."""
+    _check_tensor("binary_cross_entropy", "input", input)
+    _check_tensor("binary_cross_entropy", "weight", weight, optional=True)
+    _check_reduction("binary_cross_entropy", reduction, size_average, reduce)
+    _check_same_shape("binary_cross_entropy", input, target)
+    values = input.numpy()
+    if np.any((values < 0) | (values > 1)):
+        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1")
+    log_x = hardtanh(input.log(), -100.0, math.inf)  # the clamp at -100 only
+    log_1mx = hardtanh((1.0 - input).log(), -100.0, math.inf)
+    loss = -(target * log_x + (1.0 - target) * log_1mx)
+    return _reduce_pointwise(loss if weight is None else loss * weight, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
+                                     pos_weight=None):
+    """binary_cross_entropy(sigmoid(x), t) without forming sigmoid: (1 - t) x - l log(sigmoid(x)), with
+    l = 1 + (pos_weight - 1) t weighing the positive term."""
+    _check_tensor("binary_cross_entropy_with_logits", "input", input)
+    for name, t in (("weight", weight), ("pos_weight", pos_weight)):
+        _check_tensor("binary_cross_entropy_with_logits", name, t, optional=True)
+    _check_reduction("binary_cross_entropy_with_logits", reduction, size_average, reduce)
+    _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    log_weight = 1.0 if pos_weight is None else (pos_weight - 1.0) * target + 1.0
+    loss = (1.0 - target) * input - log_weight * logsigmoid(input)
+    return _reduce_pointwise(loss if weight is None else loss * weight, reduction)

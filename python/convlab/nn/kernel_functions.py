@@ -123,7 +123,7 @@ class AdaptiveMaxPool(Function):
             out_index, region = self._indices(window)
             flat = self._flat(region)
             first_max = flat.argmax(2, True).astype(x.dtype)
-            one_hot = arange_along(flat.shape[2], 2, 3, x.dtype, x.device) == first_max
+            one_hot = (arange_along(flat.shape[2], 2, 3, x.dtype, x.device) == first_max).astype(x.dtype)
             spread = one_hot * g[out_index].reshape(x.shape[:2] + (1,))
             gx[region] = gx[region] + spread.reshape(gx[region].shape)
         return (gx,)
