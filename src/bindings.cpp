@@ -127,6 +127,14 @@ std::vector<AxisIndex> to_index(const NDArray& a, const py::object& key) {
   return idx;
 }
 
+// The dtype a Python number promotes as (PyTorch's rules): bool, int64 or float64; none for other objects.
+std::optional<DType> scalar_kind(const py::object& obj) {
+  if (py::isinstance<py::bool_>(obj)) return DType::b8;  // before int: bool is a subclass of int
+  if (py::isinstance<py::int_>(obj)) return DType::i64;
+  if (py::isinstance<py::float_>(obj)) return DType::f64;
+  return std::nullopt;
+}
+
 // An operand that may be an NDArray or a Python number.
 NDArray binop(BinaryOp op, const NDArray& a, const py::object& other, bool reflected) {
   if (py::isinstance<NDArray>(other)) {
@@ -134,10 +142,10 @@ NDArray binop(BinaryOp op, const NDArray& a, const py::object& other, bool refle
     py::gil_scoped_release nogil_;
     return reflected ? binary(op, b, a) : binary(op, a, b);
   }
-  if (py::isinstance<py::float_>(other) || py::isinstance<py::int_>(other)) {
+  if (std::optional<DType> kind = scalar_kind(other)) {
     double s = other.cast<double>();
     py::gil_scoped_release nogil_;
-    return binary_scalar(op, a, s, reflected);
+    return binary_scalar(op, a, s, reflected, *kind);
   }
   type_error(binary_name(op), ": operand must be an NDArray or a number, got ",
              type_name(other));
@@ -184,6 +192,11 @@ PYBIND11_MODULE(_C, m) {
                    device_name(a.device()), "')");
       })
       .def("is_contiguous", &NDArray::is_contiguous)
+      .def("result_type", [](const NDArray& a, const py::object& other) {
+        if (py::isinstance<NDArray>(other)) return dtype_name(result_type(a, other.cast<const NDArray&>()));
+        if (std::optional<DType> kind = scalar_kind(other)) return dtype_name(result_type(a, *kind));
+        type_error("result_type: other must be an NDArray or a number, got ", type_name(other));
+      }, "the dtype a binary op of this array and other (an NDArray or a Python number) computes in")
       .def("compact", &NDArray::compact, nogil())
       .def("copy", &NDArray::copy, nogil())
       .def("astype", [](const NDArray& a, const std::string& dt) { return a.astype(parse_dtype(dt)); }, nogil())
@@ -236,7 +249,22 @@ PYBIND11_MODULE(_C, m) {
       .def("__le__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::le, a, b, false); })
       .def("__gt__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::gt, a, b, false); })
       .def("__ge__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::ge, a, b, false); })
+      .def("__floordiv__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::floor_divide, a, b, false); })
+      .def("__rfloordiv__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::floor_divide, a, b, true); })
+      .def("__mod__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::remainder, a, b, false); })
+      .def("__rmod__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::remainder, a, b, true); })
+      .def("__and__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::bitwise_and, a, b, false); })
+      .def("__rand__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::bitwise_and, a, b, true); })
+      .def("__or__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::bitwise_or, a, b, false); })
+      .def("__ror__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::bitwise_or, a, b, true); })
+      .def("__xor__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::bitwise_xor, a, b, false); })
+      .def("__rxor__", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::bitwise_xor, a, b, true); })
+      .def("logical_and", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::logical_and, a, b, false); })
+      .def("logical_or", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::logical_or, a, b, false); })
+      .def("logical_xor", [](const NDArray& a, const py::object& b) { return binop(BinaryOp::logical_xor, a, b, false); })
       .def("__neg__", [](const NDArray& a) { return unary(UnaryOp::neg, a); }, nogil())
+      .def("__invert__", [](const NDArray& a) { return unary(UnaryOp::bitwise_not, a); }, nogil())
+      .def("logical_not", [](const NDArray& a) { return unary(UnaryOp::logical_not, a); }, nogil())
       .def("exp", [](const NDArray& a) { return unary(UnaryOp::exp, a); }, nogil())
       .def("log", [](const NDArray& a) { return unary(UnaryOp::log, a); }, nogil())
       .def("sqrt", [](const NDArray& a) { return unary(UnaryOp::sqrt, a); }, nogil())
@@ -260,12 +288,22 @@ PYBIND11_MODULE(_C, m) {
         py::gil_scoped_release nogil_;
         return reduce(ReduceOp::max, a, ax, keepdims);
       }, py::arg("axes") = py::none(), py::arg("keepdims") = false)
+      .def("min", [](const NDArray& a, const py::object& axes, bool keepdims) {
+        std::vector<int64_t> ax = to_axes(axes);
+        py::gil_scoped_release nogil_;
+        return reduce(ReduceOp::min, a, ax, keepdims);
+      }, py::arg("axes") = py::none(), py::arg("keepdims") = false)
       .def("mean", [](const NDArray& a, const py::object& axes, bool keepdims) {
         std::vector<int64_t> ax = to_axes(axes);
         py::gil_scoped_release nogil_;
         return mean(a, ax, keepdims);
       }, py::arg("axes") = py::none(), py::arg("keepdims") = false)
-      .def("argmax", &argmax, py::arg("axis") = py::none(), py::arg("keepdims") = false, nogil())
+      .def("argmax", [](const NDArray& a, std::optional<int64_t> axis, bool keepdims) {
+        return arg_reduce(ReduceOp::max, a, axis, keepdims);
+      }, py::arg("axis") = py::none(), py::arg("keepdims") = false, nogil())
+      .def("argmin", [](const NDArray& a, std::optional<int64_t> axis, bool keepdims) {
+        return arg_reduce(ReduceOp::min, a, axis, keepdims);
+      }, py::arg("axis") = py::none(), py::arg("keepdims") = false, nogil())
       .def("matmul", &matmul, nogil())
       .def("__matmul__", &matmul, nogil())
       .def("pad", &pad, py::arg("pads"), py::arg("mode") = "constant", py::arg("value") = 0.0, nogil())

@@ -6,7 +6,8 @@ import convlab as cl
 
 DTYPES = ["float32", "float64"]
 LAYOUTS = ["contiguous", "permuted", "sliced", "flipped", "broadcast"]
-TOL = {"float32": dict(rtol=2e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14)}
+TOL = {"float32": dict(rtol=2e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14),
+       "int32": dict(rtol=0, atol=0), "int64": dict(rtol=0, atol=0), "bool": dict(rtol=0, atol=0)}
 
 
 def rand(rng, shape, dtype):

@@ -13,13 +13,15 @@ def test_creation_functions(device):
     assert cl.zeros(2, 3, device=device).numpy().tolist() == [[0.0] * 3] * 2
     assert cl.ones((2, 3), dtype="float64", device=device).dtype == "float64"
     assert cl.full((2,), 7.5, device=device).numpy().tolist() == [7.5, 7.5]
-    np.testing.assert_array_equal(cl.arange(5, device=device).numpy(), np.arange(5, dtype=np.float32))
+    np.testing.assert_array_equal(cl.arange(5, device=device).numpy(), np.arange(5, dtype=np.int64))
+    assert cl.arange(5).dtype == "int64" and cl.arange(0.0, 1.0, 0.25).dtype == "float32"  # as torch.arange
     np.testing.assert_array_equal(cl.arange(1, 2, 0.25, dtype="float64").numpy(), np.arange(1, 2, 0.25))
-    t = cl.tensor([[1, 2], [3, 4]], device=device, requires_grad=True)
+    t = cl.tensor([[1.0, 2], [3, 4]], device=device, requires_grad=True)
     assert t.shape == (2, 2) and t.dtype == "float32" and t.device == device and t.requires_grad
     assert t.is_leaf and t.grad is None
-    assert cl.tensor(np.ones(3)).dtype == "float64"  # a float64 array keeps its dtype, as in torch.tensor
-    assert cl.tensor(np.ones(3, np.int64)).dtype == "float32"
+    assert cl.tensor(np.ones(3)).dtype == "float64"  # a NumPy array keeps its dtype, as in torch.tensor
+    assert cl.tensor(np.ones(3, np.int32)).dtype == "int32"
+    assert cl.tensor([[1, 2]]).dtype == "int64" and cl.tensor([True]).dtype == "bool"
     assert cl.tensor([[1.5, 2.0]]).dtype == "float32"  # Python floats: float32, torch's default dtype
     assert cl.tensor(2.5).shape == () and cl.tensor(2.5).item() == 2.5
     assert cl.tensor(np.ones(2), dtype=np.float32).dtype == "float32"
@@ -45,7 +47,7 @@ def test_random_creation_follows_manual_seed():
 
 def test_bad_dtype_and_device():
     with pytest.raises(TypeError, match="dtype"):
-        cl.zeros(2, dtype="int32")
+        cl.zeros(2, dtype="int16")
     with pytest.raises(ValueError, match="device"):
         cl.zeros(2, device="tpu")
     with pytest.raises(TypeError):

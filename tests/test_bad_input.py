@@ -35,7 +35,7 @@ CASES = [
     ("permute_not_a_permutation", "x4.permute((0, 1, 1, 2))", ["ValueError"], ["permute"]),
     ("index_out_of_bounds", "x4[2]", ["ValueError", "IndexError"], ["index", "2"]),
     ("broadcast_mismatch", "x4 + NDArray.full((3,), 1.0)", ["ValueError"], ["broadcast"]),
-    ("dtype_mismatch", "x4 + x4.astype('float64')", ["TypeError"], ["float32", "float64"]),
+    ("bitwise_on_floats", "x4 & x4.astype('float64')", ["TypeError"], ["bitwise_and", "float64"]),
     ("matmul_inner_mismatch", "NDArray.full((3, 4), 1.0) @ NDArray.full((5, 2), 1.0)", ["ValueError"],
      ["matmul"]),
     ("sum_axis_out_of_range", "x4.sum(7)", ["ValueError", "IndexError"], ["axis", "7"]),
@@ -90,7 +90,7 @@ CASES = [
     ("adaptive_output_zero", "_C.adaptive_avg_pool_forward(x4, [0, 2])", ["ValueError"], ["output_size"]),
     # tensors and autograd
     ("tensor_from_string", "cl.tensor('abc')", ["TypeError", "ValueError"], ["data"]),
-    ("tensor_bad_dtype", "cl.tensor([1.0], dtype='int32')", ["TypeError", "ValueError"], ["dtype"]),
+    ("tensor_bad_dtype", "cl.tensor([1.0], dtype='int16')", ["TypeError", "ValueError"], ["dtype"]),
     ("tensor_bad_device", "cl.tensor([1.0], device='tpu')", ["ValueError", "RuntimeError"], ["device"]),
     ("backward_non_scalar", "(t4 * 2).backward()", ["RuntimeError"], ["gradient"]),
     ("backward_without_grad", "cl.tensor([1.0]).sum().backward()", ["RuntimeError"], ["grad"]),

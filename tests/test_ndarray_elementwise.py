@@ -50,8 +50,10 @@ def operands(rng, name, shape, dtype):
 
 
 def expected(np_op, xa, xb, dtype):
+    """NumPy's result in dtype; comparisons stay bool, as convlab's do."""
     with np.errstate(all="ignore"):
-        return np.asarray(np_op(xa, xb)).astype(dtype)
+        out = np.asarray(np_op(xa, xb))
+    return out if out.dtype == bool else out.astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -101,9 +103,8 @@ def test_binary_scalar_both_sides(device, name, op, dtype):
         for s in [2, -1.5, 0.75, 3]:
             if name == "pow" and s == -1.5:
                 continue
-            with np.errstate(all="ignore"):
-                want_right = np.asarray(op(xa, np.asarray(s, dtype))).astype(dtype)
-                want_left = np.asarray(op(np.asarray(s if name != "pow" else abs(s), dtype), xa)).astype(dtype)
+            want_right = expected(op, xa, np.asarray(s, dtype), dtype)
+            want_left = expected(op, np.asarray(s if name != "pow" else abs(s), dtype), xa, dtype)
             check(op(a, s), want_right)
             check(op(s if name != "pow" else abs(s), a), want_left)
         np.testing.assert_array_equal(a.numpy(), before)
@@ -231,9 +232,8 @@ def test_binary_errors(device):
         a + b
     with pytest.raises(ValueError, match="broadcast"):
         a.maximum(cl.NDArray.from_numpy(np.zeros((5,), np.float32), device=device))
-    c = cl.NDArray.from_numpy(np.zeros((3, 4), np.float64), device=device)
-    with pytest.raises(TypeError, match="float64"):
-        a * c
+    with pytest.raises(TypeError, match="float32"):
+        a & a
     with pytest.raises(TypeError):
         a + "one"
     with pytest.raises(TypeError):

@@ -93,7 +93,7 @@ def test_reduce_large(device, dtype):
         a = cl.NDArray.from_numpy(x, device=device)
         check(a.sum(axis), x.astype(np.float64).sum(axis).astype(dtype))
         check(a.max(axis), x.max(axis))
-        check(a.argmax(axis), x.argmax(axis).astype(dtype))
+        check(a.argmax(axis), x.argmax(axis))
 
 
 def test_float32_sum_accuracy(device):
@@ -114,12 +114,12 @@ def test_max_nan_and_inf(device, dtype):
     check(a.max(1), np.array([np.nan, -np.inf, np.nan, np.inf], dtype))
     check(a.max(0), np.array([np.inf, np.nan, np.nan], dtype))
     check(a.sum(1), np.array([np.nan, -np.inf, np.nan, np.inf], dtype))
-    check(a.argmax(1), np.array([1, 0, 2, 0], dtype))
-    check(a.argmax(0), np.array([3, 0, 2], dtype))
+    check(a.argmax(1), np.array([1, 0, 2, 0]))
+    check(a.argmax(0), np.array([3, 0, 2]))
     big = np.zeros(70000, dtype)
     big[[50000, 60000]] = np.nan  # a NaN only in the second half still wins
     check(cl.NDArray.from_numpy(big, device=device).max(), np.array(np.nan, dtype))
-    check(cl.NDArray.from_numpy(big, device=device).argmax(), np.array(50000, dtype))
+    check(cl.NDArray.from_numpy(big, device=device).argmax(), np.array(50000))
 
 
 def argmax_ref(x, axis, keepdims):
@@ -147,9 +147,9 @@ def test_argmax(device, dtype):
         before = a.numpy()
         for axis in [None, 0, 1, 2, -1]:
             for keepdims in (False, True):
-                check(a.argmax(axis, keepdims), argmax_ref(xv, axis, keepdims).astype(dtype))
+                check(a.argmax(axis, keepdims), argmax_ref(xv, axis, keepdims).astype(np.int64))
         np.testing.assert_array_equal(a.numpy(), before)
-    check(cl.NDArray.from_numpy(np.array(3.0, dtype), device=device).argmax(), np.array(0, dtype))
+    check(cl.NDArray.from_numpy(np.array(3.0, dtype), device=device).argmax(), np.array(0))
 
 
 def test_argmax_errors(device):
@@ -168,7 +168,7 @@ def test_reduce_against_torch(device):
     check(a.sum((1, 3), True), t.sum((1, 3), keepdim=True).numpy())
     check(a.mean((0, 2)), t.mean((0, 2)).numpy())
     check(a.max(2), t.amax(2).numpy())
-    check(a.argmax(1), t.argmax(1).numpy().astype(np.float64))
+    check(a.argmax(1), t.argmax(1).numpy())
 
 
 def test_reduce_errors(device):

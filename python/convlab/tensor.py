@@ -13,15 +13,17 @@ import numpy as np
 
 from . import _C
 from . import autograd
+from . import dtypes
 from . import indexing
+from .dtypes import as_dtype as canonical_dtype
 
 NDArray = _C.NDArray
-DTYPES = ("float32", "float64")
 
 _grad_enabled = True
 _rng = np.random.default_rng()
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
+MinResult = namedtuple("MinResult", ["values", "indices"])
 
 
 class Size(tuple):
@@ -150,20 +152,6 @@ class set_grad_enabled(_GradMode):
         pass
 
 
-def canonical_dtype(dtype):
-    """'float32'/'float64' from a string, a NumPy dtype or a NumPy type; None is the default, float32 (as
-    in PyTorch; NumPy would read it as float64); TypeError for anything else."""
-    if dtype is None:
-        return "float32"
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
-    if name not in DTYPES:
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return name
-
-
 def parse_to_args(args, device, dtype):
     """The (device, dtype) a to(...) call asks for, from positional strings, a Tensor to match, and keywords;
     None for each one it leaves unchanged."""
@@ -203,8 +191,9 @@ def _ndarray_from(data, dtype, device):
     arr = np.asarray(data)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"tensor: data must be numbers, got an array of {arr.dtype}")
-    if dtype is None:  # as torch.tensor: NumPy float arrays keep their dtype, Python numbers become float32
-        dtype = arr.dtype.name if isinstance(data, (np.ndarray, np.generic)) and arr.dtype.name in DTYPES else "float32"
+    if dtype is None:  # as torch.tensor: NumPy arrays keep a dtype convlab has; bools, ints, default floats
+        from_numpy = isinstance(data, (np.ndarray, np.generic)) and arr.dtype.name in dtypes.NAMES
+        dtype = arr.dtype.name if from_numpy else {"b": "bool", "i": "int64", "u": "int64"}.get(arr.dtype.kind)
     return NDArray.from_numpy(arr.astype(canonical_dtype(dtype)), canonical_device(device))
 
 
@@ -227,7 +216,20 @@ class Tensor:
 
     @property
     def dtype(self):
-        return self._data.dtype
+        return canonical_dtype(self._data.dtype)
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and not self.is_floating_point():
+            raise RuntimeError(f"only Tensors of floating point dtype can require gradients, got {self.dtype}")
+        self._requires_grad = bool(value)
+
+    def is_floating_point(self):
+        return self.dtype.is_floating_point
 
     @property
     def device(self):
@@ -346,6 +348,19 @@ class Tensor:
     def double(self):
         return self.to(dtype="float64")
 
+    def long(self):
+        return self.to(dtype="int64")
+
+    def int(self):
+        return self.to(dtype="int32")
+
+    def bool(self):
+        return self.to(dtype="bool")
+
+    def type(self, dtype=None):
+        """type(dtype) converts as to(dtype); type() names the dtype, as a string ('convlab.float32')."""
+        return str(self.dtype) if dtype is None else self.to(dtype=dtype)
+
     def detach(self):
         return Tensor(self._data)
 
@@ -382,19 +397,17 @@ class Tensor:
 
     # ---- operators ----
     def _operand(self, other):
-        """other as a Tensor on self's device (or a Python float), with dtypes promoted as PyTorch does: a
-        0-d tensor takes the dtype of a tensor with dimensions (float32 x * float64 0-d loss stays float32),
-        otherwise float32 meets float64 in float64."""
+        """other as a Tensor on self's device (or a Python number), and both converted (differentiably) to the
+        dtype PyTorch's promotion gives (NDArray.result_type): a number or a 0-d tensor beside a tensor with
+        dimensions only raises the category, so float32 x * float64 0-d loss stays float32, int64 + 1.5 is
+        float32 and int32 + 7 stays int32."""
         if isinstance(other, numbers.Number) and not isinstance(other, complex):
-            return self, float(other)
+            other = other.item() if isinstance(other, np.generic) else other
+            other = other if isinstance(other, (int, float)) else float(other)  # bool is an int
+            return self.to(dtype=self._data.result_type(other)), other
         if not isinstance(other, Tensor):
             other = Tensor(other, dtype=self.dtype, device=self.device)
-        if other.dtype == self.dtype:
-            return self, other
-        if (self.ndim == 0) != (other.ndim == 0):
-            dtype = other.dtype if self.ndim == 0 else self.dtype
-        else:
-            dtype = "float64"
+        dtype = self._data.result_type(other._data)
         return self.to(dtype=dtype), other.to(dtype=dtype)
 
     def _binary(self, fn, other, reflected=False):
@@ -566,6 +579,53 @@ class Tensor:
     def __ge__(self, other):
         return self._compare(other, lambda a, b: a >= b)
 
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+    greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+
+    def logical_and(self, other):
+        return self._compare(other, lambda a, b: a.logical_and(b))
+
+    def logical_or(self, other):
+        return self._compare(other, lambda a, b: a.logical_or(b))
+
+    def logical_xor(self, other):
+        return self._compare(other, lambda a, b: a.logical_xor(b))
+
+    def logical_not(self):
+        return Tensor(self._data.logical_not())
+
+    # Bitwise ops (integers and bools) and floor division are not differentiable; remainder is.
+    def __and__(self, other):
+        return self._compare(other, lambda a, b: a & b)
+
+    def __or__(self, other):
+        return self._compare(other, lambda a, b: a | b)
+
+    def __xor__(self, other):
+        return self._compare(other, lambda a, b: a ^ b)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+    bitwise_and, bitwise_or, bitwise_xor = __and__, __or__, __xor__
+
+    def __invert__(self):
+        return Tensor(~self._data)
+
+    bitwise_not = __invert__
+
+    def __floordiv__(self, other):
+        return self._binary(autograd.FloorDivide, other)
+
+    def __rfloordiv__(self, other):
+        return self._binary(autograd.FloorDivide, other, reflected=True)
+
+    def __mod__(self, other):
+        return self._binary(autograd.Remainder, other)
+
+    def __rmod__(self, other):
+        return self._binary(autograd.Remainder, other, reflected=True)
+
+    floor_divide, remainder = __floordiv__, __mod__
+
     # ---- element-wise functions ----
     def exp(self):
         return autograd.Exp.apply(self)
@@ -587,6 +647,22 @@ class Tensor:
 
     def abs(self):
         return autograd.Abs.apply(self)
+
+    def erf(self):
+        return autograd.Erf.apply(self)
+
+    def floor(self):
+        return autograd.Step.apply(self, op="floor")
+
+    def ceil(self):
+        return autograd.Step.apply(self, op="ceil")
+
+    def round(self):
+        """Half to even, as torch.round (0.5 -> 0, 1.5 -> 2)."""
+        return autograd.Step.apply(self, op="round")
+
+    def sign(self):
+        return autograd.Step.apply(self, op="sign")
 
     def pow(self, exponent):
         return self ** exponent
@@ -631,13 +707,32 @@ class Tensor:
         """max() -> the largest element; max(dim) -> (values, indices) along dim; max(other_tensor) ->
         maximum(other), as in PyTorch."""
         if dim is None:
-            return autograd.Max.apply(self)
+            return autograd.Extreme.apply(self, largest=True)
         if isinstance(dim, Tensor):
             return self.maximum(dim)
         if not isinstance(dim, numbers.Integral):
             raise TypeError(f"max: dim must be an int or None, got {dim!r}")
-        values = autograd.MaxDim.apply(self, axis=_axis(dim, self.ndim), keepdims=keepdim)
+        values = autograd.ExtremeDim.apply(self, axis=_axis(dim, self.ndim), keepdims=keepdim, largest=True)
         return MaxResult(values, self.argmax(dim, keepdim))
+
+    def min(self, dim=None, keepdim=False):
+        """min() -> the smallest element; min(dim) -> (values, indices) along dim; min(other_tensor) ->
+        minimum(other), as in PyTorch."""
+        if dim is None:
+            return autograd.Extreme.apply(self, largest=False)
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        if not isinstance(dim, numbers.Integral):
+            raise TypeError(f"min: dim must be an int or None, got {dim!r}")
+        values = autograd.ExtremeDim.apply(self, axis=_axis(dim, self.ndim), keepdims=keepdim, largest=False)
+        return MinResult(values, self.argmin(dim, keepdim))
+
+    def any(self, dim=None, keepdim=False):
+        """Whether any element (along dim) is non-zero, as a bool tensor."""
+        return Tensor((self._data != 0).max(_axes(dim, self.ndim) or None, keepdim))
+
+    def all(self, dim=None, keepdim=False):
+        return Tensor((self._data != 0).min(_axes(dim, self.ndim) or None, keepdim))
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         """sum((x - mean)^2) / (N - correction) over dim; correction is 1 (unbiased=True, the default) or 0
@@ -667,10 +762,15 @@ class Tensor:
 
         return functional.log_softmax(self, dim, dtype=dtype)
 
-    def argmax(self, dim=None, keepdim=False):
-        """Indices as whole numbers in self's dtype (convlab has no integer dtype); never differentiable."""
-        axis = None if dim is None else _axis(dim, self.ndim)
-        return Tensor(self._data.argmax(axis, keepdim))
+    def argmax(self, dim=None, keepdim=False, *, axis=None):
+        """int64 index of the first maximum (NaN counts as the maximum), over all elements or along dim
+        (axis= is PyTorch's NumPy-style alias, which d2l uses)."""
+        dim = dim if axis is None else axis
+        return Tensor(self._data.argmax(None if dim is None else _axis(dim, self.ndim), keepdim))
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None):
+        dim = dim if axis is None else axis
+        return Tensor(self._data.argmin(None if dim is None else _axis(dim, self.ndim), keepdim))
 
     # ---- views ----
     def reshape(self, *shape):
@@ -1082,8 +1182,8 @@ def run_backward(root, grad):
 
 # ---- creation ----
 def tensor(data, dtype=None, device=None, requires_grad=False):
-    """A new leaf holding a copy of data. dtype=None keeps the dtype of a float NumPy array, NDArray or Tensor
-    and makes Python numbers and lists float32, as torch.tensor does."""
+    """A new leaf holding a copy of data. dtype=None keeps the dtype of a NumPy array, NDArray or Tensor and
+    makes Python bools bool, ints int64 and floats the default dtype (float32), as torch.tensor does."""
     return Tensor(_ndarray_from(data, dtype, device), requires_grad=requires_grad)
 
 
@@ -1215,8 +1315,11 @@ def numel(input):
     return input.numel()
 
 
-def arange(start=0, end=None, step=1, dtype="float32", device=None, requires_grad=False):
-    """arange(end), arange(start, end, step) or arange(end=...), as torch.arange; always a float dtype."""
+def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """arange(end), arange(start, end, step) or arange(end=...), as torch.arange: int64 when start, end and
+    step are all integers, else the default float dtype (computed in float64 first, as PyTorch does)."""
     if end is None:
         start, end = 0, start
-    return _new(np.arange(start, end, step, dtype=np.float64), dtype, device, requires_grad)
+    integral = all(isinstance(v, numbers.Integral) for v in (start, end, step))
+    values = np.arange(start, end, step, dtype=np.int64 if integral else np.float64)
+    return _new(values, dtype or ("int64" if integral else None), device, requires_grad)

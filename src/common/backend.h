@@ -11,9 +11,21 @@
 
 namespace convlab {
 
-enum class BinaryOp { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge };
-enum class UnaryOp { neg, exp, log, sqrt, tanh, sigmoid, relu, abs, sign, erf, floor, ceil, round };
-enum class ReduceOp { sum, max };
+enum class BinaryOp {
+  add, sub, mul, div, pow, maximum, minimum, floor_divide, remainder,  // the operands' dtype
+  eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_xor,         // bool
+  bitwise_and, bitwise_or, bitwise_xor                                   // integers and bool only
+};
+inline bool gives_bool(BinaryOp op) { return op >= BinaryOp::eq && op <= BinaryOp::logical_xor; }
+inline bool is_bitwise(BinaryOp op) { return op >= BinaryOp::bitwise_and; }
+
+enum class UnaryOp {
+  exp, log, sqrt, tanh, sigmoid, erf,  // floats only
+  neg, relu, abs, sign, floor, ceil, round, logical_not, bitwise_not
+};
+inline bool is_transcendental(UnaryOp op) { return op <= UnaryOp::erf; }
+
+enum class ReduceOp { sum, max, min };
 enum class PadMode { constant, reflect, replicate, circular };
 
 struct Backend {
@@ -24,8 +36,11 @@ struct Backend {
   void (*from_host)(void* dst, const void* src, size_t bytes);
 
   // Element-wise. a and b are views already broadcast to out's shape (any strides, 0 and negative
-  // included); out is contiguous. Comparisons write 1 or 0. binary_scalar computes op(a, s), or op(s, a)
-  // when scalar_first.
+  // included) and of the dtype the op computes in; out is contiguous, of that dtype too or bool for the
+  // ops that give bool. binary_scalar computes op(a, s), or op(s, a) when scalar_first, with s converted
+  // to a's dtype. Integer floor_divide/remainder by 0 write 0 (the frontend refuses a zero divisor);
+  // integer pow to a negative power is 1 / x truncated (1, -1 or 0), as in PyTorch. unary: out has a's
+  // dtype, or bool for logical_not.
   void (*binary)(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out);
   void (*binary_scalar)(BinaryOp op, const NDArray& a, double s, bool scalar_first, NDArray& out);
   void (*unary)(UnaryOp op, const NDArray& a, NDArray& out);
@@ -33,10 +48,11 @@ struct Backend {
   void (*copy)(const NDArray& src, const NDArray& dst);
   void (*fill)(const NDArray& dst, double value);
 
-  // Reductions over the last axis of a contiguous (rows, n) array into out (rows). argmax writes the
-  // index (first maximum; NaN counts as maximal) as a number of out's dtype.
+  // Reductions over the last axis of a contiguous (rows, n) numeric (not bool) array into out (rows), of
+  // a's dtype. max and min propagate NaN. arg_reduce_rows (op max or min) writes the index of the first
+  // extreme into the int64 out, where NaN counts as the extreme.
   void (*reduce_rows)(ReduceOp op, const NDArray& a, NDArray& out);
-  void (*argmax_rows)(const NDArray& a, NDArray& out);
+  void (*arg_reduce_rows)(ReduceOp op, const NDArray& a, NDArray& out);
 
   // Batched matmul, all contiguous: (B, M, K) @ (B, K, N) -> (B, M, N).
   void (*matmul)(const NDArray& a, const NDArray& b, NDArray& out);

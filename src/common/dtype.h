@@ -18,6 +18,14 @@ const char* dtype_name(DType dtype);  // "bool", "int32", "int64", "float32", "f
 DType parse_dtype(const std::string& name);  // one of those names, else TypeError
 inline bool is_floating(DType dtype) { return dtype == DType::f32 || dtype == DType::f64; }
 
+// PyTorch's type promotion. Categories rank bool < integer < floating. Two arrays promote to the larger
+// dtype (the enum's order). A Python number, like a 0-dim array beside an array with dimensions, only
+// counts when its category is higher: then a number gives int64 or float32 (the defaults), a 0-dim array
+// its own dtype.
+enum class Category { boolean, integer, floating };
+Category category(DType dtype);
+DType promote_types(DType a, DType b);
+
 // The DType whose C++ element type is T.
 template <class T>
 constexpr DType dtype_of() {
@@ -29,8 +37,9 @@ constexpr DType dtype_of() {
 }
 
 // Which dtypes a kernel is compiled for. Convolution, pooling, matmul and transcendental functions exist
-// only for floats: the frontends (ops.cpp) refuse other dtypes with a TypeError before a kernel runs.
-enum class DTypes { floating, all };
+// only for floats, reductions for numbers (bool is reduced as int32): the frontends (ops.cpp) convert or
+// refuse other dtypes before a kernel runs.
+enum class DTypes { floating, numeric, all };
 
 // Calls f(T{}) with T the C++ type of dtype, so one templated kernel body serves every dtype in `set`.
 template <DTypes set = DTypes::all, class F>
@@ -40,16 +49,17 @@ void dispatch_dtype(DType dtype, F&& f) {
     case DType::f64: return f(double{});
     default: break;
   }
-  if constexpr (set == DTypes::all) {
+  if constexpr (set != DTypes::floating) {
     switch (dtype) {
       case DType::i32: return f(int32_t{});
       case DType::i64: return f(int64_t{});
-      case DType::b8: return f(bool{});
       default: break;
     }
   }
-  runtime_error("internal error: a floating-point kernel was called on ", dtype_name(dtype),
-                " data that its frontend should have refused");
+  if constexpr (set == DTypes::all)
+    if (dtype == DType::b8) return f(bool{});
+  runtime_error("internal error: a kernel was called on ", dtype_name(dtype),
+                " data that its frontend should have converted or refused");
 }
 
 }  // namespace convlab

@@ -22,6 +22,13 @@ DType parse_dtype(const std::string& name) {
   type_error("dtype must be one of 'float32', 'float64', 'int32', 'int64', 'bool', got '", name, "'");
 }
 
+Category category(DType dtype) {
+  if (dtype == DType::b8) return Category::boolean;
+  return is_floating(dtype) ? Category::floating : Category::integer;
+}
+
+DType promote_types(DType a, DType b) { return std::max(a, b); }
+
 const char* device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
 
 Device parse_device(const std::string& name) {

@@ -7,10 +7,14 @@
 namespace convlab {
 namespace {
 
-void check_pair(const char* op, const char* an, const NDArray& a, const char* bn, const NDArray& b) {
+void check_device(const char* op, const char* an, const NDArray& a, const char* bn, const NDArray& b) {
   if (a.device() != b.device())
     runtime_error(op, ": ", an, " is on ", device_name(a.device()), " but ", bn, " is on ",
                   device_name(b.device()), "; move both to one device");
+}
+
+void check_pair(const char* op, const char* an, const NDArray& a, const char* bn, const NDArray& b) {
+  check_device(op, an, a, bn, b);
   if (a.dtype != b.dtype)
     type_error(op, ": ", an, " is ", dtype_name(a.dtype), " but ", bn, " is ", dtype_name(b.dtype),
                "; convert one with astype()");
@@ -101,37 +105,93 @@ NDArray add_channel_bias(const NDArray& y, const NDArray& bias) {
 }  // namespace
 
 const char* binary_name(BinaryOp op) {
-  static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                                "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
+  static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "floor_divide",
+                                "remainder", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
+                                "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor"};
   return names[static_cast<int>(op)];
 }
 
+DType result_type(const NDArray& a, const NDArray& b) {
+  if ((a.ndim() == 0) == (b.ndim() == 0)) return promote_types(a.dtype, b.dtype);
+  const NDArray& dimensioned = a.ndim() == 0 ? b : a;
+  const NDArray& zero_dim = a.ndim() == 0 ? a : b;
+  return category(zero_dim.dtype) > category(dimensioned.dtype) ? zero_dim.dtype : dimensioned.dtype;
+}
+
+DType result_type(const NDArray& a, DType scalar) {
+  if (category(scalar) <= category(a.dtype)) return a.dtype;
+  return scalar == DType::f64 ? DType::f32 : scalar;
+}
+
+namespace {
+
+// The dtype `op` computes in when its operands promote to `promoted`: true division of integers is done
+// in float32; PyTorch's refusals (bool minus bool, bitwise ops on floats, ...) raise here.
+DType compute_dtype(BinaryOp op, DType promoted) {
+  const char* name = binary_name(op);
+  if (op == BinaryOp::div && !is_floating(promoted)) return DType::f32;
+  if (promoted == DType::b8 && (op == BinaryOp::sub || op == BinaryOp::pow || op == BinaryOp::floor_divide ||
+                                op == BinaryOp::remainder))
+    type_error(name, ": not supported for two bool operands",
+               op == BinaryOp::sub ? "; use logical_xor() or bitwise_xor (^) instead" : "");
+  if (is_bitwise(op) && is_floating(promoted))
+    type_error(name, ": operands must be integer or bool, got ", dtype_name(promoted));
+  return promoted;
+}
+
+NDArray as_dtype(const NDArray& a, DType dtype) { return a.dtype == dtype ? a : a.astype(dtype); }
+
+// Integer division by zero has no value: PyTorch raises on CPU, so convlab raises on every device.
+void check_integer_divisor(BinaryOp op, DType compute, const NDArray& divisor) {
+  if (is_floating(compute) || (op != BinaryOp::floor_divide && op != BinaryOp::remainder)) return;
+  NDArray zeros = reduce(ReduceOp::max, binary_scalar(BinaryOp::eq, divisor, 0.0, false, DType::i64), {}, false);
+  if (zeros.to(Device::cpu).data<bool>()[0])
+    runtime_error(binary_name(op), ": ZeroDivisionError (an integer divisor is 0)");
+}
+
+}  // namespace
+
 NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b) {
   const char* name = binary_name(op);
-  check_pair(name, "a", a, "b", b);
-  check_floating(name, "a", a);
+  check_device(name, "a", a, "b", b);
+  const DType compute = compute_dtype(op, result_type(a, b));
   Shape s = broadcast_shapes(name, a.shape, b.shape);
-  NDArray out = NDArray::empty(s, a.dtype, a.device());
-  if (out.size() > 0) backend(a.device()).binary(op, a.broadcast_to(s), b.broadcast_to(s), out);
+  check_integer_divisor(op, compute, b);
+  NDArray out = NDArray::empty(s, gives_bool(op) ? DType::b8 : compute, a.device());
+  if (out.size() > 0)
+    backend(a.device()).binary(op, as_dtype(a, compute).broadcast_to(s), as_dtype(b, compute).broadcast_to(s), out);
   return out;
 }
 
-NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first) {
-  check_floating(binary_name(op), "a", a);
-  NDArray out = NDArray::empty(a.shape, a.dtype, a.device());
-  if (out.size() > 0) backend(a.device()).binary_scalar(op, a, s, scalar_first, out);
+NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, DType scalar_dtype) {
+  const DType compute = compute_dtype(op, result_type(a, scalar_dtype));
+  if (!is_floating(compute) && op == BinaryOp::pow && !scalar_first && s < 0)
+    runtime_error("pow: integers to negative integer powers are not allowed, got exponent ", s);
+  if (scalar_first) check_integer_divisor(op, compute, a);
+  else if (!is_floating(compute) && s == 0 && (op == BinaryOp::floor_divide || op == BinaryOp::remainder))
+    runtime_error(binary_name(op), ": ZeroDivisionError (an integer divisor is 0)");
+  NDArray out = NDArray::empty(a.shape, gives_bool(op) ? DType::b8 : compute, a.device());
+  if (out.size() > 0) backend(a.device()).binary_scalar(op, as_dtype(a, compute), s, scalar_first, out);
   return out;
 }
 
 const char* unary_name(UnaryOp op) {
-  static const char* names[] = {"neg",  "exp", "log",   "sqrt", "tanh", "sigmoid", "relu",
-                                "abs",  "sign", "erf", "floor", "ceil", "round"};
+  static const char* names[] = {"exp", "log",  "sqrt",  "tanh", "sigmoid", "erf",         "neg",        "relu",
+                                "abs", "sign", "floor", "ceil", "round",   "logical_not", "bitwise_not"};
   return names[static_cast<int>(op)];
 }
 
 NDArray unary(UnaryOp op, const NDArray& a) {
-  check_floating(unary_name(op), "input", a);
-  NDArray out = NDArray::empty(a.shape, a.dtype, a.device());
+  const char* name = unary_name(op);
+  // As in PyTorch: transcendental functions of integers and bools are float32, rounding an integer is a copy.
+  if (is_transcendental(op) && !is_floating(a.dtype)) return unary(op, a.astype(DType::f32));
+  if ((op == UnaryOp::floor || op == UnaryOp::ceil || op == UnaryOp::round) && category(a.dtype) == Category::integer)
+    return a.copy();
+  if (a.dtype == DType::b8 && op != UnaryOp::sign && op != UnaryOp::logical_not && op != UnaryOp::bitwise_not)
+    type_error(name, ": not supported for bool input", op == UnaryOp::neg ? "; use logical_not() or ~ instead" : "");
+  if (op == UnaryOp::bitwise_not && is_floating(a.dtype))
+    type_error(name, ": input must be integer or bool, got ", dtype_name(a.dtype));
+  NDArray out = NDArray::empty(a.shape, op == UnaryOp::logical_not ? DType::b8 : a.dtype, a.device());
   if (out.size() > 0) backend(a.device()).unary(op, a, out);
   return out;
 }
@@ -151,8 +211,12 @@ void fill(const NDArray& dst, double value) {
 }
 
 NDArray reduce(ReduceOp op, const NDArray& a, const std::vector<int64_t>& axes, bool keepdims) {
-  const char* name = op == ReduceOp::sum ? "sum" : "max";
-  check_floating(name, "input", a);
+  static const char* names[] = {"sum", "max", "min"};
+  const char* name = names[static_cast<int>(op)];
+  // As in PyTorch: integers and bools sum to int64; kernels see no bools (their max and min come from int32).
+  if (op == ReduceOp::sum && category(a.dtype) != Category::floating && a.dtype != DType::i64)
+    return reduce(op, a.astype(DType::i64), axes, keepdims);
+  if (a.dtype == DType::b8) return reduce(op, a.astype(DType::i32), axes, keepdims).astype(DType::b8);
   std::vector<int> red = resolve_axes(name, axes, a.ndim());
   std::vector<int> order;
   Shape out_shape, kept_shape;
@@ -168,8 +232,8 @@ NDArray reduce(ReduceOp op, const NDArray& a, const std::vector<int64_t>& axes, 
       kept_shape.push_back(a.shape[i]);
     }
   }
-  if (op == ReduceOp::max && n == 0)
-    value_error("max: cannot reduce over a zero-size axis (shape ", shape_str(a.shape), ")");
+  if (op != ReduceOp::sum && n == 0)
+    value_error(name, ": cannot reduce over a zero-size axis (shape ", shape_str(a.shape), ")");
   order.insert(order.end(), red.begin(), red.end());
   int64_t rows = shape_size(kept_shape);
   NDArray rows_view = a.permute(order).reshape({rows, n}).compact();  // reshape may keep a strided view
@@ -179,20 +243,23 @@ NDArray reduce(ReduceOp op, const NDArray& a, const std::vector<int64_t>& axes, 
 }
 
 NDArray mean(const NDArray& a, const std::vector<int64_t>& axes, bool keepdims) {
+  check_floating("mean", "input", a);  // PyTorch has no integer mean either
   NDArray s = reduce(ReduceOp::sum, a, axes, keepdims);
   int64_t n = s.size() == 0 ? 0 : a.size() / s.size();
-  return binary_scalar(BinaryOp::div, s, static_cast<double>(n), false);
+  return binary_scalar(BinaryOp::div, s, static_cast<double>(n), false, DType::f64);
 }
 
-NDArray argmax(const NDArray& a, std::optional<int64_t> axis, bool keepdims) {
-  check_floating("argmax", "input", a);
-  if (a.size() == 0) value_error("argmax: attempt to get argmax of an empty array (shape ", shape_str(a.shape), ")");
+NDArray arg_reduce(ReduceOp op, const NDArray& a, std::optional<int64_t> axis, bool keepdims) {
+  const char* name = op == ReduceOp::max ? "argmax" : "argmin";
+  if (op == ReduceOp::sum) value_error("arg_reduce: op must be max or min");
+  if (a.dtype == DType::b8) type_error(name, ": bool input is not supported (as in PyTorch); convert it with astype('int32')");
+  if (a.size() == 0) value_error(name, ": attempt to get ", name, " of an empty array (shape ", shape_str(a.shape), ")");
   if (!axis) {
-    NDArray out = NDArray::empty({1}, a.dtype, a.device());
-    backend(a.device()).argmax_rows(a.reshape({1, a.size()}).compact(), out);
+    NDArray out = NDArray::empty({1}, DType::i64, a.device());
+    backend(a.device()).arg_reduce_rows(op, a.reshape({1, a.size()}).compact(), out);
     return out.view(keepdims ? Shape(a.ndim(), 1) : Shape{});
   }
-  int ax = normalize_axis(*axis, a.ndim(), "argmax");
+  int ax = normalize_axis(*axis, a.ndim(), name);
   std::vector<int> order;
   Shape out_shape;
   for (int i = 0; i < a.ndim(); ++i) {
@@ -201,8 +268,8 @@ NDArray argmax(const NDArray& a, std::optional<int64_t> axis, bool keepdims) {
   }
   order.push_back(ax);
   int64_t rows = a.size() / a.shape[ax];
-  NDArray out = NDArray::empty({rows}, a.dtype, a.device());
-  backend(a.device()).argmax_rows(a.permute(order).reshape({rows, a.shape[ax]}).compact(), out);
+  NDArray out = NDArray::empty({rows}, DType::i64, a.device());
+  backend(a.device()).arg_reduce_rows(op, a.permute(order).reshape({rows, a.shape[ax]}).compact(), out);
   return out.view(out_shape);
 }
 
@@ -474,12 +541,6 @@ NDArray adaptive_avg_pool_backward(const NDArray& gy, const std::vector<int64_t>
 // ---- indexing ----------------------------------------------------------------------------------------
 
 namespace {
-
-void check_device(const char* op, const char* an, const NDArray& a, const char* bn, const NDArray& b) {
-  if (a.device() != b.device())
-    runtime_error(op, ": ", an, " is on ", device_name(a.device()), " but ", bn, " is on ",
-                  device_name(b.device()), "; move both to one device");
-}
 
 // Every entry of index must lie in [0, size), or in [-size, size) where negative entries count from the end.
 // The scan runs on the host (a copy of a GPU index), so the message can name the first entry out of range.

@@ -14,9 +14,13 @@ namespace convlab {
 using Pads = std::vector<std::pair<int64_t, int64_t>>;
 
 // Element-wise with NumPy broadcasting.
+// Operands are promoted to result_type (PyTorch's rules: dtype.h), the dtype out has unless the op gives
+// bool; a Python scalar passes as a double with the dtype of its kind (bool, int64 or float64).
 const char* binary_name(BinaryOp op);
+DType result_type(const NDArray& a, const NDArray& b);
+DType result_type(const NDArray& a, DType scalar_dtype);
 NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b);
-NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first);
+NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, DType scalar_dtype);
 const char* unary_name(UnaryOp op);
 NDArray unary(UnaryOp op, const NDArray& a);
 void assign(const NDArray& dst, const NDArray& src);  // dst (a view) = src broadcast to dst's shape
@@ -25,7 +29,9 @@ void fill(const NDArray& dst, double value);
 // Reductions over a set of axes (empty: all axes).
 NDArray reduce(ReduceOp op, const NDArray& a, const std::vector<int64_t>& axes, bool keepdims);
 NDArray mean(const NDArray& a, const std::vector<int64_t>& axes, bool keepdims);
-NDArray argmax(const NDArray& a, std::optional<int64_t> axis, bool keepdims);
+// sum gives int64 for integers and bools, mean needs floats; max and min keep the dtype.
+// argmax / argmin (op max or min): int64 index of the first extreme, NaN counting as the extreme.
+NDArray arg_reduce(ReduceOp op, const NDArray& a, std::optional<int64_t> axis, bool keepdims);
 
 // a @ b with NumPy's matmul rules (1-D operands promoted, batch dims broadcast).
 NDArray matmul(const NDArray& a, const NDArray& b);

@@ -13,7 +13,7 @@ const Backend cpu_backend = {
     cpu::copy,
     cpu::fill,
     cpu::reduce_rows,
-    cpu::argmax_rows,
+    cpu::arg_reduce_rows,
     cpu::matmul,
     cpu::pad,
     cpu::conv_forward,

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "../common/ops.h"
+#include "../common/scalar_math.h"
 #include "kernels.h"
 
 namespace convlab::cpu {
@@ -90,18 +92,19 @@ void for_each_run(const Layout<K>& l, Run run) {
   }
 }
 
-// out = f(a, b) element by element.
+// out = f(a, b) element by element; out's element type is what f returns (bool for comparisons).
 template <class T, class F>
 void map2(const NDArray& a, const NDArray& b, const NDArray& out, F f) {
+  using D = decltype(f(T{}, T{}));
   const auto l = merge_axes<3>(out.shape, {&a.strides, &b.strides, &out.strides});
   const int64_t sa = l.strides[0].back(), sb = l.strides[1].back(), so = l.strides[2].back();
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
-  T* po = out.data<T>();
+  D* po = out.data<D>();
   for_each_run(l, [&](const std::array<int64_t, 3>& off, int64_t len) {
     const T* x = pa + off[0];
     const T* y = pb + off[1];
-    T* z = po + off[2];
+    D* z = po + off[2];
     if (sa == 1 && sb == 1 && so == 1) {
       for (int64_t i = 0; i < len; ++i) z[i] = f(x[i], y[i]);
     } else {
@@ -128,25 +131,47 @@ void map1(const NDArray& a, const NDArray& out, F f) {
   });
 }
 
-// Calls k with the functor computing op on two T's. maximum/minimum return the first NaN operand, as
-// NumPy does; comparisons give 1 or 0.
+// Calls k with the functor computing op on two T's: T for arithmetic (the casts bring bool and int32
+// back from C++'s int promotion), bool for comparisons and logical ops. maximum/minimum return the first
+// NaN operand, as NumPy does. Ops a dtype does not have (frontends refuse them) are not compiled for it.
 template <class T, class K>
 void with_binary_op(BinaryOp op, K k) {
+  constexpr bool is_bool = std::is_same_v<T, bool>, is_int = std::is_integral_v<T>;
   switch (op) {
-    case BinaryOp::add: return k([](T x, T y) { return x + y; });
-    case BinaryOp::sub: return k([](T x, T y) { return x - y; });
-    case BinaryOp::mul: return k([](T x, T y) { return x * y; });
-    case BinaryOp::div: return k([](T x, T y) { return x / y; });
-    case BinaryOp::pow: return k([](T x, T y) { return std::pow(x, y); });
+    case BinaryOp::add: return k([](T x, T y) { return T(x + y); });
+    case BinaryOp::mul: return k([](T x, T y) { return T(x * y); });
     case BinaryOp::maximum: return k([](T x, T y) { return (x > y || x != x) ? x : y; });
     case BinaryOp::minimum: return k([](T x, T y) { return (x < y || x != x) ? x : y; });
-    case BinaryOp::eq: return k([](T x, T y) { return T(x == y); });
-    case BinaryOp::ne: return k([](T x, T y) { return T(x != y); });
-    case BinaryOp::lt: return k([](T x, T y) { return T(x < y); });
-    case BinaryOp::le: return k([](T x, T y) { return T(x <= y); });
-    case BinaryOp::gt: return k([](T x, T y) { return T(x > y); });
-    case BinaryOp::ge: return k([](T x, T y) { return T(x >= y); });
+    case BinaryOp::eq: return k([](T x, T y) { return x == y; });
+    case BinaryOp::ne: return k([](T x, T y) { return x != y; });
+    case BinaryOp::lt: return k([](T x, T y) { return x < y; });
+    case BinaryOp::le: return k([](T x, T y) { return x <= y; });
+    case BinaryOp::gt: return k([](T x, T y) { return x > y; });
+    case BinaryOp::ge: return k([](T x, T y) { return x >= y; });
+    case BinaryOp::logical_and: return k([](T x, T y) { return x != T(0) && y != T(0); });
+    case BinaryOp::logical_or: return k([](T x, T y) { return x != T(0) || y != T(0); });
+    case BinaryOp::logical_xor: return k([](T x, T y) { return (x != T(0)) != (y != T(0)); });
+    default: break;
   }
+  if constexpr (!is_bool) {
+    switch (op) {
+      case BinaryOp::sub: return k([](T x, T y) { return T(x - y); });
+      case BinaryOp::div: return k([](T x, T y) { return T(x / y); });  // floats only: the frontend converts
+      case BinaryOp::pow: return k([](T x, T y) { return power(x, y); });
+      case BinaryOp::floor_divide: return k([](T x, T y) { return floor_divide(x, y); });
+      case BinaryOp::remainder: return k([](T x, T y) { return remainder(x, y); });
+      default: break;
+    }
+  }
+  if constexpr (is_int) {
+    switch (op) {
+      case BinaryOp::bitwise_and: return k([](T x, T y) { return T(x & y); });
+      case BinaryOp::bitwise_or: return k([](T x, T y) { return T(x | y); });
+      case BinaryOp::bitwise_xor: return k([](T x, T y) { return T(x ^ y); });
+      default: break;
+    }
+  }
+  runtime_error("internal error: ", binary_name(op), " reached the CPU kernel for a dtype it does not support");
 }
 
 // e^x without a libm call, so loops over it vectorise: x = k*ln2 + r with |r| <= ln2/2, e^r - 1 from its
@@ -215,62 +240,86 @@ T fast_expm1_nonpositive(T x) {
 // relu and sign keep NaN (x < 0 and x > 0 are both false for it).
 template <class T, class K>
 void with_unary_op(UnaryOp op, K k) {
+  constexpr bool is_bool = std::is_same_v<T, bool>, is_int = std::is_integral_v<T> && !is_bool;
   switch (op) {
-    case UnaryOp::neg: return k([](T x) { return -x; });
-    case UnaryOp::exp: return k([](T x) { return fast_exp(x); });
-    case UnaryOp::log: return k([](T x) { return std::log(x); });
-    case UnaryOp::sqrt: return k([](T x) { return std::sqrt(x); });
-    case UnaryOp::tanh:
-      return k([](T x) {
-        const T m = fast_expm1_nonpositive(T(-2) * std::abs(x));
-        return std::copysign(-m / (T(2) + m), x);
-      });
-    case UnaryOp::sigmoid:
-      return k([](T x) {
-        const T e = fast_exp(-std::abs(x));
-        const T s = T(1) / (T(1) + e);
-        return x >= 0 ? s : e * s;
-      });
-    case UnaryOp::relu: return k([](T x) { return x < 0 ? T(0) : x; });
-    case UnaryOp::abs: return k([](T x) { return std::abs(x); });
-    case UnaryOp::sign: return k([](T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x; });
-    case UnaryOp::erf: return k([](T x) { return std::erf(x); });
-    case UnaryOp::floor: return k([](T x) { return std::floor(x); });
-    case UnaryOp::ceil: return k([](T x) { return std::ceil(x); });
-    case UnaryOp::round: return k([](T x) { return std::nearbyint(x); });  // the default rounding mode: half to even
+    case UnaryOp::sign:
+      if constexpr (is_bool) return k([](T x) { return x; });
+      else return k([](T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x; });
+    case UnaryOp::logical_not: return k([](T x) { return x == T(0); });
+    case UnaryOp::bitwise_not:
+      if constexpr (is_bool) return k([](T x) { return !x; });
+      else if constexpr (is_int) return k([](T x) { return T(~x); });
+      else break;
+    default: break;
   }
+  if constexpr (is_int) {
+    switch (op) {
+      case UnaryOp::neg: return k([](T x) { return wrapping_neg(x); });
+      case UnaryOp::relu: return k([](T x) { return x < 0 ? T(0) : x; });
+      case UnaryOp::abs: return k([](T x) { return x < 0 ? wrapping_neg(x) : x; });
+      default: break;
+    }
+  }
+  if constexpr (std::is_floating_point_v<T>) {
+    switch (op) {
+      case UnaryOp::neg: return k([](T x) { return -x; });
+      case UnaryOp::exp: return k([](T x) { return fast_exp(x); });
+      case UnaryOp::log: return k([](T x) { return std::log(x); });
+      case UnaryOp::sqrt: return k([](T x) { return std::sqrt(x); });
+      case UnaryOp::tanh:
+        return k([](T x) {
+          const T m = fast_expm1_nonpositive(T(-2) * std::abs(x));
+          return std::copysign(-m / (T(2) + m), x);
+        });
+      case UnaryOp::sigmoid:
+        return k([](T x) {
+          const T e = fast_exp(-std::abs(x));
+          const T s = T(1) / (T(1) + e);
+          return x >= 0 ? s : e * s;
+        });
+      case UnaryOp::erf: return k([](T x) { return std::erf(x); });
+      case UnaryOp::relu: return k([](T x) { return x < 0 ? T(0) : x; });
+      case UnaryOp::abs: return k([](T x) { return std::abs(x); });
+      case UnaryOp::floor: return k([](T x) { return std::floor(x); });
+      case UnaryOp::ceil: return k([](T x) { return std::ceil(x); });
+      case UnaryOp::round: return k([](T x) { return std::nearbyint(x); });  // default rounding: half to even
+      default: break;
+    }
+  }
+  runtime_error("internal error: ", unary_name(op), " reached the CPU kernel for a dtype it does not support");
 }
 
 }  // namespace
 
 void binary(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out) {
-  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto tag) {
+  dispatch_dtype(a.dtype, [&](auto tag) {
     using T = decltype(tag);
     with_binary_op<T>(op, [&](auto f) { map2<T>(a, b, out, f); });
   });
 }
 
 void binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, NDArray& out) {
-  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto tag) {
+  dispatch_dtype(a.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T c = static_cast<T>(s);
     with_binary_op<T>(op, [&](auto f) {
-      if (scalar_first) map1<T, T>(a, out, [=](T x) { return f(c, x); });
-      else map1<T, T>(a, out, [=](T x) { return f(x, c); });
+      using D = decltype(f(c, c));
+      if (scalar_first) map1<T, D>(a, out, [=](T x) { return f(c, x); });
+      else map1<T, D>(a, out, [=](T x) { return f(x, c); });
     });
   });
 }
 
 void unary(UnaryOp op, const NDArray& a, NDArray& out) {
-  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto tag) {
+  dispatch_dtype(a.dtype, [&](auto tag) {
     using T = decltype(tag);
-    with_unary_op<T>(op, [&](auto f) { map1<T, T>(a, out, f); });
+    with_unary_op<T>(op, [&](auto f) { map1<T, decltype(f(T{}))>(a, out, f); });
   });
 }
 
 void copy(const NDArray& src, const NDArray& dst) {
-  dispatch_dtype<DTypes::floating>(src.dtype, [&](auto s_tag) {
-    dispatch_dtype<DTypes::floating>(dst.dtype, [&](auto d_tag) {
+  dispatch_dtype(src.dtype, [&](auto s_tag) {
+    dispatch_dtype(dst.dtype, [&](auto d_tag) {
       using S = decltype(s_tag);
       using D = decltype(d_tag);
       map1<S, D>(src, dst, [](S x) { return static_cast<D>(x); });
@@ -279,7 +328,7 @@ void copy(const NDArray& src, const NDArray& dst) {
 }
 
 void fill(const NDArray& dst, double value) {
-  dispatch_dtype<DTypes::floating>(dst.dtype, [&](auto tag) {
+  dispatch_dtype(dst.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T v = static_cast<T>(value);
     const auto l = merge_axes<1>(dst.shape, {&dst.strides});

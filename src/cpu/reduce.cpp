@@ -1,4 +1,5 @@
-// Row reductions of a contiguous (rows, n) array: out[r] = sum_j a[r, j], max_j a[r, j], argmax_j a[r, j].
+// Row reductions of a contiguous (rows, n) array: out[r] = sum_j a[r, j], max_j / min_j a[r, j], and the
+// argmax_j / argmin_j.
 // Loop order: rows in parallel; when there are fewer rows than threads each row is cut into one chunk per
 // thread, and the chunks' partial results are combined in order afterwards.
 #include <omp.h>
@@ -31,39 +32,39 @@ T pairwise_sum(const T* x, int64_t n) {
   return pairwise_sum(x, half) + pairwise_sum(x + half, n - half);
 }
 
-// max that keeps NaN: once either side is NaN the result is NaN.
-template <class T>
-T max_nan(T m, T x) {
-  return (x > m || x != x) ? x : m;
+// The extreme of two values for max (kMax) or min, keeping NaN: once either side is NaN the result is NaN.
+template <bool kMax, class T>
+T extreme_nan(T m, T x) {
+  return ((kMax ? x > m : x < m) || x != x) ? x : m;
 }
 
-// Max over 16 lanes with plain compares (which skip NaN) plus a separate NaN flag per lane, so the loop
-// vectorises; any NaN makes the result NaN.
-template <class T>
-T row_max(const T* x, int64_t n) {
+// The extreme over 16 lanes with plain compares (which skip NaN) plus a separate NaN flag per lane, so
+// the loop vectorises; any NaN makes the result NaN.
+template <bool kMax, class T>
+T row_extreme(const T* x, int64_t n) {
   T acc[16];
   int nan[16] = {};
   std::fill(acc, acc + 16, x[0]);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     for (int j = 0; j < 16; ++j) {
-      acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+      acc[j] = (kMax ? x[i + j] > acc[j] : x[i + j] < acc[j]) ? x[i + j] : acc[j];
       nan[j] |= x[i + j] != x[i + j];
     }
   T m = x[0];
   for (int j = 0; j < 16; ++j) {
     if (nan[j]) return std::numeric_limits<T>::quiet_NaN();
-    m = max_nan(m, acc[j]);
+    m = extreme_nan<kMax>(m, acc[j]);
   }
-  for (; i < n; ++i) m = max_nan(m, x[i]);
+  for (; i < n; ++i) m = extreme_nan<kMax>(m, x[i]);
   return m;
 }
 
-// First index of the maximum, where NaN counts as larger than everything (so the first NaN wins): the
-// vectorised row_max finds the value, then a scan finds its first occurrence.
-template <class T>
-int64_t row_argmax(const T* x, int64_t n) {
-  const T m = row_max(x, n);
+// First index of the extreme, where NaN counts as more extreme than everything (so the first NaN wins):
+// the vectorised row_extreme finds the value, then a scan finds its first occurrence.
+template <bool kMax, class T>
+int64_t row_arg_extreme(const T* x, int64_t n) {
+  const T m = row_extreme<kMax>(x, n);
   int64_t i = 0;
   if (m != m)
     while (x[i] == x[i]) ++i;
@@ -99,36 +100,46 @@ void for_each_chunk(int64_t rows, int64_t n, const Split& s, Chunk chunk) {
 }
 
 template <class T>
+T reduce_chunk(ReduceOp op, const T* x, int64_t n) {
+  if (op == ReduceOp::sum) return pairwise_sum(x, n);
+  return op == ReduceOp::max ? row_extreme<true>(x, n) : row_extreme<false>(x, n);
+}
+
+template <class T>
+T combine(ReduceOp op, T a, T b) {
+  if (op == ReduceOp::sum) return a + b;
+  return op == ReduceOp::max ? extreme_nan<true>(a, b) : extreme_nan<false>(a, b);
+}
+
+template <class T>
 void reduce_typed(ReduceOp op, const T* a, int64_t rows, int64_t n, T* out) {
   const Split s = split_rows(rows, n);
   std::vector<T> partial(rows * s.parts);
   for_each_chunk(rows, n, s, [&](int64_t r, int64_t p, int64_t lo, int64_t hi) {
-    const T* x = a + r * n + lo;
-    partial[r * s.parts + p] = op == ReduceOp::sum ? pairwise_sum(x, hi - lo) : row_max(x, hi - lo);
+    partial[r * s.parts + p] = reduce_chunk(op, a + r * n + lo, hi - lo);
   });
   for (int64_t r = 0; r < rows; ++r) {
     T acc = partial[r * s.parts];
-    for (int64_t p = 1; p < s.parts; ++p)
-      acc = op == ReduceOp::sum ? acc + partial[r * s.parts + p] : max_nan(acc, partial[r * s.parts + p]);
+    for (int64_t p = 1; p < s.parts; ++p) acc = combine(op, acc, partial[r * s.parts + p]);
     out[r] = acc;
   }
 }
 
-template <class T>
-void argmax_typed(const T* a, int64_t rows, int64_t n, T* out) {
+template <bool kMax, class T>
+void arg_reduce_typed(const T* a, int64_t rows, int64_t n, int64_t* out) {
   const Split s = split_rows(rows, n);
   std::vector<int64_t> partial(rows * s.parts);
   for_each_chunk(rows, n, s, [&](int64_t r, int64_t p, int64_t lo, int64_t hi) {
-    partial[r * s.parts + p] = lo + row_argmax(a + r * n + lo, hi - lo);
+    partial[r * s.parts + p] = lo + row_arg_extreme<kMax>(a + r * n + lo, hi - lo);
   });
   for (int64_t r = 0; r < rows; ++r) {
     const T* x = a + r * n;
     int64_t best = partial[r * s.parts];
-    for (int64_t p = 1; p < s.parts; ++p) {  // a later chunk wins only with a strictly larger value or a first NaN
+    for (int64_t p = 1; p < s.parts; ++p) {  // a later chunk wins only with a strictly more extreme value or a first NaN
       const int64_t i = partial[r * s.parts + p];
-      if (x[best] == x[best] && (x[i] > x[best] || x[i] != x[i])) best = i;
+      if (x[best] == x[best] && ((kMax ? x[i] > x[best] : x[i] < x[best]) || x[i] != x[i])) best = i;
     }
-    out[r] = static_cast<T>(best);
+    out[r] = best;
   }
 }
 
@@ -137,17 +148,18 @@ void argmax_typed(const T* a, int64_t rows, int64_t n, T* out) {
 // rows comes from out, so a's rank does not matter as long as it is contiguous.
 void reduce_rows(ReduceOp op, const NDArray& a, NDArray& out) {
   const int64_t rows = out.size(), n = rows == 0 ? 0 : a.size() / rows;
-  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::numeric>(a.dtype, [&](auto t) {
     using T = decltype(t);
     reduce_typed(op, a.data<T>(), rows, n, out.data<T>());
   });
 }
 
-void argmax_rows(const NDArray& a, NDArray& out) {
+void arg_reduce_rows(ReduceOp op, const NDArray& a, NDArray& out) {
   const int64_t rows = out.size(), n = rows == 0 ? 0 : a.size() / rows;
-  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::numeric>(a.dtype, [&](auto t) {
     using T = decltype(t);
-    argmax_typed(a.data<T>(), rows, n, out.data<T>());
+    if (op == ReduceOp::max) arg_reduce_typed<true>(a.data<T>(), rows, n, out.data<int64_t>());
+    else arg_reduce_typed<false>(a.data<T>(), rows, n, out.data<int64_t>());
   });
 }
 

@@ -39,7 +39,7 @@ const Backend cuda_backend = {
     cuda::copy,
     cuda::fill,
     cuda::reduce_rows,
-    cuda::argmax_rows,
+    cuda::arg_reduce_rows,
     cuda::matmul,
     cuda::pad,
     cuda::conv_forward_any,

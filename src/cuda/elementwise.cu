@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 
+#include "../common/scalar_math.h"
 #include "common.cuh"
 
 namespace convlab::cuda {
@@ -61,14 +62,13 @@ std::array<Strided, N> merge_axes(const char* op, const Shape& shape, const std:
   return out;
 }
 
+// op on two T's as a T: comparisons and logical ops give T(1) or T(0), which the kernels store as bool.
+// Ops a dtype does not have (frontends refuse them) are not compiled for it.
 template <class T>
 __device__ T apply(BinaryOp op, T a, T b) {
   switch (op) {
-    case BinaryOp::add: return a + b;
-    case BinaryOp::sub: return a - b;
-    case BinaryOp::mul: return a * b;
-    case BinaryOp::div: return a / b;
-    case BinaryOp::pow: return pow(a, b);
+    case BinaryOp::add: return T(a + b);
+    case BinaryOp::mul: return T(a * b);
     case BinaryOp::maximum: return (a > b || a != a) ? a : b;  // NaN propagates, as torch.maximum
     case BinaryOp::minimum: return (a < b || a != a) ? a : b;
     case BinaryOp::eq: return a == b;
@@ -77,52 +77,102 @@ __device__ T apply(BinaryOp op, T a, T b) {
     case BinaryOp::le: return a <= b;
     case BinaryOp::gt: return a > b;
     case BinaryOp::ge: return a >= b;
+    case BinaryOp::logical_and: return a != T(0) && b != T(0);
+    case BinaryOp::logical_or: return a != T(0) || b != T(0);
+    case BinaryOp::logical_xor: return (a != T(0)) != (b != T(0));
+    default: break;
+  }
+  if constexpr (!std::is_same_v<T, bool>) {
+    switch (op) {
+      case BinaryOp::sub: return T(a - b);
+      case BinaryOp::div: return T(a / b);  // floats only: the frontend converts integers
+      case BinaryOp::pow: return power(a, b);
+      case BinaryOp::floor_divide: return floor_divide(a, b);
+      case BinaryOp::remainder: return remainder(a, b);
+      default: break;
+    }
+  }
+  if constexpr (std::is_integral_v<T>) {
+    switch (op) {
+      case BinaryOp::bitwise_and: return T(a & b);
+      case BinaryOp::bitwise_or: return T(a | b);
+      case BinaryOp::bitwise_xor: return T(a ^ b);
+      default: break;
+    }
   }
   return a;
 }
 
+// Likewise: logical_not gives T(1) or T(0), stored as bool.
 template <class T>
 __device__ T apply(UnaryOp op, T a) {
-  switch (op) {
-    case UnaryOp::neg: return -a;
-    case UnaryOp::exp: return exp(a);
-    case UnaryOp::log: return log(a);
-    case UnaryOp::sqrt: return sqrt(a);
-    case UnaryOp::tanh: return tanh(a);
-    case UnaryOp::sigmoid: {  // split on the sign so exp never overflows, as the CPU kernel does
-      if (a >= T(0)) return T(1) / (T(1) + exp(-a));
-      T e = exp(a);
-      return e / (T(1) + e);
+  constexpr bool is_bool = std::is_same_v<T, bool>, is_int = std::is_integral_v<T> && !is_bool;
+  if (op == UnaryOp::logical_not) return a == T(0);
+  if constexpr (is_bool) {
+    if (op == UnaryOp::bitwise_not) return !a;
+    return a;  // sign
+  } else if constexpr (is_int) {
+    switch (op) {
+      case UnaryOp::neg: return wrapping_neg(a);
+      case UnaryOp::relu: return a < T(0) ? T(0) : a;
+      case UnaryOp::abs: return a < T(0) ? wrapping_neg(a) : a;
+      case UnaryOp::sign: return T((a > T(0)) - (a < T(0)));
+      case UnaryOp::bitwise_not: return T(~a);
+      default: return a;
     }
-    case UnaryOp::relu: return a < T(0) ? T(0) : a;  // NaN stays NaN
-    case UnaryOp::abs: return fabs(a);
-    case UnaryOp::sign: return a > T(0) ? T(1) : a < T(0) ? T(-1) : a;  // 0 and NaN map to themselves
-    case UnaryOp::erf: return erf(a);
-    case UnaryOp::floor: return floor(a);
-    case UnaryOp::ceil: return ceil(a);
-    case UnaryOp::round: return rint(a);  // half to even
+  } else {
+    switch (op) {
+      case UnaryOp::neg: return -a;
+      case UnaryOp::exp: return exp(a);
+      case UnaryOp::log: return log(a);
+      case UnaryOp::sqrt: return sqrt(a);
+      case UnaryOp::tanh: return tanh(a);
+      case UnaryOp::sigmoid: {  // split on the sign so exp never overflows, as the CPU kernel does
+        if (a >= T(0)) return T(1) / (T(1) + exp(-a));
+        T e = exp(a);
+        return e / (T(1) + e);
+      }
+      case UnaryOp::relu: return a < T(0) ? T(0) : a;  // NaN stays NaN
+      case UnaryOp::abs: return fabs(a);
+      case UnaryOp::sign: return a > T(0) ? T(1) : a < T(0) ? T(-1) : a;  // 0 and NaN map to themselves
+      case UnaryOp::erf: return erf(a);
+      case UnaryOp::floor: return floor(a);
+      case UnaryOp::ceil: return ceil(a);
+      case UnaryOp::round: return rint(a);  // half to even
+      default: return a;
+    }
   }
-  return a;
 }
 
 // The op switch is the same for every thread, so it costs a few uniform branches, not divergence.
-template <class T>
-__global__ void binary_kernel(BinaryOp op, const T* a, Strided sa, const T* b, Strided sb, T* out, int64_t n) {
-  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = apply(op, a[sa.offset(i)], b[sb.offset(i)]);
+// T is the operands' element type, D out's (T, or bool for the ops that give bool).
+template <class T, class D>
+__global__ void binary_kernel(BinaryOp op, const T* a, Strided sa, const T* b, Strided sb, D* out, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count())
+    out[i] = static_cast<D>(apply(op, a[sa.offset(i)], b[sb.offset(i)]));
 }
 
-template <class T>
-__global__ void binary_scalar_kernel(BinaryOp op, const T* a, Strided sa, T s, bool scalar_first, T* out,
+template <class T, class D>
+__global__ void binary_scalar_kernel(BinaryOp op, const T* a, Strided sa, T s, bool scalar_first, D* out,
                                      int64_t n) {
   for (int64_t i = thread_index(); i < n; i += thread_count()) {
     T v = a[sa.offset(i)];
-    out[i] = scalar_first ? apply(op, s, v) : apply(op, v, s);
+    out[i] = static_cast<D>(scalar_first ? apply(op, s, v) : apply(op, v, s));
   }
 }
 
-template <class T>
-__global__ void unary_kernel(UnaryOp op, const T* a, Strided sa, T* out, int64_t n) {
-  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = apply(op, a[sa.offset(i)]);
+template <class T, class D>
+__global__ void unary_kernel(UnaryOp op, const T* a, Strided sa, D* out, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = static_cast<D>(apply(op, a[sa.offset(i)]));
+}
+
+// Calls f(T{}, D{}) with T the element type of a and D that of out: T itself or bool.
+template <class F>
+void dispatch_in_out(DType in, DType out, F&& f) {
+  dispatch_dtype(in, [&](auto t) {
+    if (out == DType::b8) f(t, bool{});
+    else f(t, t);
+  });
 }
 
 template <class S, class D>
@@ -141,9 +191,10 @@ void binary(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out) {
   int64_t n = out.size();
   if (n == 0) return;
   auto s = merge_axes<2>("binary", out.shape, {&a.strides, &b.strides});
-  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto t) {
+  dispatch_in_out(a.dtype, out.dtype, [&](auto t, auto d) {
     using T = decltype(t);
-    binary_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), s[0], b.data<T>(), s[1], out.data<T>(), n);
+    using D = decltype(d);
+    binary_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), s[0], b.data<T>(), s[1], out.data<D>(), n);
   });
   check_launch("binary");
 }
@@ -152,9 +203,10 @@ void binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, N
   int64_t n = out.size();
   if (n == 0) return;
   Strided sa = merge_axes<1>("binary_scalar", out.shape, {&a.strides})[0];
-  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto t) {
+  dispatch_in_out(a.dtype, out.dtype, [&](auto t, auto d) {
     using T = decltype(t);
-    binary_scalar_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), sa, T(s), scalar_first, out.data<T>(), n);
+    using D = decltype(d);
+    binary_scalar_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), sa, T(s), scalar_first, out.data<D>(), n);
   });
   check_launch("binary_scalar");
 }
@@ -163,9 +215,10 @@ void unary(UnaryOp op, const NDArray& a, NDArray& out) {
   int64_t n = out.size();
   if (n == 0) return;
   Strided sa = merge_axes<1>("unary", out.shape, {&a.strides})[0];
-  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto t) {
+  dispatch_in_out(a.dtype, out.dtype, [&](auto t, auto d) {
     using T = decltype(t);
-    unary_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), sa, out.data<T>(), n);
+    using D = decltype(d);
+    unary_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), sa, out.data<D>(), n);
   });
   check_launch("unary");
 }
@@ -174,8 +227,8 @@ void copy(const NDArray& src, const NDArray& dst) {
   int64_t n = dst.size();
   if (n == 0) return;
   auto st = merge_axes<2>("copy", dst.shape, {&src.strides, &dst.strides});
-  dispatch_dtype<DTypes::floating>(src.dtype, [&](auto s) {
-    dispatch_dtype<DTypes::floating>(dst.dtype, [&](auto d) {
+  dispatch_dtype(src.dtype, [&](auto s) {
+    dispatch_dtype(dst.dtype, [&](auto d) {
       using S = decltype(s);
       using D = decltype(d);
       copy_kernel<<<blocks_for(n), kThreads>>>(src.data<S>(), st[0], dst.data<D>(), st[1], n);
@@ -188,7 +241,7 @@ void fill(const NDArray& dst, double value) {
   int64_t n = dst.size();
   if (n == 0) return;
   Strided sd = merge_axes<1>("fill", dst.shape, {&dst.strides})[0];
-  dispatch_dtype<DTypes::floating>(dst.dtype, [&](auto t) {
+  dispatch_dtype(dst.dtype, [&](auto t) {
     using T = decltype(t);
     fill_kernel<<<blocks_for(n), kThreads>>>(dst.data<T>(), sd, T(value), n);
   });

@@ -2,6 +2,7 @@
 // segment (coalesced), then combine by shuffles in a fixed order, so results are deterministic. Few long
 // rows are first cut into chunks whose partials (rows, chunks) are reduced again by the same kernel.
 #include <cmath>
+#include <limits>
 
 #include "common.cuh"
 
@@ -26,13 +27,22 @@ Split plan_split(int64_t rows, int64_t n) {
 template <class T>
 __device__ T combine(ReduceOp op, T a, T b) {
   if (op == ReduceOp::sum) return a + b;
-  return (a > b || a != a) ? a : b;  // max: NaN propagates
+  if (op == ReduceOp::max) return (a > b || a != a) ? a : b;  // NaN propagates
+  return (a < b || a != a) ? a : b;
+}
+
+// What a lane with no elements contributes: 0 for sum, the other end of T's range for max and min.
+template <class T>
+T identity(ReduceOp op) {
+  if (op == ReduceOp::sum) return T(0);
+  constexpr bool inf = std::numeric_limits<T>::has_infinity;
+  if (op == ReduceOp::max) return inf ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::lowest();
+  return inf ? std::numeric_limits<T>::infinity() : std::numeric_limits<T>::max();
 }
 
 // out[row * chunks + c] = op over a[row, c*chunk : (c+1)*chunk].
 template <class T>
-__global__ void reduce_kernel(ReduceOp op, const T* a, int64_t rows, int64_t n, Split split, T* out) {
-  const T identity = op == ReduceOp::sum ? T(0) : T(-INFINITY);
+__global__ void reduce_kernel(ReduceOp op, T identity, const T* a, int64_t rows, int64_t n, Split split, T* out) {
   int lane = threadIdx.x % kWarp;
   for (int64_t seg = thread_index() / kWarp; seg < rows * split.chunks; seg += thread_count() / kWarp) {
     int64_t row = seg / split.chunks, begin = seg % split.chunks * split.chunk;
@@ -44,23 +54,23 @@ __global__ void reduce_kernel(ReduceOp op, const T* a, int64_t rows, int64_t n, 
   }
 }
 
-// Whether (v, i) beats the best so far (bv, bi): NaN beats numbers, a larger value wins, ties go to the
-// smaller index (the first maximum); bi < 0 means nothing seen yet.
-template <class T>
+// Whether (v, i) beats the best so far (bv, bi): NaN beats numbers, a larger (kMax) or smaller value wins,
+// ties go to the smaller index (the first extreme); bi < 0 means nothing seen yet.
+template <bool kMax, class T>
 __device__ bool beats(T v, int64_t i, T bv, int64_t bi) {
   if (i < 0) return false;
   if (bi < 0) return true;
   bool nan = v != v, bnan = bv != bv;
   if (nan != bnan) return nan;
-  if (!nan && v != bv) return v > bv;
+  if (!nan && v != bv) return kMax ? v > bv : v < bv;
   return i < bi;
 }
 
 // Per segment: the best (value, index) of a[row, segment]; index is the column, or taken from `index`
-// when a holds partial results. The last pass writes the index as a number of T into `as_number`.
-template <class T>
-__global__ void argmax_kernel(const T* a, const int64_t* index, int64_t rows, int64_t n, Split split,
-                              T* best_value, int64_t* best_index, T* as_number) {
+// when a holds partial results. The last pass writes only the index, into `final_index`.
+template <bool kMax, class T>
+__global__ void arg_kernel(const T* a, const int64_t* index, int64_t rows, int64_t n, Split split,
+                           T* best_value, int64_t* best_index, int64_t* final_index) {
   int lane = threadIdx.x % kWarp;
   for (int64_t seg = thread_index() / kWarp; seg < rows * split.chunks; seg += thread_count() / kWarp) {
     int64_t row = seg / split.chunks, begin = seg % split.chunks * split.chunk;
@@ -70,15 +80,15 @@ __global__ void argmax_kernel(const T* a, const int64_t* index, int64_t rows, in
     for (int64_t j = begin + lane; j < end; j += kWarp) {
       T v = a[row * n + j];
       int64_t i = index ? index[row * n + j] : j;
-      if (beats(v, i, bv, bi)) bv = v, bi = i;
+      if (beats<kMax>(v, i, bv, bi)) bv = v, bi = i;
     }
     for (int offset = kWarp / 2; offset > 0; offset /= 2) {
       T v = __shfl_down_sync(0xffffffffu, bv, offset);
       int64_t i = __shfl_down_sync(0xffffffffu, bi, offset);
-      if (beats(v, i, bv, bi)) bv = v, bi = i;
+      if (beats<kMax>(v, i, bv, bi)) bv = v, bi = i;
     }
     if (lane != 0) continue;
-    if (as_number) as_number[seg] = T(bi);
+    if (final_index) final_index[seg] = bi;
     else best_value[seg] = bv, best_index[seg] = bi;
   }
 }
@@ -87,30 +97,31 @@ template <class T>
 void reduce_rows_impl(ReduceOp op, const T* a, int64_t rows, int64_t n, T* out) {
   Split split = plan_split(rows, n);
   if (split.chunks == 1) {
-    reduce_kernel<<<blocks_for(rows * kWarp), kThreads>>>(op, a, rows, n, split, out);
+    reduce_kernel<<<blocks_for(rows * kWarp), kThreads>>>(op, identity<T>(op), a, rows, n, split, out);
     check_launch("reduce_rows");
     return;
   }
   Workspace<T> partial(rows * split.chunks);
-  reduce_kernel<<<blocks_for(rows * split.chunks * kWarp), kThreads>>>(op, a, rows, n, split, partial.ptr);
+  reduce_kernel<<<blocks_for(rows * split.chunks * kWarp), kThreads>>>(op, identity<T>(op), a, rows, n, split,
+                                                                       partial.ptr);
   check_launch("reduce_rows");
   reduce_rows_impl(op, partial.ptr, rows, split.chunks, out);
 }
 
-template <class T>
-void argmax_rows_impl(const T* a, const int64_t* index, int64_t rows, int64_t n, T* out) {
+template <bool kMax, class T>
+void arg_reduce_rows_impl(const T* a, const int64_t* index, int64_t rows, int64_t n, int64_t* out) {
   Split split = plan_split(rows, n);
   if (split.chunks == 1) {
-    argmax_kernel<T><<<blocks_for(rows * kWarp), kThreads>>>(a, index, rows, n, split, nullptr, nullptr, out);
-    check_launch("argmax_rows");
+    arg_kernel<kMax, T><<<blocks_for(rows * kWarp), kThreads>>>(a, index, rows, n, split, nullptr, nullptr, out);
+    check_launch("arg_reduce_rows");
     return;
   }
   Workspace<T> value(rows * split.chunks);
   Workspace<int64_t> where(rows * split.chunks);
-  argmax_kernel<T><<<blocks_for(rows * split.chunks * kWarp), kThreads>>>(a, index, rows, n, split, value.ptr,
-                                                                          where.ptr, nullptr);
-  check_launch("argmax_rows");
-  argmax_rows_impl(value.ptr, where.ptr, rows, split.chunks, out);
+  arg_kernel<kMax, T><<<blocks_for(rows * split.chunks * kWarp), kThreads>>>(a, index, rows, n, split, value.ptr,
+                                                                             where.ptr, nullptr);
+  check_launch("arg_reduce_rows");
+  arg_reduce_rows_impl<kMax>(value.ptr, where.ptr, rows, split.chunks, out);
 }
 
 }  // namespace
@@ -120,20 +131,21 @@ void reduce_rows(ReduceOp op, const NDArray& a, NDArray& out) {
   const int64_t rows = out.size();
   if (rows == 0) return;
   const int64_t n = a.size() / rows;
-  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::numeric>(a.dtype, [&](auto t) {
     using T = decltype(t);
     reduce_rows_impl(op, a.data<T>(), rows, n, out.data<T>());
   });
 }
 
-void argmax_rows(const NDArray& a, NDArray& out) {
+void arg_reduce_rows(ReduceOp op, const NDArray& a, NDArray& out) {
   // rows come from out, so a may be any contiguous array of rows * n elements
   const int64_t rows = out.size();
   if (rows == 0) return;
   const int64_t n = a.size() / rows;
-  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::numeric>(a.dtype, [&](auto t) {
     using T = decltype(t);
-    argmax_rows_impl<T>(a.data<T>(), nullptr, rows, n, out.data<T>());
+    if (op == ReduceOp::max) arg_reduce_rows_impl<true, T>(a.data<T>(), nullptr, rows, n, out.data<int64_t>());
+    else arg_reduce_rows_impl<false, T>(a.data<T>(), nullptr, rows, n, out.data<int64_t>());
   });
 }
 
