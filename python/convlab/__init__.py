@@ -1,4 +1,5 @@
 """convlab: convolutional networks you can read to the bottom, on the CPU and the GPU."""
+import builtins  # convlab.bool, convlab.int and convlab.float are dtypes, as in PyTorch
 import os
 
 
@@ -70,7 +71,7 @@ class _CudaBackendFlags:
 
     @allow_tf32.setter
     def allow_tf32(self, on: bool) -> None:
-        _C.set_allow_tf32(bool(on))
+        _C.set_allow_tf32(builtins.bool(on))
 
 
 class _Backends:
@@ -85,7 +86,7 @@ class _Backends:
 
     @deterministic.setter
     def deterministic(self, on: bool) -> None:
-        _C.set_deterministic(bool(on))
+        _C.set_deterministic(builtins.bool(on))
 
 
 backends = _Backends()
@@ -111,11 +112,17 @@ from .tensor import (Tensor, arange, full, is_grad_enabled, manual_seed, no_grad
 from .tensor import (Device as device, Size, as_tensor, empty, empty_like, enable_grad, eye, from_numpy,  # noqa: E402
                      full_like, inference_mode, is_tensor, linspace, normal, numel, rand_like, randn_like,
                      set_grad_enabled)
-from .functions import (abs, bmm, cat, chunk, clamp, clip, clone, concat, concatenate, exp, flatten,  # noqa: E402
-                        log, log_softmax, logsumexp, max, maximum, mean, minimum, mm, narrow, neg, permute, pow,
-                        relu, reshape, rsqrt, sigmoid, softmax, split, sqrt, square, squeeze, stack, std, sum,
-                        swapaxes, t, tanh, transpose, unbind, unsqueeze, var)
+from .functions import (abs, allclose, bmm, cat, chunk, clamp, clip, clone, concat, concatenate, equal,  # noqa: E402
+                        exp, flatten, log, log_softmax, logsumexp, max, maximum, mean, minimum, mm, narrow, neg,
+                        permute, pow, relu, reshape, rsqrt, sigmoid, softmax, split, sqrt, square, squeeze, stack,
+                        std, sum, swapaxes, t, tanh, transpose, unbind, unsqueeze, var)
 from .tensor import matmul  # noqa: E402
+from .functions import (all, any, argmax, argmin, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,  # noqa: E402
+                        ceil, eq, erf, floor, floor_divide, ge, greater, greater_equal, gt, is_floating_point, le,
+                        less, less_equal, logical_and, logical_not, logical_or, logical_xor, lt, min, ne,
+                        not_equal, remainder, round, sign)
+from .dtypes import (bool, double, dtype, float, float32, float64, get_default_dtype, int, int32,  # noqa: E402
+                     int64, long, set_default_dtype)
 from .indexing import (gather, index_add, index_select, masked_fill, masked_select, nonzero,  # noqa: E402
                        scatter_add, where)
 from .serialization import load, save  # noqa: E402

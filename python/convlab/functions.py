@@ -4,6 +4,8 @@ Where PyTorch has a Tensor method of the same name the function calls it, so eac
 tensor.py, its gradient in autograd.py); the functions without a method (cat, stack, mm, bmm) live here.
 This module is apart from tensor.py because its names (abs, max, min, sum, pow) shadow Python's built-ins.
 """
+import numpy as np
+
 from . import autograd
 from .tensor import Tensor, _axis, matmul
 
@@ -222,6 +224,39 @@ def maximum(input, other):
 def minimum(input, other):
     _check("minimum", input=input, other=other)
     return input.minimum(other)
+
+
+# ---- one Tensor method each (the method documents it) ----
+def _method_function(name):
+    """torch.name(input, *args, **kwargs): input.name(*args, **kwargs) for a Tensor input."""
+    def function(input, *args, **kwargs):
+        _check(name, input=input)
+        return getattr(input, name)(*args, **kwargs)
+
+    function.__name__ = function.__qualname__ = name
+    return function
+
+
+(eq, ne, lt, le, gt, ge, greater, greater_equal, less, less_equal, not_equal, logical_and, logical_or, logical_xor,
+ logical_not, bitwise_and, bitwise_or, bitwise_xor, bitwise_not, floor_divide, remainder, erf, floor, ceil, round,
+ sign, min, argmax, argmin, any, all, is_floating_point) = (_method_function(name) for name in (
+    "eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal", "logical_and",
+    "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+    "floor_divide", "remainder", "erf", "floor", "ceil", "round", "sign", "min", "argmax", "argmin", "any", "all",
+    "is_floating_point"))
+
+
+# ---- comparisons to a Python bool ----
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Whether |input - other| <= atol + rtol * |other| everywhere (broadcasting)."""
+    _check("allclose", input=input, other=other)
+    return bool(np.allclose(input.numpy(), other.numpy(), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def equal(input, other):
+    """Whether both have the same shape and the same values."""
+    _check("equal", input=input, other=other)
+    return input.shape == other.shape and bool(np.array_equal(input.numpy(), other.numpy()))
 
 
 # ---- reductions ----
