@@ -94,6 +94,23 @@ def test_program(name):
     check(name)
 
 
+def test_compare_accepts_rounding_and_flags_every_kind_of_difference():
+    """The comparison itself: what it lets through and what it must catch."""
+    want = {"w": np.array([1.0, -2.0, 3.0]), "noise": np.array([1e-17, -2e-17]),
+            "pred": np.array([3, 1]), "p32": np.array([0.5, 0.25], np.float32)}
+    near = {"w": want["w"] * (1 + 5e-10), "noise": np.array([-3e-17, 4e-17]), "pred": np.array([3, 1]),
+            "p32": np.array([0.50002, 0.25], np.float32)}
+    compare("same", near, want)
+    bad = [("w", want["w"] * (1 + 1e-8)), ("w", np.array([1.0, -2.0, np.nan])), ("pred", np.array([3, 2])),
+           ("pred", np.array([3.0, 1.0])), ("w", want["w"].astype(np.float32)), ("w", want["w"][:2]),
+           ("p32", np.array([0.5, 0.2501], np.float32))]
+    for key, value in bad:
+        with pytest.raises(ProgramFailure, match=f"bad: {key} "):
+            compare("bad", {**want, key: value}, want)
+    with pytest.raises(ProgramFailure, match="names differ"):
+        compare("missing", {k: v for k, v in want.items() if k != "pred"}, want)
+
+
 def table(names):
     for name in names:
         try:
