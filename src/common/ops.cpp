@@ -543,20 +543,17 @@ NDArray adaptive_avg_pool_backward(const NDArray& gy, const std::vector<int64_t>
 namespace {
 
 // Every entry of index must lie in [0, size), or in [-size, size) where negative entries count from the end.
-// The scan runs on the host (a copy of a GPU index), so the message can name the first entry out of range.
+// Two reductions on the index's device decide it; only their results come to the host.
 void check_index(const char* op, const NDArray& index, int64_t size, int axis, bool negative_ok) {
   if (index.dtype != DType::i64 && index.dtype != DType::i32)
     type_error(op, ": index must be an int64 (or int32) array, got ", dtype_name(index.dtype));
   if (index.size() == 0) return;
-  const NDArray host = index.to(Device::cpu).compact();
-  const int64_t lo = negative_ok ? -size : 0;
-  dispatch_index(index.dtype, [&](auto t) {
-    const auto* p = host.data<decltype(t)>();
-    for (int64_t e = 0; e < host.size(); ++e)
-      if (p[e] < lo || p[e] >= size)
-        index_error(op, ": index ", static_cast<int64_t>(p[e]), " is out of bounds for axis ", axis, " with size ",
-                    size);
-  });
+  const auto extreme = [&](ReduceOp which) {
+    return reduce(which, index, {}, false).astype(DType::i64).to(Device::cpu).data<int64_t>()[0];
+  };
+  const int64_t hi = extreme(ReduceOp::max), lo = extreme(ReduceOp::min);
+  if (hi >= size || lo < (negative_ok ? -size : 0))
+    index_error(op, ": index ", hi >= size ? hi : lo, " is out of bounds for axis ", axis, " with size ", size);
 }
 
 // The element counts before and after `axis`.
