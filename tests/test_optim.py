@@ -64,6 +64,24 @@ def test_adamw_matches_torch(device, case, dtype):
     run_steps("AdamW", ADAMW_CASES[case], device, dtype)
 
 
+OTHER_CASES = [
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.8, weight_decay=0.05)),
+    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5, maximize=True)),
+    ("Adagrad", dict()),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.3, eps=1e-6)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(OTHER_CASES)))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_adadelta_rmsprop_adagrad_match_torch(device, case, dtype):
+    name, options = OTHER_CASES[case]
+    run_steps(name, options, device, dtype)
+
+
 def test_adamw_decay_is_decoupled_by_hand():
     # zero gradient: Adam's moments stay 0, so the step is the decay alone, p * (1 - lr * wd)
     p = cl.tensor([2.0, -4.0], dtype="float64", requires_grad=True)
@@ -188,3 +206,7 @@ def test_optimizer_errors():
         cl.optim.Adam([p], betas=(1.0, 0.9))
     with pytest.raises(ValueError, match="more than one"):
         cl.optim.SGD([p, p], lr=0.1)
+    with pytest.raises(ValueError, match=r"Adadelta: invalid rho=1.5 \(must be in \[0, 1\]\)"):
+        cl.optim.Adadelta([p], rho=1.5)
+    with pytest.raises(ValueError, match=r"RMSprop: invalid momentum=-0.1 \(must be >= 0\)"):
+        cl.optim.RMSprop([p], momentum=-0.1)

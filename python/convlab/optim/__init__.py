@@ -172,6 +172,97 @@ class Adam(Optimizer):
             write_(p, p._data - (m / denom) * (group["lr"] / (1.0 - beta1 ** t)))
 
 
+def _check_options(name, **options):
+    """Each option must be >= 0 (PyTorch's 'Invalid ...' checks)."""
+    for key, value in options.items():
+        if value < 0.0:
+            raise ValueError(f"{name}: invalid {key}={value} (must be >= 0)")
+
+
+class Adadelta(Optimizer):
+    """v = rho*v + (1-rho)*g^2; d = sqrt(u + eps) / sqrt(v + eps) * g; u = rho*u + (1-rho)*d^2; p = p - lr*d."""
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
+        _check_options("Adadelta", lr=lr, eps=eps, weight_decay=weight_decay)
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Adadelta: invalid rho={rho} (must be in [0, 1])")
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+    def _update(self):
+        for group, p, state in self._params_with_grad():
+            rho, eps = group["rho"], group["eps"]
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            if group["weight_decay"]:
+                g = g + p._data * group["weight_decay"]
+            if not state:
+                state["step"] = 0
+                state["square_avg"] = NDArray.full(g.shape, 0.0, g.dtype, g.device)
+                state["acc_delta"] = NDArray.full(g.shape, 0.0, g.dtype, g.device)
+            state["step"] += 1
+            v = state["square_avg"] = state["square_avg"] * rho + g * g * (1.0 - rho)
+            delta = (state["acc_delta"] + eps).sqrt() / (v + eps).sqrt() * g
+            state["acc_delta"] = state["acc_delta"] * rho + delta * delta * (1.0 - rho)
+            write_(p, p._data - delta * group["lr"])
+
+
+class RMSprop(Optimizer):
+    """v = alpha*v + (1-alpha)*g^2; centered: m = alpha*m + (1-alpha)*g, v - m^2 in place of v;
+    p = p - lr * g / (sqrt(v) + eps), or through a momentum buffer b = momentum*b + g / (sqrt(v) + eps)."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
+                 maximize=False):
+        _check_options("RMSprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=centered, maximize=maximize))
+
+    def _update(self):
+        for group, p, state in self._params_with_grad():
+            alpha = group["alpha"]
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            if group["weight_decay"]:
+                g = g + p._data * group["weight_decay"]
+            if not state:
+                state["step"] = 0
+                state["square_avg"] = NDArray.full(g.shape, 0.0, g.dtype, g.device)
+                if group["momentum"] > 0:
+                    state["momentum_buffer"] = NDArray.full(g.shape, 0.0, g.dtype, g.device)
+                if group["centered"]:
+                    state["grad_avg"] = NDArray.full(g.shape, 0.0, g.dtype, g.device)
+            state["step"] += 1
+            v = state["square_avg"] = state["square_avg"] * alpha + g * g * (1.0 - alpha)
+            if group["centered"]:
+                m = state["grad_avg"] = state["grad_avg"] + (g - state["grad_avg"]) * (1.0 - alpha)
+                v = v - m * m
+            scaled = g / (v.sqrt() + group["eps"])
+            if group["momentum"] > 0:
+                scaled = state["momentum_buffer"] = state["momentum_buffer"] * group["momentum"] + scaled
+            write_(p, p._data - scaled * group["lr"])
+
+
+class Adagrad(Optimizer):
+    """s = s + g^2; p = p - lr / (1 + (t-1)*lr_decay) * g / (sqrt(s) + eps)."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, *,
+                 maximize=False):
+        _check_options("Adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                       initial_accumulator_value=initial_accumulator_value, eps=eps)
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
+                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize))
+
+    def _update(self):
+        for group, p, state in self._params_with_grad():
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            if group["weight_decay"]:
+                g = g + p._data * group["weight_decay"]
+            if not state:
+                state["step"] = 0
+                state["sum"] = NDArray.full(g.shape, float(group["initial_accumulator_value"]), g.dtype, g.device)
+            state["step"] += 1
+            lr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+            state["sum"] = state["sum"] + g * g
+            write_(p, p._data - g / (state["sum"].sqrt() + group["eps"]) * lr)
+
+
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter), PyTorch's defaults (weight_decay=1e-2)."""
 
