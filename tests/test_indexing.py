@@ -420,6 +420,18 @@ def test_where_values_and_gradients(device):
     gradcheck(lambda x, y: cl.where(t(cond, device), x, y), [a, b], device)
 
 
+def test_where_with_numbers_promotes_as_pytorch(device):
+    torch = torch_or_skip()
+    cond = np.array([True, False, True])
+    ints, int32s = np.array([1, 2, 3]), np.array([1, 2, 3], np.int32)
+    for a, b in ((1, 0), (1.0, 0), (True, 2), (ints, 0.5), (int32s, 7), (2, int32s), (ints, int32s)):
+        ours = cl.where(t(cond, device), *(t(v, device) if isinstance(v, np.ndarray) else v for v in (a, b)))
+        theirs = torch.where(torch.from_numpy(cond), *(torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                                                        for v in (a, b)))
+        assert ours.numpy().dtype == theirs.numpy().dtype, (a, b)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
 def test_where_of_a_condition_alone_is_nonzero_as_tuple(device):
     m = np.random.default_rng(0).random((3, 4)) < 0.5
     out = cl.where(t(m, device))

@@ -157,12 +157,8 @@ def _mask_of(mask, op):
 
 
 def _scalar_like(value, like):
-    """A number as a 0-d tensor for an op with `like`: like's dtype, or float32 for a float meeting an
-    integer or bool tensor (PyTorch's promotion for a Python float)."""
-    dtype = like._data.dtype
-    if isinstance(value, float) and dtype not in ("float32", "float64"):
-        dtype = "float32"
-    return tensor_module.Tensor(NDArray.full((), float(value), dtype, like._data.device))
+    """A number as a 0-d tensor of the dtype PyTorch promotes `like` and it to."""
+    return tensor_module.Tensor(NDArray.full((), float(value), like._data.result_type(value), like._data.device))
 
 
 def where(condition, input=None, other=None):
@@ -173,8 +169,8 @@ def where(condition, input=None, other=None):
     cond = _mask_of(condition, "where")
     Tensor = tensor_module.Tensor
     if not isinstance(input, Tensor):
-        input = (_scalar_like(input, other) if isinstance(other, Tensor) else  # two numbers: float32, as PyTorch
-                 Tensor(NDArray.full((), float(input), "float32", cond.device)))
+        input = (_scalar_like(input, other) if isinstance(other, Tensor) else
+                 tensor_module.tensor(input, device=cond.device))
     if not isinstance(other, Tensor):
         other = _scalar_like(other, input)
     a, b = input._operand(other)
