@@ -420,6 +420,34 @@ def test_from_numpy_as_tensor_is_tensor_numel():
     assert cl.numel(t) == t.numel() == t.nelement() == 6
 
 
+def test_new_creators_take_dtype_and_device_from_self(device):
+    ours = cl.zeros(2, dtype="float64", device=device)
+    theirs = torch.zeros(2, dtype=torch.float64)
+    for name, args in [("new_zeros", ((2, 3),)), ("new_ones", (2, 3)), ("new_full", ((3,), 1.5)),
+                       ("new_tensor", ([1.0, 2.0],))]:
+        made = getattr(ours, name)(*args)
+        assert (made.dtype, made.device) == ("float64", device)
+        assert_close(made, getattr(theirs, name)(*args), "float64")
+    assert ours.new_empty(4).shape == (4,) and ours.new_empty((1, 2), dtype="float32").dtype == "float32"
+    assert ours.new_zeros(2, requires_grad=True).requires_grad
+    assert cl.zeros(2).type_as(ours).dtype == "float64"
+
+
+def test_allclose_and_equal_match_torch():
+    a = RNG.standard_normal((3, 4))
+    for b, kwargs in [(a + 1e-9, {}), (a + 1e-3, {}), (a * (1 + 1e-4), {"rtol": 1e-3}), (a[0], {}),
+                      (a + 0.5, {"atol": 0.6})]:
+        assert cl.allclose(cl.tensor(a), cl.tensor(b), **kwargs) == torch.allclose(torch.tensor(a),
+                                                                                   torch.tensor(b), **kwargs)
+    nan = np.array([np.nan, 1.0])
+    for equal_nan in (False, True):
+        assert cl.allclose(cl.tensor(nan), cl.tensor(nan), equal_nan=equal_nan) == equal_nan
+    assert cl.equal(cl.tensor(a), cl.tensor(a.copy())) and not cl.equal(cl.tensor(a), cl.tensor(a + 1e-12))
+    assert not cl.equal(cl.tensor(a), cl.tensor(a[None]))
+    with pytest.raises(TypeError, match="other must be a Tensor"):
+        cl.allclose(cl.tensor(a), a)
+
+
 # ---- metadata and conversion ----
 def test_size_and_metadata_match_torch():
     ours, theirs = cl.zeros(2, 3, 4, dtype="float64"), torch.zeros(2, 3, 4, dtype=torch.float64)

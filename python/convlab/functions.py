@@ -2,7 +2,8 @@
 
 Where PyTorch has a Tensor method of the same name the function calls it, so each op is written once (in
 tensor.py, its gradient in autograd.py); the functions without a method (cat, stack, mm, bmm) live here.
-This module is apart from tensor.py because its names (abs, max, min, sum, pow) shadow Python's built-ins.
+This module is apart from tensor.py because its names (abs, all, any, max, min, round, sum, pow) shadow
+Python's built-ins: code here must not call those built-ins.
 """
 import numpy as np
 
@@ -41,8 +42,9 @@ def cat(tensors, dim=0):
     if first.ndim == 0:
         raise ValueError("cat: zero-dimensional tensors cannot be concatenated; use stack")
     axis = _axis(dim, first.ndim)
+    others = first.shape[:axis] + first.shape[axis + 1:]
     for i, t in parts:
-        if t.ndim != first.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, first.shape)) if j != axis):
+        if t.ndim != first.ndim or t.shape[:axis] + t.shape[axis + 1:] != others:
             raise ValueError(f"cat: sizes of tensors must match except in dimension {dim}: entry {parts[0][0]} has "
                              f"shape {tuple(first.shape)}, entry {i} has shape {tuple(t.shape)}")
     return autograd.Cat.apply(*(t for _, t in parts), axis=axis)

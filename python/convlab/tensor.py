@@ -367,6 +367,25 @@ class Tensor:
     def clone(self):
         return autograd.Copy.apply(self)
 
+    def type_as(self, other):
+        return self.to(dtype=other.dtype)
+
+    # new_zeros(size) & co.: a new tensor with self's dtype and device unless they are given
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return zeros(*size, requires_grad=requires_grad, **_like(self, dtype, device))
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return ones(*size, requires_grad=requires_grad, **_like(self, dtype, device))
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return empty(*size, requires_grad=requires_grad, **_like(self, dtype, device))
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        return full(size, fill_value, requires_grad=requires_grad, **_like(self, dtype, device))
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        return tensor(data, requires_grad=requires_grad, **_like(self, dtype, device))
+
     def requires_grad_(self, requires_grad=True):
         if not self.is_leaf and not requires_grad:
             raise RuntimeError("requires_grad_: only a leaf tensor's requires_grad can be switched off")
