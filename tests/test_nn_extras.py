@@ -381,3 +381,64 @@ def test_loss_errors():
         F.smooth_l1_loss(cl.zeros(2), cl.zeros(2), beta=-1)
     with pytest.raises(ValueError, match="reduction"):
         F.l1_loss(cl.zeros(2), cl.zeros(2), reduction="avg")
+
+
+# ---- embedding and one_hot ----
+def long(values):
+    """An int64 index tensor (built from the NDArray, which holds int64 on every device)."""
+    return cl.Tensor(cl.NDArray.from_numpy(np.asarray(values, dtype=np.int64)))
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2, -1])
+def test_embedding_matches_numpy_and_torch(padding_idx):
+    torch = torch_or_skip()
+    weight = randn(6, 4)
+    index = np.array([[0, 2, 5], [2, 2, 1]])
+    ours = cl.tensor(weight, requires_grad=True)
+    out = F.embedding(long(index), ours, padding_idx)
+    np.testing.assert_array_equal(out.numpy(), weight[index])  # rows looked up, the padding row included
+    ref_weight = torch.tensor(weight, requires_grad=True)
+    ref = tf().embedding(torch.tensor(index), ref_weight, padding_idx)
+    g = randn(*ref.shape, seed=3)
+    out.backward(cl.tensor(g))
+    ref.backward(torch.tensor(g))
+    assert_close(ours.grad, ref_weight.grad, "float64")  # repeated rows add up; the padding row gets none
+
+
+def test_embedding_module_matches_torch():
+    torch = torch_or_skip()
+    cl.manual_seed(0)
+    ours, theirs = cl.nn.Embedding(10, 3, padding_idx=1), torch.nn.Embedding(10, 3, padding_idx=1)
+    assert repr(ours) == repr(theirs) and list(ours.state_dict()) == list(theirs.state_dict())
+    w = ours.weight.numpy()
+    assert np.all(w[1] == 0) and abs(w[np.arange(10) != 1].std() - 1) < 0.5  # N(0, 1) rows, padding zeroed
+    pretrained = cl.nn.Embedding.from_pretrained(cl.tensor(randn(5, 2)))
+    assert not pretrained.weight.requires_grad and pretrained(long([4, 0])).shape == (2, 2)
+    with pytest.raises(ValueError, match="padding_idx must be within num_embeddings \\(10\\), got 10"):
+        cl.nn.Embedding(10, 3, padding_idx=10)
+
+
+def test_embedding_errors():
+    w = cl.zeros(4, 2)
+    with pytest.raises(TypeError, match="embedding: input must be an integer tensor of indices, got .*float32"):
+        F.embedding(cl.zeros(3), w)
+    with pytest.raises(IndexError, match="embedding: index 4 is out of range for 4 embeddings"):
+        F.embedding(long([0, 4]), w)
+    with pytest.raises(ValueError, match="max_norm, scale_grad_by_freq and sparse are not supported"):
+        F.embedding(long([0]), w, max_norm=1.0)
+
+
+def test_one_hot_matches_torch():
+    torch = torch_or_skip()
+    index = np.array([[0, 3], [2, 2]])
+    for classes in (-1, 5):
+        ours = F.one_hot(long(index), classes)
+        ref = tf().one_hot(torch.tensor(index), classes)
+        assert ours.numpy().dtype == np.int64
+        np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    with pytest.raises(ValueError, match="class values must be smaller than num_classes \\(3\\), got 3"):
+        F.one_hot(long([3]), 3)
+    with pytest.raises(ValueError, match="class values must be non-negative, got -1"):
+        F.one_hot(long([-1]))
+    with pytest.raises(TypeError, match="one_hot: input must be an integer tensor"):
+        F.one_hot(cl.zeros(2))

@@ -2,9 +2,9 @@
 from . import functional, init, utils
 from .layers import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d,
                      AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Dropout,
-                     Dropout1d, Dropout2d, ELU, Flatten, GELU, GroupNorm, Hardsigmoid, Hardswish, Hardtanh, Identity,
-                     LayerNorm, LeakyReLU, Linear, LogSigmoid, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, ReLU6, SiLU,
-                     Sigmoid, Softmax, Tanh, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d)
+                     Dropout1d, Dropout2d, ELU, Embedding, Flatten, GELU, GroupNorm, Hardsigmoid, Hardswish,
+                     Hardtanh, Identity, LayerNorm, LeakyReLU, Linear, LogSigmoid, LogSoftmax, MaxPool1d, MaxPool2d,
+                     ReLU, ReLU6, SiLU, Sigmoid, Softmax, Tanh, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d)
 from .lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyConv1d, LazyConv2d, LazyConvTranspose1d, LazyConvTranspose2d,
                    LazyLinear)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
@@ -15,7 +15,7 @@ __all__ = [
     "functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "RemovableHandle",
     "LoadStateDictError",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d",
-    "LazyConvTranspose2d", "Linear", "LazyLinear", "Identity",
+    "LazyConvTranspose2d", "Linear", "LazyLinear", "Identity", "Embedding",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
     "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
     "ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "LogSigmoid", "Hardtanh", "Hardsigmoid", "Hardswish", "SiLU", "Sigmoid", "Tanh",

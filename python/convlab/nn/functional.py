@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _C
 from ..autograd import Elu, Gelu, Hardsigmoid, Hardswish, Hardtanh, LeakyRelu, LogSigmoid, arange_along
+from ..indexing import where
 from ..tensor import IndexOutOfRangeError, Tensor, generator, write_
 from . import kernel_functions as kf
 
@@ -263,6 +264,50 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
 
     y = input @ matrix(d - 1).transpose(0, 1)
     return matrix(0) @ y if d == 2 else y
+
+
+# ---- lookups ----
+def _class_indices(op, input):
+    """input's values as a NumPy integer array (class indices must be an integer tensor, as in PyTorch)."""
+    _check_tensor(op, "input", input)
+    values = input.numpy()
+    if values.dtype.kind not in "iu":
+        raise TypeError(f"{op}: input must be an integer tensor of indices, got {input.dtype}")
+    return values
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False):
+    """weight[input]: one row of weight per index, of shape input.shape + (embedding_dim,). The row at
+    padding_idx takes no gradient (its uses are cut from the graph)."""
+    _check_tensor("embedding", "weight", weight)
+    indices = _class_indices("embedding", input)
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise ValueError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
+    bad = indices[(indices < 0) | (indices >= weight.shape[0])]
+    if bad.size:
+        raise IndexOutOfRangeError(f"embedding: index {int(bad.flat[0])} is out of range for {weight.shape[0]} "
+                                   f"embeddings")
+    rows = weight[input]
+    if padding_idx is None:
+        return rows
+    padding = NDArray.from_numpy((indices == padding_idx % weight.shape[0])[..., None], input.device)
+    return where(Tensor(padding), rows.detach(), rows)
+
+
+def one_hot(tensor, num_classes=-1):
+    """An int64 tensor of shape tensor.shape + (num_classes,) with a 1 at each index (num_classes=-1: the
+    largest index + 1)."""
+    indices = _class_indices("one_hot", tensor)
+    if indices.size and indices.min() < 0:
+        raise ValueError(f"one_hot: class values must be non-negative, got {int(indices.min())}")
+    classes = int(indices.max()) + 1 if num_classes == -1 and indices.size else num_classes
+    if classes < 0 or (indices.size and indices.max() >= classes):
+        raise ValueError(f"one_hot: class values must be smaller than num_classes ({num_classes}), got "
+                         f"{int(indices.max())}")
+    eye = np.eye(classes, dtype=np.int64)
+    return Tensor(NDArray.from_numpy(eye[indices], tensor.device))
 
 
 # ---- padding ----
