@@ -1,7 +1,8 @@
 // Indexing: gather out[o, j, i] = a[o, index[o, j, i], i]; scatter out[o, index[o, j, i], i] (+)= src[o, j, i];
-// where out = cond ? a : b; nonzero lists the positions of a != 0. Loop order: gather and where in parallel
-// over output rows, scatter over (o, block of i) columns with j walked serially (each output element takes
-// its contributions in index order, whatever the thread count), nonzero over equal chunks of the flat array.
+// where out = cond ? a : b; nonzero lists the positions of a != 0. Loop order: gather in parallel over blocks
+// of (o, j) rows, where over rows of out; scatter over (o, block of i) columns with j walked serially (each
+// output element takes its contributions in index order, whatever the thread count); nonzero over equal
+// chunks of the flat array. One index per row of i (index_select, take, put) moves whole rows.
 #include <omp.h>
 
 #include <algorithm>
@@ -13,7 +14,9 @@ namespace convlab::cpu {
 
 namespace {
 
-// Columns of i one scatter task owns: wide enough for vector loads of src, narrow enough to share out.
+// Elements one gather task writes (whole rows of i), and columns of i one scatter task owns: enough work to
+// amortise a task and keep the innermost loop vectorised, little enough that the tasks share out.
+constexpr int64_t kGatherTask = 4096;
 constexpr int64_t kScatterColumns = 256;
 
 // An entry of [-n, n) as a position along an axis of length n.
@@ -26,17 +29,25 @@ template <class T, class I>
 void gather_typed(const NDArray& a, const NDArray& index, NDArray& out) {
   const int64_t outer = out.shape[0], n_i = out.shape[1], inner = out.shape[2], n_a = a.shape[1];
   const int64_t so = index.strides[0], sj = index.strides[1], si = index.strides[2];
+  const int64_t rows = std::max<int64_t>(1, kGatherTask / inner), blocks = (n_i + rows - 1) / rows;
   const T* pa = a.data<T>();
   const I* pi = index.data<I>();
   T* po = out.data<T>();
-#pragma omp parallel for collapse(2) schedule(static) if (out.size() >= kParallelMin)
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t j = 0; j < n_i; ++j) {
-      const I* idx = pi + o * so + j * sj;
-      const T* x = pa + o * n_a * inner;
-      T* y = po + (o * n_i + j) * inner;
-      for (int64_t i = 0; i < inner; ++i) y[i] = x[wrap(idx[i * si], n_a) * inner + i];
+#pragma omp parallel for schedule(static) if (out.size() >= kParallelMin)
+  for (int64_t task = 0; task < outer * blocks; ++task) {
+    const int64_t o = task / blocks, j0 = task % blocks * rows, j1 = std::min(n_i, j0 + rows);
+    const T* x = pa + o * n_a * inner;
+    const I* idx = pi + o * so;
+    T* y = po + o * n_i * inner;
+    if (inner == 1) {  // along the last axis: one element per index
+      for (int64_t j = j0; j < j1; ++j) y[j] = x[wrap(idx[j * sj], n_a)];
+    } else if (si == 0) {  // one index per row of i (index_select, take): row copies
+      for (int64_t j = j0; j < j1; ++j) std::copy_n(x + wrap(idx[j * sj], n_a) * inner, inner, y + j * inner);
+    } else {
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = 0; i < inner; ++i) y[j * inner + i] = x[wrap(idx[j * sj + i * si], n_a) * inner + i];
     }
+  }
 }
 
 template <class T, class I>
@@ -47,20 +58,26 @@ void scatter_typed(const NDArray& index, const NDArray& src, NDArray& out, bool 
   const I* pi = index.data<I>();
   const T* ps = src.data<T>();
   T* po = out.data<T>();
-#pragma omp parallel for collapse(2) schedule(static) if (src.size() >= kParallelMin)
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t i0 = b * kScatterColumns, i1 = std::min(inner, i0 + kScatterColumns);
-      T* y = po + o * n_out * inner;
+  const auto update = [accumulate](T& t, T s) { t = accumulate ? static_cast<T>(t + s) : s; };
+#pragma omp parallel for schedule(static) if (src.size() >= kParallelMin)
+  for (int64_t task = 0; task < outer * blocks; ++task) {
+    const int64_t o = task / blocks, i0 = task % blocks * kScatterColumns;
+    const int64_t i1 = std::min(inner, i0 + kScatterColumns);
+    const I* idx = pi + o * so;
+    const T* s = ps + o * n_i * inner;
+    T* y = po + o * n_out * inner;
+    if (inner == 1) {  // along the last axis: one element per index
+      for (int64_t j = 0; j < n_i; ++j) update(y[wrap(idx[j * sj], n_out)], s[j]);
+    } else if (si == 0) {  // one index per row of i (index_add, put): row updates
       for (int64_t j = 0; j < n_i; ++j) {
-        const I* idx = pi + o * so + j * sj;
-        const T* s = ps + (o * n_i + j) * inner;
-        for (int64_t i = i0; i < i1; ++i) {
-          T& t = y[wrap(idx[i * si], n_out) * inner + i];
-          t = accumulate ? static_cast<T>(t + s[i]) : s[i];
-        }
+        T* row = y + wrap(idx[j * sj], n_out) * inner;
+        for (int64_t i = i0; i < i1; ++i) update(row[i], s[j * inner + i]);
       }
+    } else {
+      for (int64_t j = 0; j < n_i; ++j)
+        for (int64_t i = i0; i < i1; ++i) update(y[wrap(idx[j * sj + i * si], n_out) * inner + i], s[j * inner + i]);
     }
+  }
 }
 
 // cond, a and b are views broadcast to out's shape: each row of out's last axis finds its three starts by
