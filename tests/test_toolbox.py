@@ -559,18 +559,105 @@ def test_random_fills(device):
     assert abs(n.mean() - 1.0) < 0.03 and abs(n.std() - 2.0) < 0.03
 
 
-def test_inplace_helpers_refuse_autograd():
+def test_inplace_helpers_refuse_a_leaf_that_requires_grad():
     w = cl.ones(3, requires_grad=True)
     for op, args in [("add_", (1.0,)), ("mul_", (2.0,)), ("fill_", (0.0,)), ("copy_", (cl.zeros(3),)),
-                     ("uniform_", ()), ("normal_", ()), ("clamp_", (0.0, 1.0))]:
-        with pytest.raises(RuntimeError, match=f"{op} on a tensor that requires grad"):
+                     ("uniform_", ()), ("normal_", ()), ("clamp_", (0.0, 1.0)), ("__setitem__", (0, 2.0))]:
+        with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
             getattr(w, op)(*args)
     assert w.numpy().tolist() == [1, 1, 1]
-    with pytest.raises(RuntimeError, match="add_"):
-        cl.zeros(3).add_(w)
     with cl.no_grad():
         w.mul_(3.0).add_(cl.ones(3), alpha=2.0)
-    assert w.numpy().tolist() == [5, 5, 5] and w.requires_grad
+    assert w.numpy().tolist() == [5, 5, 5] and w.requires_grad and w.is_leaf
+
+
+def test_setitem_under_autograd_matches_torch(device):
+    """x[i] = v where v requires grad (d2l's corr2d: Y[i, j] = (X[i:i + h, j:j + w] * K).sum()) records the
+    write in the graph, as in PyTorch."""
+    def build(x, w):
+        lib = cl if isinstance(x, cl.Tensor) else torch
+        y = lib.zeros(3, 4, dtype=x.dtype, device=x.device)
+        y[0] = x[0] * w
+        y[1:, 1:3] = (x * w)[1:, :2]
+        y[2, 3] = (x * x).sum()
+        y[None, 1, ..., 0] = 7.0
+        z = x * 1.0
+        z[:, 1] = w[:3] * w[1:]  # into a tensor that is itself a graph node
+        return y * 2.0 + z
+
+    compare_with_torch(build, build, arrays((3, 4), (4,)), device, "float64")
+    gradcheck(build, arrays((3, 4), (4,)))
+
+    def corr2d(x, k):
+        lib = cl if isinstance(x, cl.Tensor) else torch
+        h, w = k.shape
+        y = lib.zeros((x.shape[0] - h + 1, x.shape[1] - w + 1), dtype=x.dtype, device=x.device)
+        for i in range(y.shape[0]):
+            for j in range(y.shape[1]):
+                y[i, j] = (x[i:i + h, j:j + w] * k).sum()
+        return y
+
+    compare_with_torch(corr2d, corr2d, arrays((5, 6), (2, 3)), device, "float64")
+
+
+def test_inplace_helpers_under_autograd_match_torch(device):
+    def chain(x, w):
+        y = x * 1.0
+        y.add_(w, alpha=2.0).mul_(w).sub_(x).div_(w * w + 1.0)
+        y.clamp_(-0.5, None)
+        z = x.new_zeros(x.shape)
+        z.copy_(w)  # the copy is recorded: the gradient reaches w
+        return y + z.square()
+
+    compare_with_torch(chain, chain, arrays((2, 3), (3,)), device, "float64")
+    x = cl.randn(3, dtype="float64", requires_grad=True)
+    y = x * 2.0
+    y.fill_(cl.tensor(3.0, dtype="float64", requires_grad=True).exp())
+    assert y.requires_grad and y.numpy().tolist() == [np.exp(3.0)] * 3
+
+
+def test_inplace_under_autograd_refuses_views(device):
+    w = cl.ones(3, device=device, requires_grad=True)
+    y = cl.zeros(2, 3, device=device)
+    for write in (lambda: y[0].__setitem__(1, w[0]), lambda: y[1].add_(w), lambda: y.t().mul_(w[:2]),
+                  lambda: y.view(6).__setitem__(0, w[0])):
+        with pytest.raises(RuntimeError, match="view"):
+            write()
+    assert y.numpy().tolist() == [[0, 0, 0], [0, 0, 0]] and not y.requires_grad
+    with cl.no_grad():  # outside autograd a view writes into its base, as always
+        y[0].add_(w)
+    assert y.numpy().tolist() == [[1, 1, 1], [0, 0, 0]]
+
+
+def test_named_arithmetic_matches_torch(device):
+    a, b = arrays((2, 3), (3,))
+    for name, kwargs in [("add", {}), ("add", {"alpha": -2.0}), ("sub", {"alpha": 0.5}), ("subtract", {}),
+                         ("mul", {}), ("multiply", {}), ("div", {}), ("divide", {}), ("true_divide", {})]:
+        compare_with_torch(lambda x, y: getattr(cl, name)(x, y, **kwargs),
+                           lambda x, y: getattr(torch, name)(x, y, **kwargs), [a, b], device, "float64")
+        compare_with_torch(lambda x, y: getattr(x, name)(y, **kwargs), lambda x, y: getattr(x, name)(y, **kwargs),
+                           [a, b], device, "float64")
+    assert cl.tensor([1.0, 2.0]).add(1).numpy().tolist() == [2.0, 3.0]
+    floor = torch.div(torch.tensor(a), torch.tensor(b), rounding_mode="floor")
+    assert_close(cl.div(cl.tensor(a), cl.tensor(b), rounding_mode="floor"), floor, "float64")
+    with pytest.raises(ValueError, match="rounding_mode"):
+        cl.ones(2).div(2.0, rounding_mode="trunc")
+
+
+def test_reduction_aliases_match_torch(device):
+    x = RNG.standard_normal((3, 4))
+    for name in ("sum", "mean"):
+        for kwargs in [{"axis": 1}, {"axis": 0, "keepdims": True}, {"dim": 1, "keepdims": True},
+                       {"dtype": "float32"}]:
+            torch_kwargs = {k: getattr(torch, v) if k == "dtype" else v for k, v in kwargs.items()}
+            out = compare_with_torch(lambda t: getattr(t, name)(**kwargs), lambda t: getattr(t, name)(**torch_kwargs),
+                                     [x], device, "float64") if "dtype" not in kwargs else None
+            ours = getattr(cl.tensor(x), name)(**kwargs)
+            assert_close(ours, getattr(torch.tensor(x), name)(**torch_kwargs), str(ours.dtype).split(".")[-1])
+            assert out is None or out.shape == ours.shape
+        with pytest.raises(TypeError, match="dim or axis"):
+            getattr(cl.tensor(x), name)(0, axis=1)
+    assert_close(cl.sum(cl.tensor(x), axis=0), torch.sum(torch.tensor(x), axis=0), "float64")
 
 
 # ---- grad modes ----

@@ -112,10 +112,11 @@ from .tensor import (Tensor, arange, full, is_grad_enabled, manual_seed, no_grad
 from .tensor import (Device as device, Size, as_tensor, empty, empty_like, enable_grad, eye, from_numpy,  # noqa: E402
                      full_like, inference_mode, is_tensor, linspace, normal, numel, rand_like, randn_like,
                      set_grad_enabled)
-from .functions import (abs, allclose, bmm, cat, chunk, clamp, clip, clone, concat, concatenate, equal,  # noqa: E402
-                        exp, flatten, log, log_softmax, logsumexp, max, maximum, mean, minimum, mm, narrow, neg,
-                        permute, pow, relu, reshape, rsqrt, sigmoid, softmax, split, sqrt, square, squeeze, stack,
-                        std, sum, swapaxes, t, tanh, transpose, unbind, unsqueeze, var)
+from .functions import (abs, add, allclose, bmm, cat, chunk, clamp, clip, clone, concat, concatenate, div,  # noqa: E402
+                        divide, equal, exp, flatten, log, log_softmax, logsumexp, max, maximum, mean, minimum, mm,
+                        mul, multiply, narrow, neg, permute, pow, relu, reshape, rsqrt, sigmoid, softmax, split,
+                        sqrt, square, squeeze, stack, std, sub, subtract, sum, swapaxes, t, tanh, transpose,
+                        true_divide, unbind, unsqueeze, var)
 from .tensor import matmul  # noqa: E402
 from .functions import (all, any, argmax, argmin, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,  # noqa: E402
                         ceil, eq, erf, floor, floor_divide, ge, greater, greater_equal, gt, is_floating_point, le,

@@ -541,6 +541,22 @@ class Cat(Function):
         return tuple(g[index] for index in self.slices)
 
 
+class SetIndex(Function):
+    """a with a[index] = v (a basic index, v broadcast), as a new array: the gradient goes to a outside the
+    indexed region and to v from inside it."""
+
+    def forward(self, a, v, index):
+        self.index = index
+        out = a.copy()
+        out[index] = v
+        return out
+
+    def backward(self, g):
+        ga = g.copy()
+        ga[self.index] = 0.0
+        return ga, g[self.index]
+
+
 class Copy(Function):
     def forward(self, a):
         return a.copy()

@@ -1,7 +1,8 @@
 """PyTorch's top-level tensor functions (torch.cat, torch.abs, torch.clamp, ...) as convlab.xxx.
 
-Where PyTorch has a Tensor method of the same name the function calls it, so each op is written once (in
-tensor.py, its gradient in autograd.py); the functions without a method (cat, stack, mm, bmm) live here.
+Where PyTorch has a Tensor method of the same name the function calls it (_method_function), so each op is
+written once (in tensor.py, its gradient in autograd.py); the functions without a method (cat, stack, mm, bmm,
+allclose, equal) are written here.
 This module is apart from tensor.py because its names (abs, all, any, max, min, round, sum, pow) shadow
 Python's built-ins: code here must not call those built-ins.
 """
@@ -64,70 +65,6 @@ def stack(tensors, dim=0):
     return cat([t.unsqueeze(axis) for t in tensors], axis)
 
 
-def split(tensor, split_size_or_sections, dim=0):
-    _check("split", tensor=tensor)
-    return tensor.split(split_size_or_sections, dim)
-
-
-def chunk(input, chunks, dim=0):
-    _check("chunk", input=input)
-    return input.chunk(chunks, dim)
-
-
-def unbind(input, dim=0):
-    _check("unbind", input=input)
-    return input.unbind(dim)
-
-
-# ---- shapes ----
-def flatten(input, start_dim=0, end_dim=-1):
-    _check("flatten", input=input)
-    return input.flatten(start_dim, end_dim)
-
-
-def reshape(input, shape):
-    _check("reshape", input=input)
-    return input.reshape(shape)
-
-
-def squeeze(input, dim=None):
-    _check("squeeze", input=input)
-    return input.squeeze(dim)
-
-
-def unsqueeze(input, dim):
-    _check("unsqueeze", input=input)
-    return input.unsqueeze(dim)
-
-
-def permute(input, dims):
-    _check("permute", input=input)
-    return input.permute(dims)
-
-
-def transpose(input, dim0, dim1):
-    _check("transpose", input=input)
-    return input.transpose(dim0, dim1)
-
-
-swapaxes = transpose
-
-
-def t(input):
-    _check("t", input=input)
-    return input.t()
-
-
-def narrow(input, dim, start, length):
-    _check("narrow", input=input)
-    return input.narrow(dim, start, length)
-
-
-def clone(input):
-    _check("clone", input=input)
-    return input.clone()
-
-
 # ---- matrix products ----
 def mm(input, mat2):
     """The product of two matrices (no broadcasting, as in PyTorch)."""
@@ -151,81 +88,13 @@ def bmm(input, mat2):
     return matmul(input, mat2)
 
 
-# ---- element-wise ----
-def abs(input):
-    _check("abs", input=input)
-    return input.abs()
-
-
-def neg(input):
-    _check("neg", input=input)
-    return input.neg()
-
-
-def sqrt(input):
-    _check("sqrt", input=input)
-    return input.sqrt()
-
-
-def rsqrt(input):
-    _check("rsqrt", input=input)
-    return input.rsqrt()
-
-
-def square(input):
-    _check("square", input=input)
-    return input.square()
-
-
-def exp(input):
-    _check("exp", input=input)
-    return input.exp()
-
-
-def log(input):
-    _check("log", input=input)
-    return input.log()
-
-
-def tanh(input):
-    _check("tanh", input=input)
-    return input.tanh()
-
-
-def sigmoid(input):
-    _check("sigmoid", input=input)
-    return input.sigmoid()
-
-
-def relu(input):
-    _check("relu", input=input)
-    return input.relu()
-
-
+# ---- pow, whose first argument may be a number ----
 def pow(input, exponent):
     """input ** exponent; either may be a number (not both)."""
     if not isinstance(input, Tensor):
         _check("pow", exponent=exponent)
         return input ** exponent
     return input.pow(exponent)
-
-
-def clamp(input, min=None, max=None):
-    _check("clamp", input=input)
-    return input.clamp(min, max)
-
-
-clip = clamp
-
-
-def maximum(input, other):
-    _check("maximum", input=input, other=other)
-    return input.maximum(other)
-
-
-def minimum(input, other):
-    _check("minimum", input=input, other=other)
-    return input.minimum(other)
 
 
 # ---- one Tensor method each (the method documents it) ----
@@ -241,11 +110,19 @@ def _method_function(name):
 
 (eq, ne, lt, le, gt, ge, greater, greater_equal, less, less_equal, not_equal, logical_and, logical_or, logical_xor,
  logical_not, bitwise_and, bitwise_or, bitwise_xor, bitwise_not, floor_divide, remainder, erf, floor, ceil, round,
- sign, min, argmax, argmin, any, all, is_floating_point) = (_method_function(name) for name in (
+ sign, min, argmax, argmin, any, all, is_floating_point, add, sub, subtract, mul, multiply, div, divide,
+ true_divide) = (_method_function(name) for name in (
     "eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal", "logical_and",
     "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
     "floor_divide", "remainder", "erf", "floor", "ceil", "round", "sign", "min", "argmax", "argmin", "any", "all",
-    "is_floating_point"))
+    "is_floating_point", "add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide"))
+
+(split, chunk, unbind, narrow, flatten, reshape, squeeze, unsqueeze, permute, transpose, swapaxes, t, clone, abs, neg,
+ sqrt, rsqrt, square, exp, log, tanh, sigmoid, relu, clamp, clip, maximum, minimum, sum, mean, max, var, std,
+ logsumexp, softmax, log_softmax) = (_method_function(name) for name in (
+    "split", "chunk", "unbind", "narrow", "flatten", "reshape", "squeeze", "unsqueeze", "permute", "transpose",
+    "swapaxes", "t", "clone", "abs", "neg", "sqrt", "rsqrt", "square", "exp", "log", "tanh", "sigmoid", "relu", "clamp",
+    "clip", "maximum", "minimum", "sum", "mean", "max", "var", "std", "logsumexp", "softmax", "log_softmax"))
 
 
 # ---- comparisons to a Python bool ----
@@ -259,45 +136,3 @@ def equal(input, other):
     """Whether both have the same shape and the same values."""
     _check("equal", input=input, other=other)
     return input.shape == other.shape and bool(np.array_equal(input.numpy(), other.numpy()))
-
-
-# ---- reductions ----
-def sum(input, dim=None, keepdim=False):
-    _check("sum", input=input)
-    return input.sum(dim, keepdim)
-
-
-def mean(input, dim=None, keepdim=False):
-    _check("mean", input=input)
-    return input.mean(dim, keepdim)
-
-
-def max(input, dim=None, keepdim=False):
-    """max(x): the largest element; max(x, dim): (values, indices); max(x, other_tensor): maximum."""
-    _check("max", input=input)
-    return input.max(dim, keepdim)
-
-
-def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    _check("var", input=input)
-    return input.var(dim, unbiased, keepdim, correction=correction)
-
-
-def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    _check("std", input=input)
-    return input.std(dim, unbiased, keepdim, correction=correction)
-
-
-def logsumexp(input, dim, keepdim=False):
-    _check("logsumexp", input=input)
-    return input.logsumexp(dim, keepdim)
-
-
-def softmax(input, dim, dtype=None):
-    _check("softmax", input=input)
-    return input.softmax(dim, dtype=dtype)
-
-
-def log_softmax(input, dim, dtype=None):
-    _check("log_softmax", input=input)
-    return input.log_softmax(dim, dtype=dtype)

@@ -200,6 +200,7 @@ def _ndarray_from(data, dtype, device):
 class Tensor:
     __array_priority__ = 1000  # NumPy scalars and arrays on the left defer to Tensor's reflected operators
     __hash__ = object.__hash__  # == is element-wise, identity stays the hash
+    _base = None  # the tensor whose storage this one views (set by the view methods); None for a base
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         if not (isinstance(data, NDArray) and dtype is None and device is None):
@@ -509,55 +510,65 @@ class Tensor:
         return self
 
     def _assign_(self, op, compute, *operands):
-        """The x.add_(y) family: writes compute() into x's storage, as x[...] = compute() would, so views and
-        state_dict() entries see it. Unlike x += y a method cannot rebind the name, so where autograd is
-        involved it is refused (see docs/differences.md)."""
-        for operand in operands or (None,):
-            self._check_inplace(operand, op)
-        with no_grad():
-            value = compute()
-        try:
-            fits = np.broadcast_shapes(value.shape, self.shape) == self.shape
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ValueError(f"{op}: the result has shape {tuple(value.shape)}, which does not fit the tensor it "
-                             f"is written into, of shape {tuple(self.shape)}")
-        self[...] = value
+        """x takes the value compute(x) in place: the x.add_(y) family and x[i] = v. Outside autograd the
+        value is written into x's storage, so views of x and state_dict() entries see it. Where autograd is
+        involved (`Y[i, j] = (X * K).sum()`) x takes the result's storage and place in the graph, its old
+        self living on as the result's input, as PyTorch rebases a tensor on an in-place op; that is refused
+        on a view (its base would not see the change) and, as in PyTorch, on a leaf that requires grad."""
+        if not _in_graph(self, *operands):
+            value = compute(self)
+            _check_fits(op, value, self)
+            self[...] = value
+            return self
+        if self.is_leaf and self.requires_grad:
+            raise RuntimeError(f"{op}: a leaf tensor that requires grad cannot be updated in place while grad mode "
+                               f"is on; update it under convlab.no_grad()")
+        if self._base is not None:
+            raise RuntimeError(f"{op}: an in-place update of a view that takes part in autograd is not supported "
+                               f"(its base would not see it); index the base instead, e.g. Y[i, j] = v, not "
+                               f"Y[i][j] = v")
+        old = object.__new__(type(self))
+        old.__dict__.update(self.__dict__)
+        value = compute(old).to(dtype=self.dtype)
+        _check_fits(op, value, self)
+        if value.shape != self.shape:
+            value = value.expand(self.shape).contiguous()
+        self._data, self._ctx, self.requires_grad = value._data, value._ctx, value.requires_grad
         return self
 
     def fill_(self, value):
-        return self._assign_("fill_", lambda: full_like(self, float(value)), value)
+        return self._assign_("fill_", lambda x: value.expand(x.shape) if isinstance(value, Tensor) else
+                             full_like(x, value), value)
 
     def copy_(self, src, non_blocking=False):
         """src's values (broadcast, cast to self's dtype, moved to self's device) written into self."""
         if not isinstance(src, Tensor):
             raise TypeError(f"copy_: src must be a Tensor, got {type(src).__name__}")
-        return self._assign_("copy_", lambda: src, src)
+        return self._assign_("copy_", lambda x: src.to(device=x.device).clone(), src)
 
     def add_(self, other, *, alpha=1):
-        return self._assign_("add_", lambda: self + other * alpha, other)
+        return self._assign_("add_", lambda x: x.add(other, alpha=alpha), other)
 
     def sub_(self, other, *, alpha=1):
-        return self._assign_("sub_", lambda: self - other * alpha, other)
+        return self._assign_("sub_", lambda x: x.sub(other, alpha=alpha), other)
 
     def mul_(self, other):
-        return self._assign_("mul_", lambda: self * other, other)
+        return self._assign_("mul_", lambda x: x * other, other)
 
     def div_(self, other):
-        return self._assign_("div_", lambda: self / other, other)
+        return self._assign_("div_", lambda x: x / other, other)
 
     def clamp_(self, min=None, max=None):
-        return self._assign_("clamp_", lambda: self.clamp(min, max), min, max)
+        return self._assign_("clamp_", lambda x: x.clamp(min, max), min, max)
 
     clip_ = clamp_
 
     def uniform_(self, a=0.0, b=1.0):
         """Samples of U(a, b) written in place (nn.init's and hand-written initialisation's tool)."""
-        return self._assign_("uniform_", lambda: _rng.uniform(a, b, self.shape))
+        return self._assign_("uniform_", lambda x: tensor(_rng.uniform(a, b, x.shape), x.dtype, x.device))
 
     def normal_(self, mean=0.0, std=1.0):
-        return self._assign_("normal_", lambda: _rng.normal(mean, std, self.shape))
+        return self._assign_("normal_", lambda x: tensor(_rng.normal(mean, std, x.shape), x.dtype, x.device))
 
     def __iadd__(self, other):
         return self._inplace(autograd.Add, other)
@@ -645,6 +656,22 @@ class Tensor:
 
     floor_divide, remainder = __floordiv__, __mod__
 
+    # the operators by name, as x.add(y, alpha=2) and torch.add(x, y) write them
+    def add(self, other, *, alpha=1):
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, *, alpha=1):
+        return self - (other if alpha == 1 else other * alpha)
+
+    def div(self, other, *, rounding_mode=None):
+        """self / other, or rounded down with rounding_mode='floor' (floor_divide)."""
+        if rounding_mode not in (None, "floor"):
+            raise ValueError(f"div: rounding_mode must be None or 'floor' ('trunc' is not supported), got "
+                             f"{rounding_mode!r}")
+        return self / other if rounding_mode is None else self // other
+
+    subtract, mul, multiply, divide, true_divide = sub, __mul__, __mul__, div, __truediv__
+
     # ---- element-wise functions ----
     def exp(self):
         return autograd.Exp.apply(self)
@@ -716,11 +743,17 @@ class Tensor:
         return autograd.Extremum.apply(a, b, largest=False)
 
     # ---- reductions ----
-    def sum(self, dim=None, keepdim=False):
-        return autograd.Sum.apply(self, axes=_axes(dim, self.ndim), keepdims=keepdim)
+    def sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=False):
+        """Sum over dim (all axes when None); dtype casts first; axis= and keepdims= are PyTorch's NumPy-style
+        aliases (d2l writes X.sum(axis=1, keepdims=True))."""
+        source = self if dtype is None else self.to(dtype=dtype)
+        axes = _axes(_dim_alias("sum", dim, axis), self.ndim)
+        return autograd.Sum.apply(source, axes=axes, keepdims=keepdim or keepdims)
 
-    def mean(self, dim=None, keepdim=False):
-        return autograd.Mean.apply(self, axes=_axes(dim, self.ndim), keepdims=keepdim)
+    def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=False):
+        source = self if dtype is None else self.to(dtype=dtype)
+        axes = _axes(_dim_alias("mean", dim, axis), self.ndim)
+        return autograd.Mean.apply(source, axes=axes, keepdims=keepdim or keepdims)
 
     def max(self, dim=None, keepdim=False):
         """max() -> the largest element; max(dim) -> (values, indices) along dim; max(other_tensor) ->
@@ -793,22 +826,24 @@ class Tensor:
 
     # ---- views ----
     def reshape(self, *shape):
-        return autograd.Reshape.apply(self, shape=_resolve_shape(_shape_args(shape), self._data.size))
+        return _view_of(self, autograd.Reshape.apply(self, shape=_resolve_shape(_shape_args(shape), self._data.size)))
 
     def view(self, *shape):
-        return autograd.View.apply(self, shape=_resolve_shape(_shape_args(shape), self._data.size))
+        return _view_of(self, autograd.View.apply(self, shape=_resolve_shape(_shape_args(shape), self._data.size)))
 
     def permute(self, *dims):
         dims = _shape_args(dims)
         if sorted(_axis(d, self.ndim) for d in dims) != list(range(self.ndim)):
             raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of {self.ndim} axes")
-        return autograd.Permute.apply(self, axes=tuple(_axis(d, self.ndim) for d in dims))
+        return _view_of(self, autograd.Permute.apply(self, axes=tuple(_axis(d, self.ndim) for d in dims)))
 
     def transpose(self, dim0, dim1):
         axes = list(range(self.ndim))
         d0, d1 = _axis(dim0, self.ndim), _axis(dim1, self.ndim)
         axes[d0], axes[d1] = axes[d1], axes[d0]
-        return autograd.Permute.apply(self, axes=tuple(axes))
+        return _view_of(self, autograd.Permute.apply(self, axes=tuple(axes)))
+
+    swapaxes = transpose
 
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:
@@ -833,7 +868,7 @@ class Tensor:
         shape = _shape_args(shape)
         lead = len(shape) - self.ndim
         shape = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
-        return autograd.BroadcastTo.apply(self, shape=shape)
+        return _view_of(self, autograd.BroadcastTo.apply(self, shape=shape))
 
     def expand_as(self, other):
         return self.expand(other.shape)
@@ -960,10 +995,15 @@ class Tensor:
             return indexing.getitem(self, index)
         shape, index = _basic_index(index, self.shape)
         source = self if shape == self.shape else self.reshape(shape)
-        return autograd.Index.apply(source, index=index)
+        return _view_of(self, autograd.Index.apply(source, index=index))
 
     def __setitem__(self, index, value):
-        """x[index] = value (a number, a Tensor or an array) writes into x's storage, broadcasting value."""
+        """x[index] = value (a number, a Tensor or an array, broadcast) writes into x's storage; where autograd
+        is involved x becomes a new node of the graph instead (basic indices only; see _assign_)."""
+        if _in_graph(self, value) and not indexing.is_advanced(index):
+            shape, index = _basic_index(index, self.shape)
+            self._assign_("x[index] = value", lambda x: _set_index(x, shape, index, value), value)
+            return
         self._check_inplace(value)
         _check_writable(self)
         if indexing.is_advanced(index):
@@ -1050,6 +1090,15 @@ def _tensor_repr(t):
     return text + ")"
 
 
+def _dim_alias(op, dim, axis):
+    """dim, or axis= in its place (NumPy's name, which PyTorch accepts too)."""
+    if axis is None:
+        return dim
+    if dim is not None:
+        raise TypeError(f"{op}: give dim or axis, not both")
+    return axis
+
+
 def _moment(t, dim, unbiased, keepdim, correction, root):
     """var (root=False) or std (root=True) after PyTorch's argument rules."""
     if isinstance(dim, bool):  # var(True): the old positional `unbiased`
@@ -1059,6 +1108,37 @@ def _moment(t, dim, unbiased, keepdim, correction, root):
     if correction is None:
         correction = 0 if unbiased is False else 1
     return autograd.Var.apply(t, axes=_axes(dim, t.ndim), correction=correction, keepdims=keepdim, root=root)
+
+
+def _set_index(t, shape, index, value):
+    """t with t[index] = value, differentiably; shape and index as _basic_index gives them."""
+    value = value.to(device=t.device, dtype=t.dtype) if isinstance(value, Tensor) else tensor(value, t.dtype, t.device)
+    if shape == t.shape:
+        return autograd.SetIndex.apply(t, value, index=index)
+    return autograd.SetIndex.apply(t.reshape(shape), value, index=index).reshape(t.shape)
+
+
+def _in_graph(t, *operands):
+    """Whether an in-place op on t with these operands takes part in autograd."""
+    return is_grad_enabled() and (t.requires_grad or any(getattr(o, "requires_grad", False) for o in operands))
+
+
+def _check_fits(op, value, t):
+    """An in-place result must broadcast to the shape of the tensor it goes into."""
+    try:
+        fits = np.broadcast_shapes(value.shape, t.shape) == t.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{op}: the result has shape {tuple(value.shape)}, which does not fit the tensor it is "
+                         f"written into, of shape {tuple(t.shape)}")
+
+
+def _view_of(base, view):
+    """Marks view as sharing base's storage (PyTorch's Tensor._base): an in-place op under autograd gives a
+    tensor new storage (see Tensor._assign_), which base would not see, so on a view it is refused."""
+    view._base = base if base._base is None else base._base
+    return view
 
 
 def _check_writable(t):
