@@ -1,6 +1,6 @@
 """EfficientNet-style MBConv blocks: 1x1 expansion, depthwise conv, squeeze-and-excitation (global average
 pool, reduce, SiLU, expand, sigmoid gate), 1x1 projection, residual; SiLU everywhere, a Module.apply that
-sets BatchNorm and bias values through nn.init. float64, AdamW under OneCycleLR."""
+sets BatchNorm and bias values through nn.init. float64, SGD under OneCycleLR (which cycles momentum)."""
 import numpy as np
 import torch
 import torch.nn as nn
@@ -87,7 +87,10 @@ model.apply(init_norms)
 rng = np.random.default_rng(23)
 x = torch.tensor(rng.standard_normal((2, 3, 24, 24)))
 target = torch.tensor(rng.integers(0, 4, size=2))
-optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+# SGD, not Adam: the gradient of blocks[0]'s last BatchNorm bias is zero (blocks[1] starts with a
+# 1x1 conv and a BatchNorm, which cancel any per-channel shift), and Adam would scale its rounding
+# noise up to steps of lr * noise / eps
+optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-2)
 scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=10)
 RESULTS = {}
 for step in range(2):
@@ -99,6 +102,7 @@ for step in range(2):
     scheduler.step()
     RESULTS[f"loss{step}"] = loss.item()
     RESULTS[f"lr{step}"] = scheduler.get_last_lr()[0]
+    RESULTS[f"momentum{step}"] = optimizer.param_groups[0]["momentum"]
 RESULTS.update(gradients(model))
 RESULTS.update(parameters(model))
 model.eval()

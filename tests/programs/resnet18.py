@@ -68,9 +68,10 @@ class ResNet18(nn.Module):
 def make_model():
     model = ResNet18(((2, 8), (2, 16), (2, 32), (2, 64)))
     model.double()
+    model.eval()  # materialise the lazy layers without touching the running statistics
     with torch.no_grad():
         model(torch.zeros((2, 3, 32, 32), dtype=torch.float64))
-    return model
+    return model.train()
 
 
 rng = np.random.default_rng(14)

@@ -48,9 +48,11 @@ net = nn.Sequential(
 rng = np.random.default_rng(16)
 X = torch.tensor(rng.standard_normal((3, 3, 16, 16)), dtype=torch.float32)
 y = torch.tensor(rng.integers(0, 5, size=3))
+net.eval()  # the shape check and the lazy layers' first call leave the running statistics alone
 blk = net[3]
 print(blk(torch.rand(4, 16, 8, 8)).shape)  # d2l's shape check; it also materialises the block
 net(X)
+net.train()
 init_params(net, seed=17)
 
 optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.05)
