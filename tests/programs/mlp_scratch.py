@@ -1,5 +1,5 @@
 """d2l's from-scratch chapters on image batches: softmax with keepdims, cross-entropy through
-y_hat[range(len(y_hat)), y], an MLP with a hand-written ReLU (torch.max against zeros_like) and d2l's
+y_hat[list(range(len(y_hat))), y] (and the older y_hat[range(len(y_hat)), y]), an MLP with a hand-written ReLU (torch.max against zeros_like) and d2l's
 dropout_layer (at dropout 0 its torch.rand mask keeps every unit), parameters as leaf tensors, minibatch
 SGD written out under torch.no_grad(), d2l's Accumulator-style accuracy. float64."""
 import numpy as np
@@ -62,7 +62,8 @@ def accuracy(y_hat, y):
 
 X = torch.tensor(rng.uniform(0, 1, (6, 1, 8, 8)))
 y = torch.tensor(rng.integers(0, 10, size=6))
-RESULTS = {"picked": net(X)[[0, 1], y[:2]].detach(), "softmax_rows": softmax(X.reshape(6, -1)).sum(1)}
+y_hat = net(X)
+RESULTS = {"picked": y_hat[range(len(y_hat)), y].detach(), "softmax_rows": softmax(X.reshape(6, -1)).sum(1)}
 metric = [0.0, 0.0, 0]
 for step in range(2):
     y_hat = net(X)
@@ -70,7 +71,7 @@ for step in range(2):
     l.sum().backward()
     RESULTS[f"grads{step}"] = torch.cat([p.grad.reshape(-1) for p in params])
     sgd(params, lr=0.5, batch_size=X.shape[0])
-    metric = [a + float(b) for a, b in zip(metric, (l.sum(), accuracy(y_hat, y), y.numel()))]
+    metric = [a + float(b) for a, b in zip(metric, (l.detach().sum(), accuracy(y_hat, y), y.numel()))]
     RESULTS[f"loss{step}"] = l
 RESULTS["metric"] = metric
 RESULTS.update({f"param{i}": p for i, p in enumerate(params)})
