@@ -42,7 +42,8 @@ def test_lazy_module_becomes_the_plain_one(device, name):
     assert list(lazy.state_dict()) == list(reference.state_dict())
     for key, value in reference.state_dict().items():
         assert lazy.state_dict()[key].shape == tuple(value.shape), key
-        assert lazy.state_dict()[key].dtype == "float64" and lazy.state_dict()[key].device == device
+        assert lazy.state_dict()[key].dtype == str(value.dtype).split(".")[-1], key  # float64, int64 counter
+        assert lazy.state_dict()[key].device == device
     # the materialised module computes what the plain torch module with the same state computes
     reference.load_state_dict({k: torch.tensor(v.numpy()) for k, v in lazy.state_dict().items()})
     assert_close(out, reference(torch.tensor(x)), "float64")
@@ -228,3 +229,21 @@ def test_repr_puts_extra_repr_and_children_on_their_own_lines():
 
     Block.__name__ = TorchBlock.__name__ = "B"
     assert repr(nn.Sequential(Block(), nn.ReLU())) == repr(torch.nn.Sequential(TorchBlock(), torch.nn.ReLU()))
+
+
+def test_batchnorm_counter_is_int64_and_casts_leave_it_alone():
+    torch = torch_or_skip()
+    ours, theirs = nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    for module in (ours.double(), theirs.double()):
+        module(module.weight.new_ones((2, 3, 2, 2)) if module is theirs else cl.ones(2, 3, 2, 2, dtype="float64"))
+    assert ours.num_batches_tracked.dtype == "int64" and ours.num_batches_tracked.item() == 1
+    assert str(ours.num_batches_tracked.dtype).endswith(str(theirs.num_batches_tracked.dtype).split(".")[-1])
+    assert ours.running_mean.dtype == "float64"
+    ours.float()
+    assert ours.num_batches_tracked.dtype == "int64" and ours.weight.dtype == "float32"
+    momentum_none = nn.BatchNorm1d(2, momentum=None)
+    for _ in range(3):
+        momentum_none(cl.randn(4, 2))
+    assert momentum_none.num_batches_tracked.item() == 3
+    with pytest.raises(TypeError, match="only accepts floating point dtypes, got convlab.int64"):
+        ours.to(cl.int64)

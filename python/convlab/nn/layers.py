@@ -590,7 +590,7 @@ class _BatchNorm(Module):
         if track_running_stats:
             self.register_buffer("running_mean", zeros(num_features, dtype=dtype, device=device))
             self.register_buffer("running_var", ones(num_features, dtype=dtype, device=device))
-            self.register_buffer("num_batches_tracked", zeros((), dtype=dtype, device=device))
+            self.register_buffer("num_batches_tracked", zeros((), dtype="int64", device=device))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
@@ -611,7 +611,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{name}: input has {input.shape[1]} channels but num_features is {self.num_features}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            write_(self.num_batches_tracked, self.num_batches_tracked._data + 1.0)
+            write_(self.num_batches_tracked, self.num_batches_tracked._data + 1)
             if self.momentum is None:
                 factor = 1.0 / self.num_batches_tracked.item()
         use_batch_stats = self.training or self.running_mean is None

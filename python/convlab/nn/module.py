@@ -205,14 +205,18 @@ class Module:
         return self
 
     def to(self, *args, device=None, dtype=None, non_blocking=False):
-        """Moves/casts every parameter and buffer in place (the same Parameter objects), as PyTorch does;
+        """Moves every parameter and buffer in place (the same Parameter objects), as PyTorch does, and casts
+        the floating-point ones to dtype (integer buffers such as num_batches_tracked keep theirs);
         non_blocking is accepted for PyTorch code (copies are synchronous)."""
         device, dtype = parse_to_args(args, device, dtype)
+        if dtype is not None and not dtype.is_floating_point:
+            raise TypeError(f"Module.to only accepts floating point dtypes, got {dtype}")
         with no_grad():
             for t in list(self.parameters()) + list(self.buffers()):
-                t._data = _ndarray_from(t._data, dtype or t.dtype, device or t.device)
+                cast = dtype if dtype is not None and t.is_floating_point() else t.dtype
+                t._data = _ndarray_from(t._data, cast, device or t.device)
                 if t.grad is not None:
-                    t.grad = Tensor(_ndarray_from(t.grad._data, dtype or t.dtype, device or t.device))
+                    t.grad = Tensor(_ndarray_from(t.grad._data, cast, device or t.device))
         return self
 
     def float(self):
