@@ -135,6 +135,12 @@ std::optional<DType> scalar_kind(const py::object& obj) {
   return std::nullopt;
 }
 
+BinaryOp parse_binary_op(const std::string& name) {
+  for (int i = 0; i <= static_cast<int>(BinaryOp::bitwise_xor); ++i)
+    if (name == binary_name(static_cast<BinaryOp>(i))) return static_cast<BinaryOp>(i);
+  value_error("result_type: op must name a binary op ('add', 'div', ...), got '", name, "'");
+}
+
 // An operand that may be an NDArray or a Python number.
 NDArray binop(BinaryOp op, const NDArray& a, const py::object& other, bool reflected) {
   if (py::isinstance<NDArray>(other)) {
@@ -192,11 +198,19 @@ PYBIND11_MODULE(_C, m) {
                    device_name(a.device()), "')");
       })
       .def("is_contiguous", &NDArray::is_contiguous)
-      .def("result_type", [](const NDArray& a, const py::object& other) {
-        if (py::isinstance<NDArray>(other)) return dtype_name(result_type(a, other.cast<const NDArray&>()));
-        if (std::optional<DType> kind = scalar_kind(other)) return dtype_name(result_type(a, *kind));
-        type_error("result_type: other must be an NDArray or a number, got ", type_name(other));
-      }, "the dtype a binary op of this array and other (an NDArray or a Python number) computes in")
+      .def("result_type", [](const NDArray& a, const py::object& other, const std::optional<std::string>& op) {
+        if (!py::isinstance<NDArray>(other) && !scalar_kind(other))
+          type_error("result_type: other must be an NDArray or a number, got ", type_name(other));
+        if (!op) {
+          if (py::isinstance<NDArray>(other)) return dtype_name(result_type(a, other.cast<const NDArray&>()));
+          return dtype_name(result_type(a, *scalar_kind(other)));
+        }
+        const BinaryOp bop = parse_binary_op(*op);
+        if (py::isinstance<NDArray>(other)) return dtype_name(binary_dtype(bop, a, other.cast<const NDArray&>()));
+        return dtype_name(binary_dtype(bop, a, *scalar_kind(other)));
+      }, py::arg("other"), py::arg("op") = py::none(),
+      "PyTorch's promoted dtype of this array and other (an NDArray or a Python number); with op (a binary op's "
+      "name, e.g. 'div') the dtype that op computes in, or the TypeError it raises")
       .def("compact", &NDArray::compact, nogil())
       .def("copy", &NDArray::copy, nogil())
       .def("astype", [](const NDArray& a, const std::string& dt) { return a.astype(parse_dtype(dt)); }, nogil())

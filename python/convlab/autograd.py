@@ -78,8 +78,11 @@ class Function:
         raise NotImplementedError
 
 
-# ---- binary (either operand may be a Python number) ----
+# ---- binary (either operand may be a Python number; binary_op names the NDArray op, whose dtype rules
+# Tensor operators apply before the Function runs) ----
 class Add(Function):
+    binary_op = "add"
+
     def forward(self, a, b):
         return a + b
 
@@ -88,6 +91,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    binary_op = "sub"
+
     def forward(self, a, b):
         return a - b
 
@@ -96,6 +101,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    binary_op = "mul"
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -106,6 +113,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    binary_op = "div"
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
@@ -120,6 +129,8 @@ class Div(Function):
 class Pow(Function):
     """d(a^b)/da = b a^(b-1), 0 where b == 0; d(a^b)/db = a^b ln a, 0 where a == 0 and b >= 0 (PyTorch's
     rules: a^b is flat there, and 0 * ln 0 would give NaN)."""
+
+    binary_op = "pow"
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -339,6 +350,8 @@ class Step(Function):
 class Remainder(Function):
     """a - floor(a / b) * b, signed like b: d/da = 1, d/db = -floor(a / b) (PyTorch's rule)."""
 
+    binary_op = "remainder"
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a % b
@@ -348,6 +361,8 @@ class Remainder(Function):
 
 
 class FloorDivide(Function):
+    binary_op = "floor_divide"
+
     def forward(self, a, b):
         return a // b
 

@@ -416,22 +416,23 @@ class Tensor:
         run_backward(self, grad)
 
     # ---- operators ----
-    def _operand(self, other):
+    def _operand(self, other, op=None):
         """other as a Tensor on self's device (or a Python number), and both converted (differentiably) to the
-        dtype PyTorch's promotion gives (NDArray.result_type): a number or a 0-d tensor beside a tensor with
-        dimensions only raises the category, so float32 x * float64 0-d loss stays float32, int64 + 1.5 is
+        dtype PyTorch's promotion gives (NDArray.result_type), or that the NDArray op `op` computes in (true
+        division of integers: float32; PyTorch's refusals raise). A number or a 0-d tensor beside a tensor
+        with dimensions only raises the category: float32 x * float64 0-d loss stays float32, int64 + 1.5 is
         float32 and int32 + 7 stays int32."""
         if isinstance(other, numbers.Number) and not isinstance(other, complex):
             other = other.item() if isinstance(other, np.generic) else other
             other = other if isinstance(other, (int, float)) else float(other)  # bool is an int
-            return self.to(dtype=self._data.result_type(other)), other
+            return self.to(dtype=self._data.result_type(other, op)), other
         if not isinstance(other, Tensor):
             other = Tensor(other, dtype=self.dtype, device=self.device)
-        dtype = self._data.result_type(other._data)
+        dtype = self._data.result_type(other._data, op)
         return self.to(dtype=dtype), other.to(dtype=dtype)
 
     def _binary(self, fn, other, reflected=False):
-        a, b = self._operand(other)
+        a, b = self._operand(other, fn.binary_op)
         return fn.apply(b, a) if reflected else fn.apply(a, b)
 
     def _compare(self, other, op):

@@ -125,15 +125,16 @@ DType result_type(const NDArray& a, DType scalar) {
 
 namespace {
 
-// The dtype `op` computes in when its operands promote to `promoted`: true division of integers is done
-// in float32; PyTorch's refusals (bool minus bool, bitwise ops on floats, ...) raise here.
-DType compute_dtype(BinaryOp op, DType promoted) {
+// The dtype `op` computes in when its operands (one of them bool if any_bool) promote to `promoted`: true
+// division of integers is done in float32; PyTorch's refusals (subtracting bools, bitwise ops on floats,
+// ...) raise here.
+DType compute_dtype(BinaryOp op, DType promoted, bool any_bool) {
   const char* name = binary_name(op);
   if (op == BinaryOp::div && !is_floating(promoted)) return DType::f32;
-  if (promoted == DType::b8 && (op == BinaryOp::sub || op == BinaryOp::pow || op == BinaryOp::floor_divide ||
-                                op == BinaryOp::remainder))
-    type_error(name, ": not supported for two bool operands",
-               op == BinaryOp::sub ? "; use logical_xor() or bitwise_xor (^) instead" : "");
+  if (op == BinaryOp::sub && any_bool)
+    type_error(name, ": subtraction with a bool operand is not supported; use logical_xor() or ^ instead");
+  if (promoted == DType::b8 && (op == BinaryOp::pow || op == BinaryOp::floor_divide || op == BinaryOp::remainder))
+    type_error(name, ": not supported for two bool operands");
   if (is_bitwise(op) && is_floating(promoted))
     type_error(name, ": operands must be integer or bool, got ", dtype_name(promoted));
   return promoted;
@@ -151,10 +152,18 @@ void check_integer_divisor(BinaryOp op, DType compute, const NDArray& divisor) {
 
 }  // namespace
 
+DType binary_dtype(BinaryOp op, const NDArray& a, const NDArray& b) {
+  return compute_dtype(op, result_type(a, b), a.dtype == DType::b8 || b.dtype == DType::b8);
+}
+
+DType binary_dtype(BinaryOp op, const NDArray& a, DType scalar_dtype) {
+  return compute_dtype(op, result_type(a, scalar_dtype), a.dtype == DType::b8 || scalar_dtype == DType::b8);
+}
+
 NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b) {
   const char* name = binary_name(op);
   check_device(name, "a", a, "b", b);
-  const DType compute = compute_dtype(op, result_type(a, b));
+  const DType compute = binary_dtype(op, a, b);
   Shape s = broadcast_shapes(name, a.shape, b.shape);
   check_integer_divisor(op, compute, b);
   NDArray out = NDArray::empty(s, gives_bool(op) ? DType::b8 : compute, a.device());
@@ -164,7 +173,7 @@ NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b) {
 }
 
 NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, DType scalar_dtype) {
-  const DType compute = compute_dtype(op, result_type(a, scalar_dtype));
+  const DType compute = binary_dtype(op, a, scalar_dtype);
   if (!is_floating(compute) && op == BinaryOp::pow && !scalar_first && s < 0)
     runtime_error("pow: integers to negative integer powers are not allowed, got exponent ", s);
   if (scalar_first) check_integer_divisor(op, compute, a);

@@ -19,6 +19,10 @@ using Pads = std::vector<std::pair<int64_t, int64_t>>;
 const char* binary_name(BinaryOp op);
 DType result_type(const NDArray& a, const NDArray& b);
 DType result_type(const NDArray& a, DType scalar_dtype);
+// The dtype op computes in: result_type, except that true division of integers is float32; TypeError for
+// the combinations PyTorch refuses (a bool operand of sub, bitwise ops on floats, ...).
+DType binary_dtype(BinaryOp op, const NDArray& a, const NDArray& b);
+DType binary_dtype(BinaryOp op, const NDArray& a, DType scalar_dtype);
 NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b);
 NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, DType scalar_dtype);
 const char* unary_name(UnaryOp op);
