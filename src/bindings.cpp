@@ -328,14 +328,16 @@ PYBIND11_MODULE(_C, m) {
       .def("index_select", &index_select, py::arg("axis"), py::arg("index"), nogil())
       .def("take", &take, py::arg("axis"), py::arg("index"), nogil())
       .def("put",
-           [](const NDArray& a, int64_t axis, const NDArray& index, const NDArray& src, bool accumulate) {
+           [](const NDArray& a, int64_t axis, const NDArray& index, const NDArray& src, bool accumulate,
+              bool unique_indices) {
              {
                py::gil_scoped_release nogil_;
-               put(a, axis, index, src, accumulate);
+               put(a, axis, index, src, accumulate, unique_indices);
              }
              ++a.storage->version;
            },
-           py::arg("axis"), py::arg("index"), py::arg("src"), py::arg("accumulate") = false)
+           py::arg("axis"), py::arg("index"), py::arg("src"), py::arg("accumulate") = false,
+           py::arg("unique_indices") = false)
       .def("nonzero", &nonzero, nogil());
   // Comparison operators make NDArray unhashable, as NumPy arrays are.
   nd.attr("__hash__") = py::none();

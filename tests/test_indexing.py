@@ -148,6 +148,22 @@ def test_put_writes_in_place_through_strided_views(device, rng):
     np.testing.assert_array_equal(a.numpy().T, expected)
 
 
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_put_with_unique_indices(device, rng, accumulate):
+    base = rng.standard_normal((3, 7, 4))
+    index = rng.permutation(7)[:5] - 3  # distinct positions, some counted from the end
+    src = rng.standard_normal((3, 5, 4))
+    expected = base.copy()
+    if accumulate:
+        expected[:, index] += src
+    else:
+        expected[:, index] = src
+    for unique in (False, True):
+        a = nd(base, device)
+        a.put(1, nd(index, device), nd(src, device), accumulate=accumulate, unique_indices=unique)
+        np.testing.assert_array_equal(a.numpy(), expected)
+
+
 def test_put_keeps_the_last_of_repeated_positions(device):
     a = nd(np.zeros(4), device)
     a.put(0, nd(np.array([2, 0, 2, 2]), device), nd(np.array([1.0, 2.0, 3.0, 4.0]), device))

@@ -666,13 +666,14 @@ class IndexAdd(Function):
 
 class Take(Function):
     """x[idx] along one axis, the axis replaced by idx's shape (NumPy's take: negative entries count from the
-    end); the gradient adds g back at the taken positions, repeated ones summing in order."""
+    end); the gradient adds g back at the taken positions, repeated ones summing in order (unique: idx
+    repeats none, as a mask's positions)."""
 
-    def forward(self, a, axis, index):
-        self.shape, self.axis, self.index = a.shape, axis, index
+    def forward(self, a, axis, index, unique=False):
+        self.shape, self.axis, self.index, self.unique = a.shape, axis, index, unique
         return a.take(axis, index)
 
     def backward(self, g):
         ga = NDArray.full(self.shape, 0.0, g.dtype, g.device)
-        ga.put(self.axis, self.index, g, accumulate=True)
+        ga.put(self.axis, self.index, g, accumulate=True, unique_indices=self.unique)
         return (ga,)

@@ -82,8 +82,8 @@ def _split(index, shape, device):
 def _plan(advanced, shape):
     """How the advanced items read an array of `shape` (the result of the basic index): permute it by `order`
     (None: as it is), view it as `merged` (the axes the items cover made one, at axis `first`), then take
-    the int64 `flat` along that axis. A bool mask's positions are flat over its axes from the start, so only
-    several items need ravel_index."""
+    the int64 `flat` along that axis; `unique` when flat cannot repeat a position (a lone mask). A bool
+    mask's positions are flat over its axes from the start, so only several items need ravel_index."""
     spans, flats = [], []  # per item: (first axis, how many axes) it covers; its flat index over them
     for axis, array in advanced:
         if array.dtype == "bool":
@@ -106,18 +106,19 @@ def _plan(advanced, shape):
     sizes = [math.prod(shape[start:start + n]) for start, n in spans]
     merged = tuple(shape[:first]) + (math.prod(sizes),) + tuple(shape[first + count:])
     flat = flats[0] if len(flats) == 1 else _C.ravel_index(flats, sizes, first)
-    return order, merged, first, flat
+    unique = len(advanced) == 1 and advanced[0][1].dtype == "bool"
+    return order, merged, first, flat, unique
 
 
 def getitem(t, index):
     basic, advanced = _split(index, t.shape, t._data.device)
     y = t[basic]
-    order, merged, first, flat = _plan(advanced, y.shape)
+    order, merged, first, flat, unique = _plan(advanced, y.shape)
     if order is not None:
         y = y.permute(*order)
     if merged != y.shape:
         y = y.reshape(merged)
-    return autograd.Take.apply(y, axis=first, index=flat)
+    return autograd.Take.apply(y, axis=first, index=flat, unique=unique)
 
 
 def setitem(t, index, value):
@@ -131,14 +132,14 @@ def setitem(t, index, value):
         values = NDArray.full((), float(value), data.dtype, data.device)
     else:
         values = tensor_module._ndarray_from(value, data.dtype, data.device)
-    order, merged, first, flat = _plan(advanced, tuple(target.shape))
+    order, merged, first, flat, unique = _plan(advanced, tuple(target.shape))
     if order is not None:
         target = target.permute(order)
     try:
-        target.view(merged).put(first, flat, values)
+        target.view(merged).put(first, flat, values, unique_indices=unique)
     except ValueError:  # the strides do not let those axes merge: write a merged copy back
         copy = target.copy()
-        copy.view(merged).put(first, flat, values)
+        copy.view(merged).put(first, flat, values, unique_indices=unique)
         target[...] = copy
 
 

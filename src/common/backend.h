@@ -86,9 +86,10 @@ struct Backend {
   // gather: out[o, j, i] = a[o, index[o, j, i], i]; a and out are contiguous.
   // scatter: out[o, index[o, j, i], i] = src[o, j, i] (or += with accumulate) into the contiguous out that
   // holds the values to update; src is contiguous. j is taken in order for each (o, i), so repeated indices
-  // add up (or the last one wins) the same way on every run and device.
+  // add up (or the last one wins) the same way on every run and device. With unique, no column's index
+  // repeats a position (a mask's positions), so a device may also run the j of a column in parallel.
   void (*gather)(const NDArray& a, const NDArray& index, NDArray& out);
-  void (*scatter)(const NDArray& index, const NDArray& src, NDArray& out, bool accumulate);
+  void (*scatter)(const NDArray& index, const NDArray& src, NDArray& out, bool accumulate, bool unique);
   // out = cond ? a : b element by element; cond (bool), a and b are views broadcast to out's shape.
   void (*where)(const NDArray& cond, const NDArray& a, const NDArray& b, NDArray& out);
   // For a contiguous, non-empty a: how many elements are not 0, and their positions as the rows of the

@@ -617,22 +617,24 @@ NDArray take_along(const NDArray& a, int axis, const NDArray& index) {
 
 // dst (a view, possibly strided) at index3's positions along axis = (or +=) src3. The kernel needs a
 // contiguous target: a strided dst is updated in a copy that is written back.
-void scatter_into(const NDArray& dst, int axis, const NDArray& index3, const NDArray& src3, bool accumulate) {
+void scatter_into(const NDArray& dst, int axis, const NDArray& index3, const NDArray& src3, bool accumulate,
+                  bool unique) {
   NDArray target = dst.compact();
   NDArray target3 = around_axis(target, axis);
   // x[idx] = x[other] would otherwise read values it has already overwritten.
   NDArray from = src3.storage == target.storage ? src3.copy() : src3;
-  backend(dst.device()).scatter(index3, from, target3, accumulate);
+  backend(dst.device()).scatter(index3, from, target3, accumulate, unique);
   if (target.storage != dst.storage) assign(dst, target);
 }
 
 // put's work once checked: src has take_shape(dst, axis, index) (broadcasting allowed).
-void put_along(const NDArray& dst, int axis, const NDArray& index, const NDArray& src, bool accumulate) {
+void put_along(const NDArray& dst, int axis, const NDArray& index, const NDArray& src, bool accumulate,
+               bool unique) {
   const NDArray full = src.broadcast_to(take_shape(dst.shape, axis, index.shape));
   if (full.size() == 0) return;
   const auto [outer, inner] = outer_inner(dst.shape, axis);
   scatter_into(dst, axis, repeated(index, outer, inner), full.compact().view({outer, index.size(), inner}),
-               accumulate);
+               accumulate, unique);
 }
 
 NDArray int64_scalar(int64_t value, Device device) {
@@ -693,7 +695,7 @@ NDArray scatter_add(const Shape& shape, int64_t axis_arg, const NDArray& index, 
   Shape region = index.shape;
   region[axis] = shape[axis];
   scatter_into(leading_block(out, region), axis, around_axis(index.compact(), axis),
-               around_axis(leading_block(src, index.shape).compact(), axis), true);
+               around_axis(leading_block(src, index.shape).compact(), axis), true, false);
   return out;
 }
 
@@ -712,7 +714,7 @@ NDArray index_add(const Shape& shape, int64_t axis_arg, const NDArray& index, co
   check_shape("index_add", "source", src.shape, take_shape(shape, axis, {index.size()}));
   check_index("index_add", index, shape[axis], axis, false);
   NDArray out = zeros_of(shape, src.dtype, src.device());
-  put_along(out, axis, index.reshape({index.size()}), src, true);
+  put_along(out, axis, index.reshape({index.size()}), src, true, false);
   return out;
 }
 
@@ -723,7 +725,8 @@ NDArray take(const NDArray& a, int64_t axis_arg, const NDArray& index) {
   return take_along(a, axis, index);
 }
 
-void put(const NDArray& dst, int64_t axis_arg, const NDArray& index, const NDArray& src, bool accumulate) {
+void put(const NDArray& dst, int64_t axis_arg, const NDArray& index, const NDArray& src, bool accumulate,
+         bool unique_indices) {
   check_device("put", "destination", dst, "index", index);
   check_device("put", "destination", dst, "value", src);
   if (src.dtype != dst.dtype)
@@ -731,7 +734,7 @@ void put(const NDArray& dst, int64_t axis_arg, const NDArray& index, const NDArr
                "; convert one with astype()");
   const int axis = normalize_axis(axis_arg, dst.ndim(), "put");
   check_index("put", index, dst.shape[axis], axis, true);
-  put_along(dst, axis, index, src, accumulate);
+  put_along(dst, axis, index, src, accumulate, unique_indices);
 }
 
 NDArray ravel_index(const std::vector<NDArray>& indices, const Shape& sizes, int64_t first_axis) {

@@ -80,8 +80,10 @@ NDArray index_select(const NDArray& a, int64_t axis, const NDArray& index);
 NDArray index_add(const Shape& shape, int64_t axis, const NDArray& index, const NDArray& src);
 // NumPy's take: a's axis replaced by index's shape. put writes src (broadcast to take's result shape) into
 // dst's positions in place, or adds it with accumulate (each position collects its entries in order).
+// unique_indices promises that index repeats no entry (a mask's positions): a GPU then writes them all at once.
 NDArray take(const NDArray& a, int64_t axis, const NDArray& index);
-void put(const NDArray& dst, int64_t axis, const NDArray& index, const NDArray& src, bool accumulate);
+void put(const NDArray& dst, int64_t axis, const NDArray& index, const NDArray& src, bool accumulate,
+         bool unique_indices);
 // NumPy's ravel_multi_index: the flat position in an array of shape `sizes` that the index arrays, broadcast
 // together, point at; `first_axis` only numbers the axes in error messages.
 NDArray ravel_index(const std::vector<NDArray>& indices, const Shape& sizes, int64_t first_axis);

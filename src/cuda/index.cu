@@ -1,7 +1,7 @@
 // Indexing: gather out[o, j, i] = a[o, index[o, j, i], i]; scatter out[o, index[o, j, i], i] (+)= src[o, j, i];
 // where out = cond ? a : b; nonzero lists the positions of a != 0. Gather and where: one thread per output
 // element. Scatter: one thread per (o, i) column walking j serially, so each output element takes its
-// contributions in index order (no atomics). Nonzero: one thread per chunk counts, the host turns the counts
+// contributions in index order (no atomics); one thread per entry where the index repeats no position. Nonzero: one thread per chunk counts, the host turns the counts
 // into each chunk's first row, then each thread writes its chunk's rows in order.
 #include <vector>
 
@@ -51,6 +51,17 @@ __global__ void scatter_kernel(const I* index, const T* src, IndexGeometry g, bo
       const T s = src[(o * g.n_index + j) * g.inner + i];
       y[k * g.inner] = accumulate ? static_cast<T>(y[k * g.inner] + s) : s;
     }
+  }
+}
+
+// Every index entry in parallel: only for an index that never repeats a position within a column.
+template <class T, class I>
+__global__ void scatter_unique_kernel(const I* index, const T* src, IndexGeometry g, bool accumulate, T* out,
+                                      int64_t total) {
+  for (int64_t e = thread_index(); e < total; e += thread_count()) {
+    const int64_t i = e % g.inner, r = e / g.inner, j = r % g.n_index, o = r / g.n_index;
+    T& y = out[(o * g.n_data + wrap(index[o * g.so + j * g.sj + i * g.si], g.n_data)) * g.inner + i];
+    y = accumulate ? static_cast<T>(y + src[e]) : src[e];
   }
 }
 
@@ -148,15 +159,19 @@ void gather(const NDArray& a, const NDArray& index, NDArray& out) {
   check_launch("gather");
 }
 
-void scatter(const NDArray& index, const NDArray& src, NDArray& out, bool accumulate) {
+void scatter(const NDArray& index, const NDArray& src, NDArray& out, bool accumulate, bool unique) {
   const IndexGeometry g = geometry_of(index, out);
-  const int64_t columns = g.outer * g.inner;
+  const int64_t columns = g.outer * g.inner, total = src.size();
   dispatch_dtype(src.dtype, [&](auto t) {
     dispatch_index(index.dtype, [&](auto i) {
       using T = decltype(t);
       using I = decltype(i);
-      scatter_kernel<<<blocks_for(columns), kThreads>>>(index.data<I>(), src.data<T>(), g, accumulate,
-                                                         out.data<T>(), columns);
+      if (unique)
+        scatter_unique_kernel<<<blocks_for(total), kThreads>>>(index.data<I>(), src.data<T>(), g, accumulate,
+                                                               out.data<T>(), total);
+      else
+        scatter_kernel<<<blocks_for(columns), kThreads>>>(index.data<I>(), src.data<T>(), g, accumulate,
+                                                           out.data<T>(), columns);
     });
   });
   check_launch("scatter");
