@@ -77,6 +77,8 @@ CASES = {
     "dropout2d_fixed_mask": (lambda x: seeded(F.dropout2d, x), [randn(3, 4, 2, 3)]),
     "layer_norm_two_trailing_dims": (lambda x, w, b: F.layer_norm(x, (3, 4), w, b, eps=1e-3),
                                      [randn(2, 3, 4), randn(3, 4, seed=1), randn(3, 4, seed=2)]),
+    "instance_norm_affine": (lambda x, w, b: F.instance_norm(x, weight=w, bias=b),
+                             [randn(2, 3, 2, 3), randn(3, seed=1), randn(3, seed=2)]),
     "group_norm_of_view": (lambda x, w, b: F.group_norm(x.transpose(2, 3), 2, w, b),
                            [randn(2, 4, 3, 2), randn(4, seed=1), randn(4, seed=2)]),
     "adaptive_max_pool1d_overlapping_windows": (lambda x: F.adaptive_max_pool1d(x, 4), [randn(2, 3, 7)]),

@@ -99,3 +99,25 @@ def test_clip_grad_value_matches_torch():
     torch.nn.utils.clip_grad_value_(theirs, 0.7)
     for p, r in zip(ours, theirs):
         assert_close(p.grad, r.grad, "float64")
+
+
+def test_gains_fans_and_bounds_agree_with_torch():
+    torch = torch_or_skip()
+    for args in [("linear",), ("conv2d",), ("sigmoid",), ("tanh",), ("relu",), ("leaky_relu",), ("leaky_relu", 0.2),
+                 ("selu",)]:
+        assert nn.init.calculate_gain(*args) == pytest.approx(torch.nn.init.calculate_gain(*args), rel=1e-12)
+    for shape in [(4, 3), (6, 2, 3, 3), (3, 5, 7)]:
+        assert nn.init._calculate_fan_in_and_fan_out(cl.zeros(*shape)) == \
+            torch.nn.init._calculate_fan_in_and_fan_out(torch.zeros(*shape))
+    # the uniform initialisers reach, and never pass, PyTorch's bound for the same shape and options
+    for ours, theirs in [(lambda t: nn.init.kaiming_uniform_(t, a=0.1, mode="fan_out", nonlinearity="leaky_relu"),
+                          lambda t: torch.nn.init.kaiming_uniform_(t, a=0.1, mode="fan_out",
+                                                                   nonlinearity="leaky_relu")),
+                         (lambda t: nn.init.xavier_uniform_(t, gain=2.0), lambda t: torch.nn.init.xavier_uniform_(t, gain=2.0))]:
+        a = np.abs(ours(cl.zeros(64, 32, 3, 3)).numpy()).max()
+        b = np.abs(theirs(torch.zeros(64, 32, 3, 3)).numpy()).max()
+        assert a == pytest.approx(b, rel=0.01)
+    with pytest.raises(ValueError, match="unsupported nonlinearity 'swish'"):
+        nn.init.calculate_gain("swish")
+    with pytest.raises(ValueError, match="mode must be 'fan_in' or 'fan_out', got 'fan'"):
+        nn.init.kaiming_normal_(cl.zeros(3, 3), mode="fan")

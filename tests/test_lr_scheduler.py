@@ -20,6 +20,10 @@ CASES = [
     ("OneCycleLR", dict(max_lr=[0.8, 0.4], epochs=4, steps_per_epoch=10, anneal_strategy="linear",
                         pct_start=0.25, div_factor=10.0)),
     ("OneCycleLR", dict(max_lr=0.8, total_steps=40, three_phase=True, base_momentum=0.7)),
+    ("LinearLR", dict()),
+    ("LinearLR", dict(start_factor=0.1, end_factor=0.5, total_iters=12)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=5, T_mult=2, eta_min=0.01)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=3)),
 ]
 
 
@@ -49,6 +53,26 @@ def test_schedule_matches_torch(case, optimizer):
     name, options = CASES[case]
     ours, theirs = history(cl, name, options, optimizer), history(torch, name, options, optimizer)
     assert ours == theirs  # the same formulas in the same order: the same floats
+
+
+@pytest.mark.parametrize("options", [dict(), dict(mode="max", factor=0.5, patience=2, threshold=0.1, cooldown=2),
+                                     dict(threshold_mode="abs", threshold=0.05, patience=1, min_lr=[0.05, 0.1])])
+def test_reduce_lr_on_plateau_matches_torch(options):
+    torch = torch_or_skip()
+    metrics = [1.0, 0.9, 0.95, 0.91, 0.92, 0.93, 0.5, 0.52, 0.51, 0.55, 0.6, 0.6, 0.6, 0.1] * 3
+    seen = []
+    for lib in (cl, torch):
+        opt = two_groups(lib)
+        scheduler = lib.optim.lr_scheduler.ReduceLROnPlateau(opt, **options)
+        lrs = []
+        for metric in metrics:
+            opt.step()
+            scheduler.step(metric)
+            lrs.append(([g["lr"] for g in opt.param_groups], scheduler.get_last_lr()))
+        seen.append(lrs)
+    assert seen[0] == seen[1]
+    with pytest.raises(ValueError, match="factor must be < 1.0, got 2"):
+        lr_scheduler.ReduceLROnPlateau(two_groups(cl), factor=2)
 
 
 def test_schedules_by_hand():
@@ -138,4 +162,8 @@ def test_scheduler_errors():
         lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=5, anneal_strategy="exp")
     with pytest.raises(ValueError, match="expected 2 values of max_lr"):
         lr_scheduler.OneCycleLR(opt, max_lr=[1.0], total_steps=5)
+    with pytest.raises(ValueError, match=r"LinearLR: start_factor must be in \(0, 1\], got 0"):
+        lr_scheduler.LinearLR(opt, start_factor=0)
+    with pytest.raises(ValueError, match="expected a positive integer T_0, got 0"):
+        lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=0)
     assert cl.optim.lr_scheduler.StepLR is lr_scheduler.StepLR

@@ -243,6 +243,10 @@ LAYERS = {
                              (1, 2, 3, 4)),
     "dropout2d_eval": (lambda: nn.Dropout2d(0.3).eval(), "Dropout2d(0.3).eval()", (2, 3, 4, 4)),
     "dropout1d_eval": (lambda: nn.Dropout1d(0.3).eval(), "Dropout1d(0.3).eval()", (2, 3, 4)),
+    "instancenorm2d": (lambda: nn.InstanceNorm2d(3, affine=True), "InstanceNorm2d(3, affine=True)", (2, 3, 4, 5)),
+    "instancenorm2d_unbatched": (lambda: nn.InstanceNorm2d(3), "InstanceNorm2d(3)", (3, 4, 5)),
+    "instancenorm1d": (lambda: nn.InstanceNorm1d(4, eps=1e-3), "InstanceNorm1d(4, eps=1e-3)", (2, 4, 6)),
+    "unflatten": (lambda: nn.Unflatten(1, (2, -1)), "Unflatten(1, (2, -1))", (3, 8, 2)),
 }
 
 

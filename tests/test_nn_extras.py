@@ -108,6 +108,20 @@ def test_group_norm_matches_numpy_and_torch(device, shape, groups, dtype):
                        [x, w, b], device, dtype, grad_scale=1.0)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 2, 7)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_instance_norm_matches_numpy_and_torch(device, shape, dtype):
+    c = shape[1]
+    x, w, b = randn(*shape) * 2 + 3, randn(c, seed=1), randn(c, seed=2)
+    affine_shape = (1, c) + (1,) * (len(shape) - 2)
+    expected = standardize(x, tuple(range(2, len(shape))), 1e-5) * w.reshape(affine_shape) + b.reshape(affine_shape)
+    out = F.instance_norm(cl.tensor(x.astype(dtype), device=device), weight=cl.tensor(w.astype(dtype), device=device),
+                          bias=cl.tensor(b.astype(dtype), device=device))
+    assert_close(out, expected, dtype)
+    compare_with_torch(lambda x, w, b: F.instance_norm(x, weight=w, bias=b),
+                       lambda x, w, b: tf().instance_norm(x, weight=w, bias=b), [x, w, b], device, dtype, grad_scale=1.0)
+
+
 def test_norm_errors():
     with pytest.raises(ValueError, match=r"normalized_shape \(4,\) does not match the trailing dims of input shape "
                                          r".*2, 3"):
@@ -116,6 +130,12 @@ def test_norm_errors():
         F.layer_norm(cl.zeros(2, 3), 3, cl.ones(2))
     with pytest.raises(ValueError, match=r"C divisible by num_groups \(4\), got shape .*2, 6, 3"):
         F.group_norm(cl.zeros(2, 6, 3), 4)
+    with pytest.raises(ValueError, match="running statistics .* are not supported"):
+        F.instance_norm(cl.zeros(2, 3, 4), running_mean=cl.zeros(3))
+    with pytest.raises(ValueError, match="track_running_stats=True is not supported"):
+        cl.nn.InstanceNorm2d(3, track_running_stats=True)
+    with pytest.raises(ValueError, match="InstanceNorm2d: input has 2 channels but num_features is 3"):
+        cl.nn.InstanceNorm2d(3)(cl.zeros(1, 2, 4, 4))
     with pytest.raises(ValueError, match=r"group_norm: bias must have shape \(6,\)"):
         F.group_norm(cl.zeros(2, 6, 3), 3, None, cl.zeros(3))
 

@@ -247,3 +247,37 @@ def test_batchnorm_counter_is_int64_and_casts_leave_it_alone():
     assert momentum_none.num_batches_tracked.item() == 3
     with pytest.raises(TypeError, match="only accepts floating point dtypes, got convlab.int64"):
         ours.to(cl.int64)
+
+
+def test_load_state_dict_into_a_lazy_network_materialises_it_at_the_saved_sizes(tmp_path):
+    """d2l's file-I/O pattern: save a trained Lazy network's parameters, load them into a fresh one."""
+    torch = torch_or_skip()
+
+    def net():
+        return nn.Sequential(nn.LazyConv2d(4, 3, groups=2), nn.LazyBatchNorm2d(), nn.ReLU(), nn.Flatten(),
+                             nn.LazyLinear(3), nn.Identity())
+
+    trained = net()
+    x = cl.randn(2, 6, 5, 5)
+    trained(x)
+    path = tmp_path / "net.npz"
+    np.savez(path, **{k: v.numpy() for k, v in trained.state_dict().items()})
+    fresh = net()
+    assert fresh.load_state_dict(np.load(path)).missing_keys == []
+    assert [type(m).__name__ for m in fresh] == ["Conv2d", "BatchNorm2d", "ReLU", "Flatten", "Linear", "Identity"]
+    trained.eval(), fresh.eval()
+    np.testing.assert_array_equal(fresh(x).numpy(), trained(x).numpy())
+    transposed = nn.LazyConvTranspose2d(3, 2, groups=1)
+    transposed.load_state_dict({"weight": np.zeros((5, 3, 2, 2)), "bias": np.zeros(3)})
+    assert transposed.in_channels == 5 and type(transposed) is nn.ConvTranspose2d
+    theirs = torch.nn.LazyLinear(3)
+    theirs.load_state_dict({"weight": torch.zeros(3, 7), "bias": torch.zeros(3)})
+    ours = nn.LazyLinear(3)
+    ours.load_state_dict({"weight": np.zeros((3, 7)), "bias": np.zeros(3)})
+    assert type(ours) is nn.Linear  # PyTorch switches the class at the first call; the state is the same
+    theirs(torch.zeros(1, 7)), ours(cl.zeros(1, 7))
+    assert repr(ours) == repr(theirs)
+    with pytest.raises(ValueError, match="non-empty and hold no '.', got 'a.b'"):
+        nn.Module().add_module("a.b", nn.ReLU())
+    with pytest.raises(TypeError, match="the name must be a str, got int"):
+        nn.Module().register_module(3, nn.ReLU())

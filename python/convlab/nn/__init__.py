@@ -3,8 +3,9 @@ from . import functional, init, utils
 from .layers import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d,
                      AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Dropout,
                      Dropout1d, Dropout2d, ELU, Embedding, Flatten, GELU, GroupNorm, Hardsigmoid, Hardswish,
-                     Hardtanh, Identity, LayerNorm, LeakyReLU, Linear, LogSigmoid, LogSoftmax, MaxPool1d, MaxPool2d,
-                     ReLU, ReLU6, SiLU, Sigmoid, Softmax, Tanh, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d)
+                     Hardtanh, Identity, InstanceNorm1d, InstanceNorm2d, LayerNorm, LeakyReLU, Linear, LogSigmoid,
+                     LogSoftmax, MaxPool1d, MaxPool2d, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Tanh, Unflatten,
+                     Upsample, UpsamplingBilinear2d, UpsamplingNearest2d)
 from .lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyConv1d, LazyConv2d, LazyConvTranspose1d, LazyConvTranspose2d,
                    LazyLinear)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
@@ -12,14 +13,16 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Lo
 from .module import LoadStateDictError, Module, ModuleDict, ModuleList, Parameter, RemovableHandle, Sequential
 
 __all__ = [
-    "functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "RemovableHandle",
-    "LoadStateDictError",
+    "functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
+    "RemovableHandle", "LoadStateDictError",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d",
     "LazyConvTranspose2d", "Linear", "LazyLinear", "Identity", "Embedding",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
     "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
-    "ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "LogSigmoid", "Hardtanh", "Hardsigmoid", "Hardswish", "SiLU", "Sigmoid", "Tanh",
-    "Softmax", "LogSoftmax", "Flatten", "Dropout", "Dropout1d", "Dropout2d",
-    "BatchNorm1d", "BatchNorm2d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LayerNorm", "GroupNorm",
+    "ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "LogSigmoid", "Hardtanh", "Hardsigmoid", "Hardswish", "SiLU",
+    "Sigmoid", "Tanh",
+    "Softmax", "LogSoftmax", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d",
+    "BatchNorm1d", "BatchNorm2d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+    "InstanceNorm2d",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
 ]

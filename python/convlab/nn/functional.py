@@ -550,6 +550,19 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return y if bias is None else y + bias
 
 
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Standardises each (sample, channel) over its positions, then a per-channel weight * y + bias.
+    Running statistics are not supported (PyTorch's InstanceNorm does not track them by default)."""
+    _check_tensor("instance_norm", "input", input)
+    if running_mean is not None or running_var is not None or not use_input_stats:
+        raise ValueError("instance_norm: running statistics (running_mean, running_var, use_input_stats=False) "
+                         "are not supported")
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected input (N, C, *spatial), got shape {input.shape}")
+    return group_norm(input, input.shape[1], weight, bias, eps)
+
+
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Standardises each sample over each group of C / num_groups channels (and all positions), then a
     per-channel weight * y + bias."""

@@ -406,6 +406,21 @@ class Dropout(Module):
         return f"p={self.p}, inplace={self.inplace}"
 
 
+class Unflatten(Module):
+    """Splits dim into the sizes given (one may be -1), the inverse of Flatten."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, input):
+        dim = self.dim % input.ndim
+        return input.reshape(*input.shape[:dim], *self.unflattened_size, *input.shape[dim + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
 class Dropout1d(Dropout):
     def forward(self, input):
         return F.dropout1d(input, self.p, self.training)
@@ -565,6 +580,44 @@ class GroupNorm(Module):
     def extra_repr(self):
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
                 f"bias={self.bias is not None}")
+
+
+class _InstanceNorm(Module):
+    """Per-sample, per-channel normalisation over the positions; weight (ones) and bias (zeros) if affine.
+    Unbatched input (one dim fewer) is accepted, as in PyTorch."""
+
+    spatial_dims = 2
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, device=None,
+                 dtype=None):
+        super().__init__()
+        if track_running_stats:
+            raise ValueError(f"{type(self).__name__}: track_running_stats=True is not supported")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        dtype = dtype or "float32"
+        self.register_parameter("weight", Parameter(ones(num_features, dtype=dtype, device=device)) if affine else None)
+        self.register_parameter("bias", Parameter(zeros(num_features, dtype=dtype, device=device)) if affine else None)
+
+    def forward(self, input):
+        d = self.spatial_dims
+        batched, unbatched = F._batched(type(self).__name__, input, d)
+        if batched.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: input has {batched.shape[1]} channels but num_features is "
+                             f"{self.num_features}")
+        return F._unbatch(F.instance_norm(batched, weight=self.weight, bias=self.bias, eps=self.eps), unbatched)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    spatial_dims = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    spatial_dims = 2
 
 
 class _BatchNorm(Module):

@@ -3,9 +3,9 @@ first input, then the module turns into its plain class (type(m) is nn.Conv2d, t
 with PyTorch's default initialisation drawn at that moment.
 
 Before the first call the parameters exist as Parameters with a zero-sized input dimension (PyTorch has
-UninitializedParameter there). The first call fills those same Parameter objects with their real data,
-so an optimizer built before the first call updates the materialised parameters; placement and dtype set
-by .to() before the first call are kept.
+UninitializedParameter there). The first call (or load_state_dict, at the saved sizes) fills those same
+Parameter objects with their real data, so an optimizer built before the first call updates the
+materialised parameters; placement and dtype set by .to() before the first call are kept.
 """
 from ..tensor import generator
 from .layers import BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Linear
@@ -31,12 +31,26 @@ class _LazyMixin:
     def _input_size(self, input):
         raise NotImplementedError
 
+    def _size_in_state(self, state_dict, prefix):
+        """The input size a saved state of this module implies, or None when it holds no entry to read it from."""
+        raise NotImplementedError
+
+    def _prepare_load(self, state_dict, prefix):
+        """Loading a state_dict into a module not yet called materialises it at the saved size first, as
+        PyTorch does (d2l loads saved parameters into a fresh Lazy network)."""
+        size = self._size_in_state(state_dict, prefix)
+        if size is not None:
+            self._materialize(size)
+
     def initialize_parameters(self, input):
-        """Builds the plain module for this input, with the dtype and device the placeholders hold now,
-        and moves its state into this module's own Parameter and buffer objects."""
+        self._materialize(self._input_size(input))
+
+    def _materialize(self, size):
+        """Builds the plain module for this input size, with the dtype and device the placeholders hold
+        now, and moves its state into this module's own Parameter and buffer objects."""
         placeholder = next(self.parameters(), next(self.buffers(), None))
         kwargs = {} if placeholder is None else {"device": placeholder.device, "dtype": placeholder.dtype}
-        plain = self.cls_to_become(self._input_size(input), *self._lazy_args, **kwargs)
+        plain = self.cls_to_become(size, *self._lazy_args, **kwargs)
         for own, new in ((self._parameters, plain._parameters), (self._buffers, plain._buffers)):
             for name, value in new.items():
                 if own.get(name) is not None:
@@ -54,7 +68,18 @@ class _LazyMixin:
         return self.forward(input, *args, **kwargs)
 
 
+def _saved_shape(state_dict, key):
+    return tuple(state_dict[key].shape) if key in state_dict else None
+
+
 class _LazyConvMixin(_LazyMixin):
+    def _size_in_state(self, state_dict, prefix):
+        """A conv weight is (C_out, C_in / groups, *k); a transposed conv's (C_in, C_out / groups, *k)."""
+        shape = _saved_shape(state_dict, prefix + "weight")
+        if shape is None:
+            return None
+        return shape[0] if self.cls_to_become.transposed else shape[1] * self.groups
+
     def _input_size(self, input):
         d = self.cls_to_become.dims
         if input.ndim not in (d + 1, d + 2):
@@ -99,6 +124,10 @@ class LazyLinear(_LazyMixin, Linear):
 
     cls_to_become = Linear
 
+    def _size_in_state(self, state_dict, prefix):
+        shape = _saved_shape(state_dict, prefix + "weight")
+        return None if shape is None else shape[1]
+
     def _input_size(self, input):
         if input.ndim == 0:
             raise ValueError(f"LazyLinear: expected an input of at least 1 dim, got shape {input.shape}")
@@ -108,6 +137,10 @@ class LazyLinear(_LazyMixin, Linear):
 class _LazyBatchNorm(_LazyMixin):
     def __init__(self, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None, dtype=None):
         self._build_empty((eps, momentum, affine, track_running_stats), device, dtype)
+
+    def _size_in_state(self, state_dict, prefix):
+        shapes = [_saved_shape(state_dict, prefix + name) for name in ("weight", "bias", "running_mean", "running_var")]
+        return next((shape[0] for shape in shapes if shape is not None), None)
 
     def _input_size(self, input):
         dims = self.cls_to_become.input_dims

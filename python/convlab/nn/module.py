@@ -85,7 +85,13 @@ class Module:
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
+        if not isinstance(name, str):
+            raise TypeError(f"add_module: the name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise ValueError(f"add_module: the name must be non-empty and hold no '.', got {name!r}")
         self._modules[name] = module
+
+    register_module = add_module  # PyTorch's other name for it
 
     # ---- running ----
     def forward(self, *args, **kwargs):
@@ -255,6 +261,8 @@ class Module:
         first, so a failed load changes nothing."""
         if not isinstance(state_dict, Mapping) and not hasattr(state_dict, "keys"):
             raise TypeError(f"load_state_dict: expected a mapping of names to arrays, got {type(state_dict).__name__}")
+        for name, module in list(self.named_modules()):
+            module._prepare_load(state_dict, f"{name}." if name else "")
         own = self._state_entries()
         keys = list(state_dict.keys())
         missing = [k for k in own if k not in keys]
@@ -284,6 +292,9 @@ class Module:
         for target, array in updates:
             write_(target, array)
         return IncompatibleKeys(missing, unexpected)
+
+    def _prepare_load(self, state_dict, prefix):
+        """Called on every module before load_state_dict checks shapes; Lazy modules materialise here."""
 
     # ---- printing ----
     def extra_repr(self):

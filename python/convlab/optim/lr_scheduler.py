@@ -221,12 +221,118 @@ class OneCycleLR(LRScheduler):
         return lrs
 
 
+class LinearLR(LRScheduler):
+    """The factor on base_lr moves linearly from start_factor to end_factor over total_iters epochs (a warm-up
+    when start_factor < 1), then stays; PyTorch's chainable form."""
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        if not 0 < start_factor <= 1:
+            raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor}")
+        if not 0 <= end_factor <= 1:
+            raise ValueError(f"LinearLR: end_factor must be in [0, 1], got {end_factor}")
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        t, start, end = self.last_epoch, self.start_factor, self.end_factor
+        if t == 0:
+            return [lr * start for lr in self._current_lrs()]
+        if self._is_initial or t > self.total_iters:
+            return self._current_lrs()
+        return [lr * (1.0 + (end - start) / (self.total_iters * start + (t - 1) * (end - start)))
+                for lr in self._current_lrs()]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine from base_lr down to eta_min over T_i epochs, then back to base_lr (SGDR); the period starts
+    at T_0 and grows by T_mult at each restart."""
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+        if not isinstance(T_0, int) or T_0 <= 0:
+            raise ValueError(f"CosineAnnealingWarmRestarts: expected a positive integer T_0, got {T_0!r}")
+        if not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"CosineAnnealingWarmRestarts: expected an integer T_mult >= 1, got {T_mult!r}")
+        self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for base in self.base_lrs]
+
+    def step(self):
+        """Per epoch, as the other schedules (PyTorch's fractional step(epoch) form is not supported)."""
+        self.T_cur += 1
+        if self.T_cur >= self.T_i:
+            self.T_cur -= self.T_i
+            self.T_i *= self.T_mult
+        super().step()
+
+
+class ReduceLROnPlateau:
+    """Multiplies each group's lr by factor (not below min_lr) once the metric passed to step(metric) has
+    not improved by threshold (relative or absolute) for more than patience epochs; then waits cooldown
+    epochs before counting again."""
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0, eps=1e-8):
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"ReduceLROnPlateau: optimizer must be a convlab.optim.Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, factor, patience
+        self.threshold, self.threshold_mode, self.cooldown, self.eps = threshold, threshold_mode, cooldown, eps
+        self.min_lrs = list(_per_group("min_lr", min_lr, optimizer.param_groups))
+        self.last_epoch = 0
+        self.best = math.inf if mode == "min" else -math.inf
+        self.cooldown_counter = self.num_bad_epochs = 0
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+    def _is_better(self, value):
+        if self.mode == "min":
+            return value < (self.best * (1.0 - self.threshold) if self.threshold_mode == "rel"
+                            else self.best - self.threshold)
+        return value > (self.best * (1.0 + self.threshold) if self.threshold_mode == "rel"
+                        else self.best + self.threshold)
+
+    def step(self, metrics):
+        current = float(metrics)
+        self.last_epoch += 1
+        if self._is_better(current):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                new_lr = max(float(group["lr"]) * self.factor, min_lr)
+                if float(group["lr"]) - new_lr > self.eps:
+                    group["lr"] = new_lr
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self):
+        return self._last_lr
+
+    def state_dict(self):
+        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
+
+    def load_state_dict(self, state_dict):
+        self.__dict__.update(state_dict)
+
+
 def _per_group(name, value, groups):
     """One value per parameter group from a number or a list/tuple of them."""
     if isinstance(value, (list, tuple)):
         if len(value) != len(groups):
-            raise ValueError(f"OneCycleLR: expected {len(groups)} values of {name} (one per parameter group), got "
-                             f"{len(value)}")
+            raise ValueError(f"expected {len(groups)} values of {name} (one per parameter group), got {len(value)}")
         return list(value)
     return [value] * len(groups)
 
