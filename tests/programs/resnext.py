@@ -1,5 +1,7 @@
 """ResNeXt blocks as in d2l 8.6.5: 1x1 reduce, grouped 3x3, 1x1 expand, each with BatchNorm, and a 1x1
-projection shortcut where the shape changes; a stem and three blocks. float32, AdamW."""
+projection shortcut where the shape changes; a stem and three blocks. float64, AdamW: in float32 Adam's first
+steps turn gradients within rounding of zero (biases that a BatchNorm cancels, nearly dead channels) into
+lr-sized steps of either sign, which no two implementations can agree on."""
 import numpy as np
 import torch
 from torch import nn
@@ -43,14 +45,14 @@ net = nn.Sequential(
     ResNeXtBlock(16, 4, 1),
     ResNeXtBlock(32, 4, 0.5, use_1x1conv=True, strides=2),
     ResNeXtBlock(32, 8, 1),
-    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 5))
+    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 5)).double()
 
 rng = np.random.default_rng(16)
-X = torch.tensor(rng.standard_normal((3, 3, 16, 16)), dtype=torch.float32)
+X = torch.tensor(rng.standard_normal((3, 3, 16, 16)))
 y = torch.tensor(rng.integers(0, 5, size=3))
 net.eval()  # the shape check and the lazy layers' first call leave the running statistics alone
 blk = net[3]
-print(blk(torch.rand(4, 16, 8, 8)).shape)  # d2l's shape check; it also materialises the block
+print(blk(torch.rand(4, 16, 8, 8, dtype=torch.float64)).shape)  # d2l's shape check; it also materialises the block
 net(X)
 net.train()
 init_params(net, seed=17)
