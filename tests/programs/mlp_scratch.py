@@ -1,7 +1,8 @@
 """d2l's from-scratch chapters on image batches: softmax with keepdims, cross-entropy through
-y_hat[list(range(len(y_hat))), y] (and the older y_hat[range(len(y_hat)), y]), an MLP with a hand-written ReLU (torch.max against zeros_like) and d2l's
-dropout_layer (at dropout 0 its torch.rand mask keeps every unit), parameters as leaf tensors, minibatch
-SGD written out under torch.no_grad(), d2l's Accumulator-style accuracy. float64."""
+y_hat[list(range(len(y_hat))), y] (and the older y_hat[range(len(y_hat)), y]), an MLP with a hand-written ReLU
+(torch.max against zeros_like) and d2l's dropout_layer (at dropout 0 its torch.rand mask keeps every unit),
+parameters as leaf tensors, minibatch SGD written out under torch.no_grad(), d2l's Accumulator-style
+accuracy. float64."""
 import numpy as np
 import torch
 
