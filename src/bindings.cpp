@@ -338,6 +338,15 @@ PYBIND11_MODULE(_C, m) {
            },
            py::arg("axis"), py::arg("index"), py::arg("src"), py::arg("accumulate") = false,
            py::arg("unique_indices") = false)
+      .def("scatter_",
+           [](const NDArray& a, int64_t axis, const NDArray& index, const NDArray& src, bool accumulate) {
+             {
+               py::gil_scoped_release nogil_;
+               scatter(a, axis, index, src, accumulate);
+             }
+             ++a.storage->version;
+           },
+           py::arg("axis"), py::arg("index"), py::arg("src"), py::arg("accumulate") = false)
       .def("nonzero", &nonzero, nogil());
   // Comparison operators make NDArray unhashable, as NumPy arrays are.
   nd.attr("__hash__") = py::none();

@@ -478,6 +478,36 @@ def test_gather_and_scatter_add_values_and_gradients(device):
     gradcheck(lambda x, s: x.scatter_add(1, t(index, device), s), [a, src], device)
 
 
+def test_scatter_values_and_gradients(device):
+    torch = torch_or_skip()
+    rng = np.random.default_rng(0)
+    a, src = rng.standard_normal((5, 4)), rng.standard_normal((3, 4))
+    index = np.stack([rng.permutation(5)[:3] for _ in range(4)], axis=1)  # no position repeats in a column
+    compare_with_torch(lambda x, s: x.scatter(0, t(index, device), s),
+                       lambda x, s: x.scatter(0, torch.from_numpy(index), s), [a, src], device, "float64")
+    compare_with_torch(lambda x: cl.scatter(x, 0, t(index, device), value=2.5),
+                       lambda x: torch.scatter(x, 0, torch.from_numpy(index), value=2.5), [a], device, "float32")
+    gradcheck(lambda x, s: x.scatter(0, t(index, device), s), [a, src], device)
+    gradcheck(lambda x, s: x.scatter(1, t(index[:2, :2] % 4, device), s), [a, src], device)  # src beyond index
+
+
+def test_scatter_in_place_one_hot_and_scatter_add_(device):
+    torch = torch_or_skip()
+    y = np.array([2, 0, 3, 3])
+    ours = cl.zeros(4, 5, device=device).scatter_(1, t(y[:, None], device), 1)
+    theirs = torch.zeros(4, 5).scatter_(1, torch.from_numpy(y[:, None]), 1)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    counts = cl.zeros(5, dtype=cl.int64, device=device)
+    assert counts.scatter_add_(0, t(y, device), t(np.ones(4, np.int64), device)) is counts
+    np.testing.assert_array_equal(counts.numpy(), np.bincount(y, minlength=5))
+    with pytest.raises(TypeError, match="scatter_: src is float64 but self is float32"):
+        cl.zeros(4, 5, device=device).scatter_(1, t(y[:, None], device), t(np.ones((4, 1)), device))
+    with pytest.raises(IndexError, match="index 3 is out of bounds for axis 1 with size 3"):
+        cl.zeros(4, 3, device=device).scatter_(1, t(y[:, None], device), 1.0)
+    with pytest.raises(TypeError, match="pass exactly one of src and value"):
+        cl.zeros(4, 3, device=device).scatter(1, t(y[:, None], device))
+
+
 def test_scatter_add_with_src_larger_than_index(device):
     rng = np.random.default_rng(0)
     a, src = rng.standard_normal((3, 4)), rng.standard_normal((3, 5))

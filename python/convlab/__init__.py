@@ -125,6 +125,6 @@ from .functions import (all, any, argmax, argmin, bitwise_and, bitwise_not, bitw
 from .dtypes import (bool, double, dtype, float, float32, float64, get_default_dtype, int, int32,  # noqa: E402
                      int64, long, set_default_dtype)
 from .indexing import (gather, index_add, index_select, masked_fill, masked_select, nonzero,  # noqa: E402
-                       scatter_add, where)
+                       scatter, scatter_add, where)
 from .serialization import load, save  # noqa: E402
 from . import nn, optim, utils  # noqa: E402  (they build on the names above)

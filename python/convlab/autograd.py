@@ -620,22 +620,45 @@ class Gather(Function):
 
 
 class ScatterAdd(Function):
-    """a plus src added at index's positions along axis. Gradients: g for a; for src, g at the positions it
-    was added to (gather), and 0 where src reaches beyond index."""
+    """a plus src added at index's positions along axis. Gradients: g for a; g gathered back for src."""
+def _gathered_src(g, axis, index, src_shape):
+    """src's gradient in scatter and scatter_add: g at the positions src was written to, 0 where src reaches
+    beyond index."""
+    gsrc = g.gather(axis, index)
+    if gsrc.shape == tuple(src_shape):
+        return gsrc
+    full = NDArray.full(src_shape, 0.0, g.dtype, g.device)
+    full[tuple(slice(0, n) for n in gsrc.shape)] = gsrc
+    return full
+
+
 
     def forward(self, a, src, axis, index):
         self.axis, self.index, self.src_shape = axis, index, src.shape
         return a + _C.scatter_add(a.shape, axis, index, src)
 
     def backward(self, g):
-        if not self.needs_input_grad[1]:
-            return g, None
-        gsrc = g.gather(self.axis, self.index)
-        if gsrc.shape != self.src_shape:
-            full = NDArray.full(self.src_shape, 0.0, g.dtype, g.device)
-            full[tuple(slice(0, n) for n in gsrc.shape)] = gsrc
-            gsrc = full
-        return g, gsrc
+        need_src = self.needs_input_grad[1]
+        return g, _gathered_src(g, self.axis, self.index, self.src_shape) if need_src else None
+
+
+class Scatter(Function):
+    """a with src written at index's positions along axis (a repeated position keeps the last entry).
+    Gradients: g for a except at the written positions; g gathered back for src (PyTorch's rule)."""
+
+    def forward(self, a, src, axis, index):
+        self.axis, self.index, self.src_shape = axis, index, src.shape
+        out = a.copy()
+        out.scatter_(axis, index, src)
+        return out
+
+    def backward(self, g):
+        need_a, need_src = self.needs_input_grad
+        ga = None
+        if need_a:
+            ga = g.copy()
+            ga.scatter_(self.axis, self.index, NDArray.full(self.index.shape, 0.0, g.dtype, g.device))
+        return ga, _gathered_src(g, self.axis, self.index, self.src_shape) if need_src else None
 
 
 class IndexSelect(Function):

@@ -187,6 +187,27 @@ def scatter_add(input, dim, index, src):
                                      index=_index_of(index, "scatter_add"))
 
 
+def _scatter_src(input, index, src, op):
+    """src as scatter takes it: a tensor, or a number filling index's shape in input's dtype."""
+    if isinstance(src, tensor_module.Tensor):
+        return src
+    if isinstance(src, numbers.Number) and not isinstance(src, complex):
+        return NDArray.full(index.shape, float(src), input._data.dtype, input._data.device)
+    raise TypeError(f"{op}: src must be a tensor or a number, got {type(src).__name__}")
+
+
+def scatter(input, dim, index, src=None, *, value=None, reduce=None):
+    """input with src (or the number value) written at index's positions along dim; where index repeats a
+    position the last entry stays (PyTorch leaves it unspecified)."""
+    if reduce is not None:
+        raise TypeError("scatter: reduce= is not supported (PyTorch deprecates it); use scatter_add")
+    if (src is None) == (value is None):
+        raise TypeError("scatter: pass exactly one of src and value")
+    index = _index_of(index, "scatter")
+    src = _scatter_src(input, index, value if src is None else src, "scatter")
+    return autograd.Scatter.apply(input, src, axis=tensor_module._axis(dim, input.ndim), index=index)
+
+
 def index_select(input, dim, index):
     return autograd.IndexSelect.apply(input, axis=tensor_module._axis(dim, input.ndim),
                                       index=_index_of(index, "index_select"))

@@ -678,29 +678,45 @@ NDArray gather(const NDArray& a, int64_t axis_arg, const NDArray& index) {
   return out;
 }
 
-NDArray scatter_add(const Shape& shape, int64_t axis_arg, const NDArray& index, const NDArray& src) {
-  check_device("scatter_add", "index", index, "src", src);
-  const int rank = static_cast<int>(shape.size());
-  const int axis = normalize_axis(axis_arg, rank, "scatter_add");
+namespace {
+// torch.Tensor.scatter_ / scatter_add_ into dst (any view), checked as PyTorch does.
+void scatter_checked(const char* op, const NDArray& dst, int64_t axis_arg, const NDArray& index, const NDArray& src,
+                     bool accumulate) {
+  check_device(op, "index", index, "src", src);
+  check_device(op, "self", dst, "src", src);
+  if (src.dtype != dst.dtype)
+    type_error(op, ": src is ", dtype_name(src.dtype), " but self is ", dtype_name(dst.dtype),
+               "; convert one with astype()");
+  const int rank = dst.ndim();
+  const int axis = normalize_axis(axis_arg, rank, op);
   if (index.ndim() != rank || src.ndim() != rank)
-    value_error("scatter_add: index and src must have the output's rank ", rank, ", got shapes ",
-                shape_str(index.shape), " and ", shape_str(src.shape));
+    value_error(op, ": index and src must have the output's rank ", rank, ", got shapes ", shape_str(index.shape),
+                " and ", shape_str(src.shape));
   for (int d = 0; d < rank; ++d)
-    if (index.shape[d] > src.shape[d] || (d != axis && index.shape[d] > shape[d]))
-      value_error("scatter_add: index of shape ", shape_str(index.shape), " is larger than src ",
-                  shape_str(src.shape), " or the output ", shape_str(shape), " along axis ", d);
-  check_index("scatter_add", index, shape[axis], axis, false);
-  NDArray out = zeros_of(shape, src.dtype, src.device());
-  if (index.size() == 0) return out;
+    if (index.shape[d] > src.shape[d] || (d != axis && index.shape[d] > dst.shape[d]))
+      value_error(op, ": index of shape ", shape_str(index.shape), " is larger than src ", shape_str(src.shape),
+                  " or the output ", shape_str(dst.shape), " along axis ", d);
+  check_index(op, index, dst.shape[axis], axis, false);
+  if (index.size() == 0) return;
   Shape region = index.shape;
-  region[axis] = shape[axis];
-  scatter_into(leading_block(out, region), axis, around_axis(index.compact(), axis),
-               around_axis(leading_block(src, index.shape).compact(), axis), true, false);
+  region[axis] = dst.shape[axis];
+  scatter_into(leading_block(dst, region), axis, around_axis(index.compact(), axis),
+               around_axis(leading_block(src, index.shape).compact(), axis), accumulate, false);
+}
+}  // namespace
+
+NDArray scatter_add(const Shape& shape, int64_t axis, const NDArray& index, const NDArray& src) {
+  NDArray out = zeros_of(shape, src.dtype, src.device());
+  scatter_checked("scatter_add", out, axis, index, src, true);
   return out;
 }
 
 NDArray index_select(const NDArray& a, int64_t axis_arg, const NDArray& index) {
   check_device("index_select", "input", a, "index", index);
+void scatter(const NDArray& dst, int64_t axis, const NDArray& index, const NDArray& src, bool accumulate) {
+  scatter_checked(accumulate ? "scatter_add_" : "scatter_", dst, axis, index, src, accumulate);
+}
+
   const int axis = normalize_axis(axis_arg, a.ndim(), "index_select");
   if (index.ndim() > 1) value_error("index_select: index must be 1-D, got shape ", shape_str(index.shape));
   check_index("index_select", index, a.shape[axis], axis, false);

@@ -75,6 +75,9 @@ NDArray where(const NDArray& cond, const NDArray& a, const NDArray& b);
 NDArray gather(const NDArray& a, int64_t axis, const NDArray& index);
 // torch.Tensor.scatter_add on zeros of `shape`: gather's adjoint; repeated positions add up.
 NDArray scatter_add(const Shape& shape, int64_t axis, const NDArray& index, const NDArray& src);
+// torch.Tensor.scatter_ (or scatter_add_ with accumulate) in place into dst, any view; where index repeats a
+// position, the last src entry stays (scatter_) or all add up in order (scatter_add_).
+void scatter(const NDArray& dst, int64_t axis, const NDArray& index, const NDArray& src, bool accumulate);
 // torch.index_select (1-D index) and index_add on zeros of `shape` (its adjoint).
 NDArray index_select(const NDArray& a, int64_t axis, const NDArray& index);
 NDArray index_add(const Shape& shape, int64_t axis, const NDArray& index, const NDArray& src);
