@@ -711,12 +711,12 @@ NDArray scatter_add(const Shape& shape, int64_t axis, const NDArray& index, cons
   return out;
 }
 
-NDArray index_select(const NDArray& a, int64_t axis_arg, const NDArray& index) {
-  check_device("index_select", "input", a, "index", index);
 void scatter(const NDArray& dst, int64_t axis, const NDArray& index, const NDArray& src, bool accumulate) {
   scatter_checked(accumulate ? "scatter_add_" : "scatter_", dst, axis, index, src, accumulate);
 }
 
+NDArray index_select(const NDArray& a, int64_t axis_arg, const NDArray& index) {
+  check_device("index_select", "input", a, "index", index);
   const int axis = normalize_axis(axis_arg, a.ndim(), "index_select");
   if (index.ndim() > 1) value_error("index_select: index must be 1-D, got shape ", shape_str(index.shape));
   check_index("index_select", index, a.shape[axis], axis, false);
