@@ -619,8 +619,6 @@ class Gather(Function):
         return (_C.scatter_add(self.shape, self.axis, self.index, g),)
 
 
-class ScatterAdd(Function):
-    """a plus src added at index's positions along axis. Gradients: g for a; g gathered back for src."""
 def _gathered_src(g, axis, index, src_shape):
     """src's gradient in scatter and scatter_add: g at the positions src was written to, 0 where src reaches
     beyond index."""
@@ -632,6 +630,8 @@ def _gathered_src(g, axis, index, src_shape):
     return full
 
 
+class ScatterAdd(Function):
+    """a plus src added at index's positions along axis. Gradients: g for a; g gathered back for src."""
 
     def forward(self, a, src, axis, index):
         self.axis, self.index, self.src_shape = axis, index, src.shape

@@ -965,6 +965,20 @@ class Tensor:
     def scatter_add(self, dim, index, src):
         return indexing.scatter_add(self, dim, index, src)
 
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        return indexing.scatter(self, dim, index, src, value=value, reduce=reduce)
+
+    def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
+        """In place, outside autograd (the one-hot idiom zeros(n, c).scatter_(1, y[:, None], 1))."""
+        self._check_inplace(src)
+        write_(self, indexing.scatter(self.detach(), dim, index, src, value=value, reduce=reduce)._data)
+        return self
+
+    def scatter_add_(self, dim, index, src):
+        self._check_inplace(src)
+        write_(self, indexing.scatter_add(self.detach(), dim, index, src)._data)
+        return self
+
     def index_select(self, dim, index):
         return indexing.index_select(self, dim, index)
 
@@ -995,20 +1009,6 @@ class Tensor:
         if indexing.is_advanced(index):
             return indexing.getitem(self, index)
         shape, index = _basic_index(index, self.shape)
-    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
-        return indexing.scatter(self, dim, index, src, value=value, reduce=reduce)
-
-    def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
-        """In place, outside autograd (the one-hot idiom zeros(n, c).scatter_(1, y[:, None], 1))."""
-        self._check_inplace(src)
-        write_(self, indexing.scatter(self.detach(), dim, index, src, value=value, reduce=reduce)._data)
-        return self
-
-    def scatter_add_(self, dim, index, src):
-        self._check_inplace(src)
-        write_(self, indexing.scatter_add(self.detach(), dim, index, src)._data)
-        return self
-
         source = self if shape == self.shape else self.reshape(shape)
         return _view_of(self, autograd.Index.apply(source, index=index))
 
