@@ -58,8 +58,21 @@ def test_cat_errors():
         cl.cat([cl.tensor(1.0), cl.tensor(2.0)])
     with pytest.raises(ValueError, match="out of range"):
         cl.cat([cl.zeros(2, 3)], 2)
-    with pytest.raises(TypeError, match="one dtype"):
-        cl.cat([cl.zeros(2), cl.zeros(2, dtype="float64")])
+
+
+def test_cat_and_stack_promote_dtypes_like_torch(device):
+    parts = {"bool": [True, False], "int32": [1, -2], "int64": [3, 4], "float32": [0.5, 1.5], "float64": [2.25, 3.0]}
+    for a in parts:
+        for b in parts:
+            ours = cl.cat([cl.tensor(parts[a], dtype=a, device=device), cl.tensor(parts[b], dtype=b, device=device)])
+            theirs = torch.cat([torch.tensor(parts[a], dtype=getattr(torch, a)),
+                                torch.tensor(parts[b], dtype=getattr(torch, b))])
+            assert ours.dtype == str(theirs.dtype).split(".")[-1] and ours.tolist() == theirs.tolist()
+    w = cl.ones(2, dtype="float32", device=device, requires_grad=True)
+    out = cl.stack([w, cl.tensor([1, 2], device=device)])
+    assert out.dtype == "float32" and out.requires_grad
+    out.sum().backward()
+    assert w.grad.tolist() == [1.0, 1.0]
 
 
 @pytest.mark.parametrize("dim", [0, 1, 2, -1, -3])
@@ -273,7 +286,8 @@ def test_module_level_reductions_match_torch(device):
 
 
 VAR_CASES = [({}, (3, 4)), ({"dim": 1}, (3, 4)), ({"dim": (0, 2), "keepdim": True}, (3, 4, 2)),
-             ({"unbiased": False}, (3, 4)), ({"dim": 0, "correction": 0}, (3, 4)), ({"dim": -1, "correction": 2}, (2, 5)),
+             ({"unbiased": False}, (3, 4)), ({"dim": 0, "correction": 0}, (3, 4)),
+             ({"dim": -1, "correction": 2}, (2, 5)),
              ({"dim": 0}, (1, 4))]
 
 
@@ -407,6 +421,71 @@ def test_eye_linspace_match_torch(device):
         cl.linspace(0, 1, -1)
 
 
+def test_full_takes_its_dtype_from_the_fill_value():
+    for value in (3, True, 2.5, np.int64(4), False):
+        ours, theirs = cl.full((2,), value), torch.full((2,), value)
+        assert ours.dtype == str(theirs.dtype).split(".")[-1] and ours.tolist() == theirs.tolist()
+    assert cl.full((2,), 3, dtype="float64").dtype == "float64"
+
+
+def test_randint_and_randperm(device):
+    cl.manual_seed(5)
+    r = cl.randint(3, 7, (10000,), device=device)
+    assert r.dtype == "int64" and r.device == device and set(r.tolist()) == {3, 4, 5, 6}
+    assert cl.randint(5, (2, 3)).shape == (2, 3) and cl.randint(0, 2, size=[4]).shape == (4,)
+    assert cl.randint(10, size=(3,), dtype="int32").dtype == "int32"
+    assert cl.randint(10, (2,), dtype="float64").dtype == "float64"
+    p = cl.randperm(50, device=device)
+    assert p.dtype == "int64" and sorted(p.tolist()) == list(range(50))
+    with pytest.raises(TypeError, match="give high and size"):
+        cl.randint(5)
+    with pytest.raises(ValueError, match="low must be below high"):
+        cl.randint(5, 5, (2,))
+
+
+@pytest.mark.parametrize("dim, descending", [(-1, False), (0, True), (1, True)])
+def test_sort_argsort_match_torch(device, dim, descending):
+    x = np.round(RNG.standard_normal((4, 5)), 1)  # ties: equal elements keep their order, as stable=True does
+    ours = cl.tensor(x, device=device).sort(dim, descending)
+    theirs = torch.tensor(x).sort(dim=dim, descending=descending, stable=True)
+    assert ours.indices.dtype == "int64" and ours.indices.tolist() == theirs.indices.tolist()
+    assert_close(ours.values, theirs.values, "float64")
+    theirs = torch.argsort(torch.tensor(x), dim=dim, descending=descending, stable=True)
+    assert cl.argsort(cl.tensor(x), dim, descending).tolist() == theirs.tolist()
+    compare_with_torch(lambda t: cl.sort(t, dim, descending)[0], lambda t: torch.sort(t, dim, descending)[0],
+                       [RNG.standard_normal((4, 5))], device, "float64")
+
+
+@pytest.mark.parametrize("k, dim, largest", [(2, 1, True), (1, 0, False), (5, -1, True), (0, 1, True)])
+def test_topk_matches_torch(device, k, dim, largest):
+    x = RNG.standard_normal((3, 5))
+    ours, theirs = cl.tensor(x, device=device).topk(k, dim, largest), torch.tensor(x).topk(k, dim, largest)
+    assert ours.indices.tolist() == theirs.indices.tolist() and ours.values.shape == theirs.values.shape
+    if k:
+        compare_with_torch(lambda t: cl.topk(t, k, dim, largest).values,
+                           lambda t: torch.topk(t, k, dim, largest).values, [x], device, "float64")
+    with pytest.raises(ValueError, match="topk: k must be an int in"):
+        cl.tensor(x).topk(6)
+
+
+def test_index_protocol():
+    classes = ["plane", "car", "bird"]
+    label = cl.tensor([0, 2, 1])[1]
+    assert classes[label] == "bird" and list(range(cl.tensor(3))) == [0, 1, 2]
+    for bad in (cl.tensor(1.0), cl.tensor([1, 2])):
+        with pytest.raises(TypeError, match="only integer tensors of a single element"):
+            classes[bad]
+
+
+def test_int_and_bool_tensors_print_like_torch():
+    for values, dtype in [([1, 2, -30], "int64"), ([1, 2], "int32"), ([True, False], "bool"),
+                          ([[1, 0], [5, 7]], "int64"), (list(range(2000)), "int64"), ([], "int64"), ([], "bool"),
+                          (7, "int64")]:
+        ours = repr(cl.tensor(values, dtype=dtype))
+        theirs = repr(torch.tensor(values, dtype=getattr(torch, dtype))).replace("torch.", "convlab.")
+        assert ours == theirs
+
+
 def test_from_numpy_as_tensor_is_tensor_numel():
     arr = np.arange(6.0).reshape(2, 3)
     t = cl.from_numpy(arr)
@@ -489,7 +568,8 @@ def test_device_objects(device):
 
 # ---- printing ----
 PRINT_CASES = [np.array(3.5), np.array(-2.0), np.array([1.0, 2.0]), np.array([[1.5, 2.0], [3.0, -4.25]]),
-               np.array([1e-5, 1.0]), np.array([1e10, 1.0]), np.array([0.0, 0.0]), np.array([np.inf, -np.inf, np.nan, 1]),
+               np.array([1e-5, 1.0]), np.array([1e10, 1.0]), np.array([0.0, 0.0]),
+               np.array([np.inf, -np.inf, np.nan, 1]),
                np.arange(2000.0).reshape(40, 50) / 7, RNG.standard_normal((3, 4, 5)), RNG.standard_normal(30),
                np.arange(30.0) * 1000, -np.arange(3000.0).reshape(10, 300), np.zeros((0, 3)), np.zeros(0)]
 
@@ -735,6 +815,16 @@ def test_checkpoint_dicts_and_file_objects():
     assert loaded["w"].numpy().tolist() == w.numpy().tolist() and loaded["pair"][1].shape == (2,)
     buffer.seek(0)
     assert cl.load(buffer, map_location={"cpu": "cpu"})["w"].device == "cpu"
+
+
+def test_dtypes_and_int_tensors_load_with_weights_only():
+    buffer = io.BytesIO()
+    cl.save({"dtype": cl.float64, "labels": cl.tensor([3, 1, 2]), "mask": cl.tensor([True, False])}, buffer)
+    buffer.seek(0)
+    loaded = cl.load(buffer)
+    assert loaded["dtype"] is cl.float64 and loaded["labels"].dtype == "int64"
+    assert loaded["labels"].tolist() == [3, 1, 2]
+    assert loaded["mask"].tolist() == [True, False]
 
 
 def test_whole_models_need_weights_only_false():

@@ -110,13 +110,13 @@ from .tensor import (Tensor, arange, full, is_grad_enabled, manual_seed, no_grad
                      tensor, zeros, zeros_like)
 # The tensor toolbox of PyTorch's top-level namespace.
 from .tensor import (Device as device, Size, as_tensor, empty, empty_like, enable_grad, eye, from_numpy,  # noqa: E402
-                     full_like, inference_mode, is_tensor, linspace, normal, numel, rand_like, randn_like,
-                     set_grad_enabled)
+                     full_like, inference_mode, is_tensor, linspace, normal, numel, rand_like, randint, randn_like,
+                     randperm, set_grad_enabled)
 from .functions import (abs, add, allclose, bmm, cat, chunk, clamp, clip, clone, concat, concatenate, div,  # noqa: E402
                         divide, equal, exp, flatten, log, log_softmax, logsumexp, max, maximum, mean, minimum, mm,
                         mul, multiply, narrow, neg, permute, pow, relu, reshape, rsqrt, sigmoid, softmax, split,
                         sqrt, square, squeeze, stack, std, sub, subtract, sum, swapaxes, t, tanh, transpose,
-                        true_divide, unbind, unsqueeze, var)
+                        true_divide, unbind, unsqueeze, var, sort, argsort, topk)
 from .tensor import matmul  # noqa: E402
 from .functions import (all, any, argmax, argmin, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,  # noqa: E402
                         ceil, eq, erf, floor, floor_divide, ge, greater, greater_equal, gt, is_floating_point, le,

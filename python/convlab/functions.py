@@ -18,8 +18,13 @@ def _check(op, **tensors):
             raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
 
 
+# PyTorch's promotion for tensors that all have dimensions, over convlab's dtypes: the later one wins
+_PROMOTION_ORDER = ("bool", "int32", "int64", "float32", "float64")
+
+
 def _sequence(op, tensors):
-    """tensors as a non-empty list of Tensors (a tuple or list, as PyTorch takes them)."""
+    """tensors (a non-empty tuple or list of Tensors, as PyTorch takes them) as a list, converted to their
+    promoted dtype."""
     if not isinstance(tensors, (list, tuple)):
         raise TypeError(f"{op}: tensors must be a tuple or list of Tensors, got {type(tensors).__name__}")
     if not tensors:
@@ -27,10 +32,9 @@ def _sequence(op, tensors):
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: expected a Tensor at entry {i}, got {type(t).__name__}")
-    dtypes = sorted({str(t.dtype) for t in tensors})
-    if len(dtypes) > 1:
-        raise TypeError(f"{op}: the tensors must have one dtype, got {' and '.join(dtypes)}; convert with .to(dtype)")
-    return list(tensors)
+    dtype = sorted((t.dtype for t in tensors), key=_PROMOTION_ORDER.index)[-1]
+    return [t.to(dtype=dtype) for t in tensors]
+
 
 
 # ---- joining and splitting ----
@@ -119,10 +123,11 @@ def _method_function(name):
 
 (split, chunk, unbind, narrow, flatten, reshape, squeeze, unsqueeze, permute, transpose, swapaxes, t, clone, abs, neg,
  sqrt, rsqrt, square, exp, log, tanh, sigmoid, relu, clamp, clip, maximum, minimum, sum, mean, max, var, std,
- logsumexp, softmax, log_softmax) = (_method_function(name) for name in (
+ logsumexp, softmax, log_softmax, sort, argsort, topk) = (_method_function(name) for name in (
     "split", "chunk", "unbind", "narrow", "flatten", "reshape", "squeeze", "unsqueeze", "permute", "transpose",
     "swapaxes", "t", "clone", "abs", "neg", "sqrt", "rsqrt", "square", "exp", "log", "tanh", "sigmoid", "relu", "clamp",
-    "clip", "maximum", "minimum", "sum", "mean", "max", "var", "std", "logsumexp", "softmax", "log_softmax"))
+    "clip", "maximum", "minimum", "sum", "mean", "max", "var", "std", "logsumexp", "softmax", "log_softmax", "sort",
+    "argsort", "topk"))
 
 
 # ---- comparisons to a Python bool ----

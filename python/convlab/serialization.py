@@ -3,7 +3,7 @@ whole model) to a file or file-like object and back, as torch.save / torch.load 
 
 Tensors are pickled out of band (pickle's persistent ids) as (class, dtype, shape, raw bytes, device,
 requires_grad), so load can place them on the device map_location asks for, and so a weights_only load
-needs to trust no class but the tensor classes and OrderedDict.
+needs to trust nothing but the tensor classes, dtypes and OrderedDict.
 """
 import collections
 import contextlib
@@ -12,13 +12,15 @@ import pickle
 
 import numpy as np
 
+from . import dtypes
 from .tensor import NDArray, Tensor, canonical_device
 
 
-def _tensor_classes():
+def _trusted():
+    """What a weights_only load may build: the tensor classes, dtypes and OrderedDict (state_dict())."""
     from .nn import Parameter  # nn builds on the tensor layer, so it is imported when first needed
 
-    return {Tensor, Parameter}
+    return {Tensor, Parameter, dtypes.as_dtype, collections.OrderedDict}
 
 
 class _Pickler(pickle.Pickler):
@@ -50,7 +52,7 @@ class _Unpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         cls = super().find_class(module, name)
-        if self.weights_only and cls not in _tensor_classes() | {collections.OrderedDict}:
+        if self.weights_only and cls not in _trusted():
             raise pickle.UnpicklingError(
                 f"load: weights_only=True refuses to build {module}.{name}; load only files you trust with "
                 f"weights_only=False")

@@ -24,6 +24,7 @@ _rng = np.random.default_rng()
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 MinResult = namedtuple("MinResult", ["values", "indices"])
+SortResult = namedtuple("SortResult", ["values", "indices"])
 
 
 class Size(tuple):
@@ -318,6 +319,13 @@ class Tensor:
         return float(self.item())
 
     def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        """A one-element integer tensor where Python wants an index (classes[label], range(n))."""
+        if self.dtype.is_floating_point or self._data.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an index, got a "
+                            f"{self.dtype} tensor of shape {tuple(self.shape)}")
         return int(self.item())
 
     def __bool__(self):
@@ -825,6 +833,28 @@ class Tensor:
         dim = dim if axis is None else axis
         return Tensor(self._data.argmin(None if dim is None else _axis(dim, self.ndim), keepdim))
 
+    def argsort(self, dim=-1, descending=False, stable=False):
+        """int64 indices that sort each line along dim; equal elements keep their order (so stable=True holds
+        whatever is asked). The order is found on the host (NumPy's stable sort)."""
+        values = self.numpy()
+        values = values.astype(np.int64) if values.dtype == np.bool_ else values
+        order = np.argsort(-values if descending else values, axis=_axis(dim, self.ndim), kind="stable")
+        return tensor(order, dtype="int64", device=self.device)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        """(values, indices) along dim; the values are gathered through the indices, so they are
+        differentiable."""
+        indices = self.argsort(dim, descending)
+        return SortResult(self.gather(dim, indices), indices)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """The k largest (largest=False: smallest) elements along dim with their indices, in order."""
+        n = self.shape[_axis(dim, self.ndim)]
+        if not isinstance(k, numbers.Integral) or not 0 <= k <= n:
+            raise ValueError(f"topk: k must be an int in [0, {n}] (the size of dimension {dim}), got {k!r}")
+        indices = self.argsort(dim, descending=largest).narrow(dim, 0, k)
+        return SortResult(self.gather(dim, indices), indices)
+
     # ---- views ----
     def reshape(self, *shape):
         return _view_of(self, autograd.Reshape.apply(self, shape=_resolve_shape(_shape_args(shape), self._data.size)))
@@ -1316,7 +1346,12 @@ def _size(op, args, size):
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    """dtype=None follows fill_value, as in PyTorch: bool, int64 for an int, else the default float dtype."""
     size = _shape_args((size,) if isinstance(size, numbers.Integral) else tuple(size))
+    if dtype is None and isinstance(fill_value, (bool, np.bool_)):
+        dtype = "bool"
+    elif dtype is None and isinstance(fill_value, numbers.Integral):
+        dtype = "int64"
     return Tensor(NDArray.full(size, float(fill_value), canonical_dtype(dtype), canonical_device(device)),
                   requires_grad=requires_grad)
 
@@ -1341,6 +1376,25 @@ def randn(*args, size=None, dtype=None, device=None, requires_grad=False):
 
 def rand(*args, size=None, dtype=None, device=None, requires_grad=False):
     return _new(_rng.random(_size("rand", args, size)), dtype, device, requires_grad)
+
+
+def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad=False):
+    """Integers drawn uniformly from [low, high): randint(high, size) or randint(low, high, size); int64
+    unless dtype says otherwise."""
+    if size is None and high is not None and not isinstance(high, numbers.Integral):  # randint(high, size)
+        low, high, size = 0, low, high
+    if high is None:  # randint(high, size=...)
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint: give high and size, e.g. randint(10, (2, 3)) or randint(0, 10, size=(2, 3))")
+    if not low < high:
+        raise ValueError(f"randint: low must be below high, got low={low}, high={high}")
+    return _new(_rng.integers(low, high, _size("randint", (), size)), dtype or "int64", device, requires_grad)
+
+
+def randperm(n, *, dtype=None, device=None, requires_grad=False):
+    """A random permutation of 0 .. n-1 (int64 unless dtype says otherwise)."""
+    return _new(_rng.permutation(n), dtype or "int64", device, requires_grad)
 
 
 def normal(mean=0.0, std=1.0, size=None, *, dtype=None, device=None, requires_grad=False):
