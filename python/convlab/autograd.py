@@ -144,7 +144,10 @@ class Pow(Function):
         if need_a:  # where b == 0 the exponent b-1 becomes 0, so 0 * a^0 = 0 even at a = 0
             ga = g * (b * a ** (b - 1.0 + (b == 0.0)))
         if need_b:  # where a == 0 and b >= 0, ln 1 = 0 stands in for ln 0
-            safe_a = (b >= 0.0).astype(b.dtype) * float(a == 0.0) + a if isinstance(a, float) else a + (a == 0.0) * (b >= 0.0)
+            if isinstance(a, float):
+                safe_a = (b >= 0.0).astype(b.dtype) * float(a == 0.0) + a
+            else:
+                safe_a = a + (a == 0.0) * (b >= 0.0)
             gb = g * self.out * safe_a.log()
         return ga, gb
 

@@ -261,8 +261,10 @@ NDArray mean(const NDArray& a, const std::vector<int64_t>& axes, bool keepdims) 
 NDArray arg_reduce(ReduceOp op, const NDArray& a, std::optional<int64_t> axis, bool keepdims) {
   const char* name = op == ReduceOp::max ? "argmax" : "argmin";
   if (op == ReduceOp::sum) value_error("arg_reduce: op must be max or min");
-  if (a.dtype == DType::b8) type_error(name, ": bool input is not supported (as in PyTorch); convert it with astype('int32')");
-  if (a.size() == 0) value_error(name, ": attempt to get ", name, " of an empty array (shape ", shape_str(a.shape), ")");
+  if (a.dtype == DType::b8)
+    type_error(name, ": bool input is not supported (as in PyTorch); convert it with astype('int32')");
+  if (a.size() == 0)
+    value_error(name, ": attempt to get ", name, " of an empty array (shape ", shape_str(a.shape), ")");
   if (!axis) {
     NDArray out = NDArray::empty({1}, DType::i64, a.device());
     backend(a.device()).arg_reduce_rows(op, a.reshape({1, a.size()}).compact(), out);

@@ -135,7 +135,8 @@ void arg_reduce_typed(const T* a, int64_t rows, int64_t n, int64_t* out) {
   for (int64_t r = 0; r < rows; ++r) {
     const T* x = a + r * n;
     int64_t best = partial[r * s.parts];
-    for (int64_t p = 1; p < s.parts; ++p) {  // a later chunk wins only with a strictly more extreme value or a first NaN
+    // a later chunk wins only with a strictly more extreme value or a first NaN
+    for (int64_t p = 1; p < s.parts; ++p) {
       const int64_t i = partial[r * s.parts + p];
       if (x[best] == x[best] && ((kMax ? x[i] > x[best] : x[i] < x[best]) || x[i] != x[i])) best = i;
     }
