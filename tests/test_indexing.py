@@ -412,6 +412,17 @@ def test_setitem_with_a_mask_from_a_comparison(device):
     np.testing.assert_array_equal(x.numpy(), np.maximum(base, 0.0))
 
 
+def test_setitem_errors_leave_the_tensor_unchanged(device):
+    x = t(np.zeros((3, 4)), device)
+    with pytest.raises(ValueError, match="broadcast"):
+        x[[0, 1]] = t(np.ones(3), device)
+    with pytest.raises(IndexError, match="index 3 is out of bounds for axis 0 with size 3"):
+        x[[0, 3]] = 1.0
+    with pytest.raises(IndexError, match="the shape of the mask"):
+        x[t(np.ones(4, bool), device)] = 1.0
+    np.testing.assert_array_equal(x.numpy(), np.zeros((3, 4)))
+
+
 def test_setitem_refuses_autograd(device):
     x = t(np.zeros(3), device, requires_grad=True)
     with pytest.raises(RuntimeError, match="requires grad"):

@@ -136,11 +136,13 @@ def setitem(t, index, value):
     if order is not None:
         target = target.permute(order)
     try:
-        target.view(merged).put(first, flat, values, unique_indices=unique)
-    except ValueError:  # the strides do not let those axes merge: write a merged copy back
+        view = target.view(merged)
+    except ValueError:  # the strides do not let those axes merge: write into a merged copy, then back
         copy = target.copy()
         copy.view(merged).put(first, flat, values, unique_indices=unique)
         target[...] = copy
+    else:
+        view.put(first, flat, values, unique_indices=unique)
 
 
 # ---- the ops, as torch.* functions (Tensor has them as methods too) ----
