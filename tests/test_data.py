@@ -167,3 +167,17 @@ def test_data_errors():
     with pytest.raises(TypeError, match="found object"):
         default_collate([object()])
     assert cl.utils.data.DataLoader is DataLoader
+
+
+def test_tensor_dataset_fast_path_gives_the_general_paths_batches():
+    data = TensorDataset(cl.randn(23, 2, 3), cl.tensor(np.arange(23) % 4))
+    cl.manual_seed(1)
+    fast = list(DataLoader(data, batch_size=5, shuffle=True))
+    cl.manual_seed(1)
+    general = list(DataLoader(data, batch_size=5, shuffle=True, collate_fn=lambda b: default_collate(b)))
+    assert len(fast) == len(general) == 5
+    for a, b in zip(fast, general):
+        assert isinstance(a, list) and len(a) == 2
+        for x, y in zip(a, b):
+            assert x.dtype == y.dtype and x.shape == y.shape
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
