@@ -247,6 +247,10 @@ LAYERS = {
     "instancenorm2d_unbatched": (lambda: nn.InstanceNorm2d(3), "InstanceNorm2d(3)", (3, 4, 5)),
     "instancenorm1d": (lambda: nn.InstanceNorm1d(4, eps=1e-3), "InstanceNorm1d(4, eps=1e-3)", (2, 4, 6)),
     "unflatten": (lambda: nn.Unflatten(1, (2, -1)), "Unflatten(1, (2, -1))", (3, 8, 2)),
+    "prelu": (lambda: nn.PReLU(3, init=0.1), "PReLU(3, init=0.1)", (2, 3, 4)),
+    "prelu_shared": (lambda: nn.PReLU(), "PReLU()", (2, 3, 4, 2)),
+    "softplus": (lambda: nn.Softplus(beta=2, threshold=3), "Softplus(beta=2, threshold=3)", (3, 4)),
+    "mish": (lambda: nn.Mish(), "Mish()", (3, 4)),
 }
 
 

@@ -36,6 +36,12 @@ def _references():
         "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), lambda x: tf().gelu(x, approximate="tanh"),
                       lambda x: x / 2 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))),
         "logsigmoid": (F.logsigmoid, lambda x: tf().logsigmoid(x), lambda x: -np.logaddexp(0, -x)),
+        "softplus": (lambda x: F.softplus(x, 2.0, 5.0), lambda x: tf().softplus(x, 2.0, 5.0),
+                     lambda x: np.where(2 * x > 5, x, np.logaddexp(0, 2 * x) / 2)),
+        "mish": (F.mish, lambda x: tf().mish(x), lambda x: x * np.tanh(np.logaddexp(0, x))),
+        "prelu": (lambda x: F.prelu(x, cl.tensor([-0.3], dtype=x.dtype, device=x.device)),
+                  lambda x: tf().prelu(x, torch_or_skip().tensor([-0.3], dtype=x.dtype)),
+                  lambda x: np.where(x > 0, x, -0.3 * x)),
     }
 
 
@@ -63,6 +69,8 @@ def test_activation_errors_and_input_unchanged():
         F.hardtanh(cl.zeros(2), 2.0, 1.0)
     with pytest.raises(TypeError, match="hardswish: input must be a convlab Tensor, got ndarray"):
         F.hardswish(np.zeros(2))
+    with pytest.raises(ValueError, match=r"prelu: weight must hold 1 value or one per channel \(3\), got shape"):
+        F.prelu(cl.zeros(2, 3), cl.zeros(2))
     with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh', got 'fast'"):
         F.gelu(cl.zeros(2), approximate="fast")
     x = cl.tensor([-4.0, 1.0, 7.0])

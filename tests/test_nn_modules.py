@@ -281,3 +281,33 @@ def test_load_state_dict_into_a_lazy_network_materialises_it_at_the_saved_sizes(
         nn.Module().add_module("a.b", nn.ReLU())
     with pytest.raises(TypeError, match="the name must be a str, got int"):
         nn.Module().register_module(3, nn.ReLU())
+
+
+def test_sequential_insert_extend_pop_and_parameter_containers_match_torch():
+    torch = torch_or_skip()
+    seqs = [lib.Sequential(lib.Linear(2, 3), lib.ReLU()) for lib in (nn, torch.nn)]
+    for lib, seq in zip((nn, torch.nn), seqs):
+        seq.insert(1, lib.Tanh())
+        seq.extend([lib.Linear(3, 1), lib.Sigmoid()])
+        assert type(seq.pop(2)).__name__ == "ReLU"
+    assert repr(seqs[0]) == repr(seqs[1])
+    assert list(seqs[0].state_dict()) == list(seqs[1].state_dict())
+
+    def owner(lib):
+        m = lib.nn.Module()
+        m.scales = lib.nn.ParameterList([lib.nn.Parameter(lib.ones(2)), lib.nn.Parameter(lib.zeros(3))])
+        m.scales.append(lib.nn.Parameter(lib.ones(1)))
+        m.table = lib.nn.ParameterDict({"a": lib.nn.Parameter(lib.ones(2, 2))})
+        m.table["b"] = lib.nn.Parameter(lib.zeros(4))
+        return m
+
+    ours, theirs = owner(cl), owner(torch)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert ours.scales[-1].shape == (1,) and len(ours.scales) == 3 and list(ours.table) == ["a", "b"]
+    assert "(1): Parameter containing: [convlab.float32 of size 3]" in repr(ours)
+    plain = nn.ParameterList([cl.ones(2)])  # a tensor is wrapped as a Parameter
+    assert isinstance(plain[0], nn.Parameter) and plain[0].requires_grad
+    with pytest.raises(IndexError, match="index 3 is out of range for 3 parameters"):
+        ours.scales[3]
+    assert nn.Linear(2, 2).cpu().weight.device == "cpu"

@@ -307,6 +307,23 @@ class Gelu(Function):
         return (g * (self.cdf + a * density),)
 
 
+class Prelu(Function):
+    """y = a for a > 0, w * a otherwise (w broadcast over a); dy/da = 1 or w (w at a = 0, as in PyTorch),
+    dy/dw = a where a <= 0 (the engine sums it to w's shape)."""
+
+    def forward(self, a, w):
+        self.a, self.w = a, w
+        self.positive = (a > 0.0).astype(a.dtype)
+        return a * (self.positive + (1.0 - self.positive) * w)
+
+    def backward(self, g):
+        need_a, need_w = self.needs_input_grad
+        negative = 1.0 - self.positive
+        ga = g * (self.positive + negative * self.w) if need_a else None
+        gw = g * self.a * negative if need_w else None
+        return ga, gw
+
+
 class LogSigmoid(Function):
     """y = log(sigmoid(a)) = -(relu(-a) + log(1 + exp(-|a|))), which neither overflows nor rounds to log 0;
     dy/da = sigmoid(-a), exact at a = 0 where relu's kink would otherwise give the one-sided value."""

@@ -4,23 +4,24 @@ from .layers import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, Ad
                      AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Dropout,
                      Dropout1d, Dropout2d, ELU, Embedding, Flatten, GELU, GroupNorm, Hardsigmoid, Hardswish,
                      Hardtanh, Identity, InstanceNorm1d, InstanceNorm2d, LayerNorm, LeakyReLU, Linear, LogSigmoid,
-                     LogSoftmax, MaxPool1d, MaxPool2d, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Tanh, Unflatten,
-                     Upsample, UpsamplingBilinear2d, UpsamplingNearest2d)
+                     LogSoftmax, MaxPool1d, MaxPool2d, Mish, PReLU, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus,
+                     Tanh, Unflatten, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d)
 from .lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyConv1d, LazyConv2d, LazyConvTranspose1d, LazyConvTranspose2d,
                    LazyLinear)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
-from .module import LoadStateDictError, Module, ModuleDict, ModuleList, Parameter, RemovableHandle, Sequential
+from .module import (LoadStateDictError, Module, ModuleDict, ModuleList, Parameter, ParameterDict, ParameterList,
+                     RemovableHandle, Sequential)
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
-    "RemovableHandle", "LoadStateDictError",
+    "ParameterList", "ParameterDict", "RemovableHandle", "LoadStateDictError",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d",
     "LazyConvTranspose2d", "Linear", "LazyLinear", "Identity", "Embedding",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
     "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
     "ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "LogSigmoid", "Hardtanh", "Hardsigmoid", "Hardswish", "SiLU",
-    "Sigmoid", "Tanh",
+    "Sigmoid", "Tanh", "PReLU", "Softplus", "Mish",
     "Softmax", "LogSoftmax", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d",
     "BatchNorm1d", "BatchNorm2d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
     "InstanceNorm2d",

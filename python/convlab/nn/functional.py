@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from .. import _C
-from ..autograd import Elu, Gelu, Hardsigmoid, Hardswish, Hardtanh, LeakyRelu, LogSigmoid, arange_along
+from ..autograd import Elu, Gelu, Hardsigmoid, Hardswish, Hardtanh, LeakyRelu, LogSigmoid, Prelu, arange_along
 from ..indexing import where
 from ..tensor import IndexOutOfRangeError, Tensor, generator, write_
 from . import kernel_functions as kf
@@ -414,6 +414,32 @@ def gelu(input, approximate="none"):
 def logsigmoid(input):
     _check_tensor("logsigmoid", "input", input)
     return LogSigmoid.apply(input)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, as -logsigmoid(-beta x) / beta (stable, and its gradient sigmoid(beta x)
+    is exact everywhere); x itself where beta x > threshold, as PyTorch."""
+    _check_tensor("softplus", "input", input)
+    scaled = input * float(beta)
+    smooth = -logsigmoid(-scaled) / float(beta)
+    return where(scaled > threshold, input, smooth)
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x))."""
+    _check_tensor("mish", "input", input)
+    return input * softplus(input).tanh()
+
+
+def prelu(input, weight):
+    """max(0, x) + weight * min(0, x), weight (one value, or one per channel along dim 1)."""
+    _check_tensor("prelu", "input", input)
+    _check_tensor("prelu", "weight", weight)
+    if weight.ndim != 1 or weight.shape[0] not in (1, input.shape[1] if input.ndim > 1 else 1):
+        raise ValueError(f"prelu: weight must hold 1 value or one per channel ({input.shape[1] if input.ndim > 1 else 1}),"
+                         f" got shape {weight.shape}")
+    shape = (1, weight.shape[0]) + (1,) * (input.ndim - 2) if input.ndim > 1 else (weight.shape[0],)
+    return Prelu.apply(input, weight.reshape(*shape))
 
 
 def _shift_by_max(op, input, dim):

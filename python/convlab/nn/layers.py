@@ -3,7 +3,7 @@ Constructors and defaults follow torch.nn; initialisation is PyTorch's default (
 a=sqrt(5) for weights, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for biases)."""
 import math
 
-from ..tensor import ones, write_, zeros
+from ..tensor import full, ones, write_, zeros
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -494,6 +494,38 @@ class SiLU(_Activation):
 class LogSigmoid(Module):
     def forward(self, input):
         return F.logsigmoid(input)
+
+
+class PReLU(Module):
+    """A leaky ReLU whose negative slope is learned: one weight, or one per channel (num_parameters)."""
+
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.init = init
+        self.weight = Parameter(full((num_parameters,), float(init), dtype=dtype or "float32", device=device))
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+class Softplus(Module):
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, input):
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Mish(_Activation):
+    function = F.mish
 
 
 class GELU(Module):

@@ -234,7 +234,8 @@ class Module:
     def cpu(self):
         return self.to(device="cpu")
 
-    def cuda(self):
+    def cuda(self, device=None):
+        """device: None, an index or "cuda:N" (convlab drives one GPU, so any index means it)."""
         return self.to(device="cuda")
 
     # ---- state ----
@@ -366,17 +367,35 @@ class Sequential(Module):
     def __delitem__(self, index):
         _delete_and_renumber(self, index)
 
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index, module):
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._modules.clear()
+        self.extend(modules)
+        return self
+
+    def pop(self, index):
+        module = self[index]
+        del self[index]
+        return module
+
     def forward(self, x):
         for module in self._modules.values():
             x = module(x)
         return x
 
 
-def _key_at(container, index):
-    """The name of the index-th module (negative counts from the end), IndexError past either end."""
-    keys = list(container._modules)
+def _key_at(container, index, kind="modules"):
+    """The name of the index-th module (or parameter; negative counts from the end), IndexError past either
+    end."""
+    keys = list(container._modules if kind == "modules" else container._parameters)
     if not -len(keys) <= index < len(keys):
-        raise IndexError(f"{type(container).__name__}: index {index} is out of range for {len(keys)} modules")
+        raise IndexError(f"{type(container).__name__}: index {index} is out of range for {len(keys)} {kind}")
     return keys[index]
 
 
@@ -422,20 +441,7 @@ class ModuleList(Module):
     def __add__(self, other):
         return ModuleList(list(self) + list(other))
 
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules):
-        for module in modules:
-            self.append(module)
-        return self
-
-    def insert(self, index, module):
-        modules = list(self._modules.values())
-        modules.insert(index, module)
-        self._modules.clear()
-        self.extend(modules)
+    append, extend, insert, pop = Sequential.append, Sequential.extend, Sequential.insert, Sequential.pop
 
     def __repr__(self):
         """PyTorch's: a run of modules that print the same is one line, "(2-5): 4 x Block(...)"."""
@@ -498,3 +504,95 @@ class ModuleDict(Module):
         """From a mapping, or an iterable of (key, module) pairs."""
         for key, module in (modules.items() if isinstance(modules, Mapping) else modules):
             self.add_module(key, module)
+
+
+class ParameterList(Module):
+    """A list of Parameters whose owner sees them (names "0", "1", ...); plain tensors are wrapped."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        for value in values or []:
+            self.append(value)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ParameterList(list(self)[index])
+        return self._parameters[_key_at(self, index, "parameters")]
+
+    def __setitem__(self, index, value):
+        self.register_parameter(_key_at(self, index, "parameters"), _as_parameter(value))
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def __iadd__(self, values):
+        return self.extend(values)
+
+    def append(self, value):
+        self.register_parameter(str(len(self)), _as_parameter(value))
+        return self
+
+    def extend(self, values):
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self):
+        return _parameter_lines(self)
+
+
+class ParameterDict(Module):
+    """An ordered dict of Parameters whose owner sees them (names are the keys); plain tensors are wrapped."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key):
+        return self._parameters[key]
+
+    def __setitem__(self, key, value):
+        self.register_parameter(key, _as_parameter(value))
+
+    def __delitem__(self, key):
+        del self._parameters[key]
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def values(self):
+        return self._parameters.values()
+
+    def items(self):
+        return self._parameters.items()
+
+    def update(self, parameters):
+        for key, value in (parameters.items() if isinstance(parameters, Mapping) else parameters):
+            self[key] = value
+
+    def extra_repr(self):
+        return _parameter_lines(self)
+
+
+def _parameter_lines(container):
+    return "\n".join(f"({name}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
+                     for name, p in container._parameters.items())
+
+
+def _as_parameter(value):
+    return value if isinstance(value, Parameter) or value is None else Parameter(value)
+
+
