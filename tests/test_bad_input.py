@@ -328,6 +328,25 @@ def functional_calls(F):
         "cross_entropy": lambda x, w: F.cross_entropy(x[:, :, :2, 0], target, label_smoothing=0.1),
         "nll_loss": lambda x, w: F.nll_loss(x[:, :, :2, 0], target, reduction="sum"),
         "mse_loss": lambda x, w: F.mse_loss(x, x.detach() * 0.5),
+        "activations_piecewise": lambda x, w: (
+            F.relu6(x) + F.hardtanh(x, -0.5, 0.5) + F.hardsigmoid(x) + F.hardswish(x) + F.elu(x) + F.silu(x)
+            + F.gelu(x) + F.logsigmoid(x) + F.softplus(x) + F.mish(x) + F.prelu(x, w[:4, 0, 0, 0])),
+        "dropout1d": lambda x, w: F.dropout1d(x[:, :, 0], 0.3),
+        "dropout2d": lambda x, w: F.dropout2d(x, 0.3),
+        "layer_norm": lambda x, w: F.layer_norm(x, (9, 9), w.reshape(12, 9)[:9], w.reshape(12, 9)[3:]),
+        "group_norm": lambda x, w: F.group_norm(x, 2, w[:4, 0, 0, 0], w[:4, 0, 0, 1]),
+        "instance_norm": lambda x, w: F.instance_norm(x, weight=w[:4, 0, 0, 0], bias=w[:4, 0, 0, 1]),
+        "adaptive_max_pool2d": lambda x, w: F.adaptive_max_pool2d(x, (4, 5)),
+        "adaptive_max_pool1d": lambda x, w: F.adaptive_max_pool1d(x[:, :, 0], 4),
+        "interpolate": lambda x, w: F.interpolate(x, scale_factor=1.5, mode="bilinear"),
+        "l1_loss": lambda x, w: F.l1_loss(x, x.detach() * 0.5),
+        "smooth_l1_loss": lambda x, w: F.smooth_l1_loss(x, x.detach() * 0.5, beta=0.5),
+        "huber_loss": lambda x, w: F.huber_loss(x, x.detach() * 0.5, delta=0.5),
+        "binary_cross_entropy": lambda x, w: F.binary_cross_entropy(x.sigmoid(), x.detach().sigmoid()),
+        "binary_cross_entropy_with_logits": lambda x, w: F.binary_cross_entropy_with_logits(
+            x, x.detach().sigmoid(), w.reshape(12, 9)[1], pos_weight=w.reshape(12, 9)[0]),
+        "embedding": lambda x, w: F.embedding(cl.tensor([[0, 3], [11, 2]], device=x.device), w.reshape(12, 9))
+        + F.one_hot(cl.tensor([1, 0], device=x.device), 9),  # one_hot: its index tensor alone, as a constant
     }
 
 
@@ -354,7 +373,9 @@ def test_every_function_is_checked():
     F = cl.nn.functional
     public = {n for n, f in vars(F).items() if inspect.isfunction(f) and not n.startswith("_")
               and f.__module__ == F.__name__}
-    checked = set(functional_calls(F)) | {"relu", "leaky_relu", "sigmoid", "tanh", "log_softmax"}  # in groups
+    checked = set(functional_calls(F)) | {"relu", "leaky_relu", "sigmoid", "tanh", "log_softmax",  # in groups
+                                          "relu6", "hardtanh", "hardsigmoid", "hardswish", "elu", "silu", "gelu",
+                                          "logsigmoid", "softplus", "mish", "prelu", "one_hot"}
     assert public <= checked, f"functions without an input-unchanged check: {sorted(public - checked)}"
 
 
