@@ -538,6 +538,8 @@ def test_size_and_metadata_match_torch():
     assert ours.dim() == 3 and ours.element_size() == theirs.element_size() == 8
     assert cl.zeros(2).element_size() == 4
     assert cl.Size([2, 3]) == (2, 3) and cl.Size([]).numel() == 1
+    assert isinstance(ours.shape[1:], cl.Size) and ours.size()[1:].numel() == theirs.size()[1:].numel() == 12
+    assert ours.shape[-1] == 4 and type(ours.shape[0]) is int
     with pytest.raises(ValueError, match="out of range"):
         ours.size(3)
 
@@ -772,6 +774,16 @@ def test_grad_modes():
     with cl.no_grad():
         assert doubled(x).requires_grad
     assert not tripled(x).requires_grad and cl.is_grad_enabled()
+
+
+def test_cudnn_flags_are_accepted():
+    """Training scripts set these; convlab has no cuDNN, so they are kept and change nothing."""
+    cl.backends.cudnn.benchmark = True
+    cl.backends.cudnn.deterministic = True
+    try:
+        assert cl.backends.cudnn.benchmark and cl.backends.cudnn.enabled and not cl.backends.deterministic
+    finally:
+        cl.backends.cudnn.benchmark = cl.backends.cudnn.deterministic = False
 
 
 def test_no_grad_decorator_nests_in_recursion():

@@ -74,10 +74,20 @@ class _CudaBackendFlags:
         _C.set_allow_tf32(builtins.bool(on))
 
 
+class _CudnnFlags:
+    """`cl.backends.cudnn`: where PyTorch scripts set benchmark / deterministic / enabled. convlab's kernels
+    are its own (no cuDNN), so the flags are kept and change nothing; cl.backends.deterministic is the switch
+    convlab's kernels read."""
+
+    def __init__(self):
+        self.benchmark, self.deterministic, self.enabled = False, False, True
+
+
 class _Backends:
     """`cl.backends`: switches the kernels read when they run."""
 
     cuda = _CudaBackendFlags()
+    cudnn = _CudnnFlags()
 
     @property
     def deterministic(self) -> bool:

@@ -33,6 +33,10 @@ class Size(tuple):
     def numel(self):
         return math.prod(self)
 
+    def __getitem__(self, item):
+        part = super().__getitem__(item)
+        return Size(part) if isinstance(item, slice) else part  # x.size()[1:].numel()
+
     def __repr__(self):
         return f"convlab.Size({list(self)})"
 
