@@ -1,6 +1,7 @@
 """The Python dtype layer: convlab.float32 ... convlab.bool, what tensor() and arange() infer, conversions,
 PyTorch's promotion through Tensor operators, bool comparisons, int64 indices, and gradients of the ops
 that came with the integer dtypes. PyTorch is the oracle throughout."""
+import itertools
 import pickle
 
 import numpy as np
@@ -165,6 +166,11 @@ def test_comparisons_and_logic(device):
             want = getattr(t, name)() if dim is None else getattr(t, name)(dim, keepdim)
             assert got.dtype == cl.bool
             np.testing.assert_array_equal(got.numpy(), want.numpy())
+    empty, t_empty = cl.zeros(2, 0, device=device), torch.zeros(2, 0)
+    for name, dim in itertools.product(("any", "all"), (None, 1)):
+        got = getattr(empty, name)() if dim is None else getattr(empty, name)(dim)
+        want = getattr(t_empty, name)() if dim is None else getattr(t_empty, name)(dim)
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
 def test_reductions_dtypes_and_indices(device):

@@ -792,12 +792,13 @@ class Tensor:
         values = autograd.ExtremeDim.apply(self, axis=_axis(dim, self.ndim), keepdims=keepdim, largest=False)
         return MinResult(values, self.argmin(dim, keepdim))
 
+    # Counts rather than max/min, so an empty tensor gives PyTorch's False / True instead of an error.
     def any(self, dim=None, keepdim=False):
         """Whether any element (along dim) is non-zero, as a bool tensor."""
-        return Tensor((self._data != 0).max(_axes(dim, self.ndim) or None, keepdim))
+        return Tensor((self._data != 0).sum(_axes(dim, self.ndim) or None, keepdim) > 0)
 
     def all(self, dim=None, keepdim=False):
-        return Tensor((self._data != 0).min(_axes(dim, self.ndim) or None, keepdim))
+        return Tensor((self._data == 0).sum(_axes(dim, self.ndim) or None, keepdim) == 0)
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         """sum((x - mean)^2) / (N - correction) over dim; correction is 1 (unbiased=True, the default) or 0
