@@ -203,6 +203,19 @@ def test_mm_bmm_match_torch(device):
     gradcheck(cl.bmm, arrays((2, 2, 3), (2, 3, 2)))
 
 
+def test_dot_mv_outer_match_torch(device):
+    for name, shapes in [("dot", ((4,), (4,))), ("mv", ((3, 4), (4,))), ("outer", ((3,), (5,))),
+                         ("outer", ((1,), (1,)))]:
+        compare_with_torch(getattr(cl, name), getattr(torch, name), arrays(*shapes), device, "float64")
+        compare_with_torch(lambda a, b: getattr(a, name)(b), lambda a, b: getattr(a, name)(b), arrays(*shapes),
+                           device, "float32")
+        gradcheck(getattr(cl, name), arrays(*shapes))
+    for name, shapes in [("dot", ((4,), (3,))), ("dot", ((2, 2), (2, 2))), ("mv", ((3, 4), (3,))),
+                         ("outer", ((3, 1), (2,)))]:
+        with pytest.raises(ValueError, match=f"{name}: expects"):
+            getattr(cl, name)(*(cl.zeros(s) for s in shapes))
+
+
 def test_mm_bmm_shape_errors():
     with pytest.raises(ValueError, match=r"mm: both arguments must be 2-D"):
         cl.mm(cl.zeros(2, 3, 4), cl.zeros(4, 2))

@@ -928,6 +928,28 @@ class Tensor:
         dims = _shape_args(dims)
         return self.repeat((1,) * (self.ndim - len(dims)) + dims)
 
+    # ---- vector products (matmul with PyTorch's shape checks) ----
+    def dot(self, other):
+        """The inner product of two 1-D tensors of one length."""
+        if self.ndim != 1 or getattr(other, "ndim", None) != 1 or self.shape != other.shape:
+            raise ValueError(f"dot: expects two 1-D tensors of one length, got shapes {tuple(self.shape)} and "
+                             f"{tuple(getattr(other, 'shape', ()))}")
+        return matmul(self, other)
+
+    def mv(self, vec):
+        """A matrix (n, m) times a vector (m,)."""
+        if self.ndim != 2 or getattr(vec, "ndim", None) != 1 or self.shape[1] != vec.shape[0]:
+            raise ValueError(f"mv: expects a matrix (n, m) and a vector (m,), got shapes {tuple(self.shape)} and "
+                             f"{tuple(getattr(vec, 'shape', ()))}")
+        return matmul(self, vec)
+
+    def outer(self, vec2):
+        """The (n, m) matrix of products of a vector (n,) and a vector (m,)."""
+        if self.ndim != 1 or getattr(vec2, "ndim", None) != 1:
+            raise ValueError(f"outer: expects two 1-D tensors, got shapes {tuple(self.shape)} and "
+                             f"{tuple(getattr(vec2, 'shape', ()))}")
+        return self.unsqueeze(1) * vec2.unsqueeze(0)
+
     def t(self):
         """The transpose of a 2-D tensor; 0-D and 1-D tensors come back as they are."""
         if self.ndim > 2:
