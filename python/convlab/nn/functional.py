@@ -728,7 +728,7 @@ def _smooth_l1(op, input, target, beta):
     distance = (input - target).abs()
     if beta == 0:
         return distance
-    q = hardtanh(distance, -1.0, float(beta))  # |d| >= 0, so this is min(|d|, beta)
+    q = distance.clamp(max=float(beta))
     return q * q * (0.5 / beta) + (distance - q)
 
 
@@ -759,8 +759,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     values = input.numpy()
     if np.any((values < 0) | (values > 1)):
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1")
-    log_x = hardtanh(input.log(), -100.0, math.inf)  # the clamp at -100 only
-    log_1mx = hardtanh((1.0 - input).log(), -100.0, math.inf)
+    log_x, log_1mx = input.log().clamp(min=-100.0), (1.0 - input).log().clamp(min=-100.0)
     loss = -(target * log_x + (1.0 - target) * log_1mx)
     return _reduce_pointwise(loss if weight is None else loss * weight, reduction)
 
