@@ -172,6 +172,23 @@ def test_shape_functions_match_torch(device):
     gradcheck(lambda t: t.repeat(2, 3) * t.tile(2, 3).square(), [RNG.standard_normal((1, 3))])
 
 
+@pytest.mark.parametrize("dims", [(0,), (1, 2), (-1,), (0, 1, 2), (2, 0)])
+def test_flip_matches_torch(device, dims):
+    x = RNG.standard_normal((2, 3, 4))
+    compare_with_torch(lambda t: cl.flip(t, dims), lambda t: torch.flip(t, dims), [x], device, "float64")
+    compare_with_torch(lambda t: t.flip(*dims), lambda t: t.flip(*dims), [x], device, "float32")
+    ours = cl.tensor(x, device=device)
+    flipped = ours.flip(dims)
+    flipped[...] = 0.0  # a copy, as in PyTorch: the input keeps its values
+    np.testing.assert_array_equal(ours.numpy(), x)
+
+
+def test_fliplr_flipud_match_torch(device):
+    x = RNG.standard_normal((3, 4))
+    for name in ("fliplr", "flipud"):
+        compare_with_torch(getattr(cl, name), getattr(torch, name), [x], device, "float64")
+
+
 def test_contiguous_copies_only_when_needed():
     x = cl.randn(3, 4)
     assert x.contiguous() is x

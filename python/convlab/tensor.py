@@ -928,6 +928,17 @@ class Tensor:
         dims = _shape_args(dims)
         return self.repeat((1,) * (self.ndim - len(dims)) + dims)
 
+    def flip(self, *dims):
+        """A copy with the order reversed along dims (as in PyTorch, not a view)."""
+        axes = _axes(_shape_args(dims), self.ndim)
+        return self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))].clone()
+
+    def fliplr(self):
+        return self.flip(1)
+
+    def flipud(self):
+        return self.flip(0)
+
     # ---- vector products (matmul with PyTorch's shape checks) ----
     def dot(self, other):
         """The inner product of two 1-D tensors of one length."""
