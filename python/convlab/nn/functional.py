@@ -435,9 +435,9 @@ def prelu(input, weight):
     """max(0, x) + weight * min(0, x), weight (one value, or one per channel along dim 1)."""
     _check_tensor("prelu", "input", input)
     _check_tensor("prelu", "weight", weight)
-    if weight.ndim != 1 or weight.shape[0] not in (1, input.shape[1] if input.ndim > 1 else 1):
-        raise ValueError(f"prelu: weight must hold 1 value or one per channel ({input.shape[1] if input.ndim > 1 else 1}),"
-                         f" got shape {weight.shape}")
+    channels = input.shape[1] if input.ndim > 1 else 1
+    if weight.ndim != 1 or weight.shape[0] not in (1, channels):
+        raise ValueError(f"prelu: weight must hold 1 value or one per channel ({channels}), got shape {weight.shape}")
     shape = (1, weight.shape[0]) + (1,) * (input.ndim - 2) if input.ndim > 1 else (weight.shape[0],)
     return Prelu.apply(input, weight.reshape(*shape))
 
