@@ -287,6 +287,8 @@ def forms(n0=4, n1=5, n2=6):
         ("slice then mask", lambda d: (slice(None), t(rng.random(n1) < 0.5, d))),
         ("mask and list", lambda d: (t(mask0, d), slice(None), [0] * int(mask0.sum()))),
         ("bool list", lambda d: [True, False, True, True]),
+        ("0-d bool tensor", lambda d: t(np.array(True), d)),
+        ("0-d False and a slice", lambda d: (slice(1, 3), t(np.array(False), d))),
     ]
 
 
