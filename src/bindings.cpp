@@ -446,6 +446,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("get_deterministic", []() { return runtime_flags().deterministic; });
   m.def("set_allow_tf32", [](bool on) { runtime_flags().allow_tf32 = on; });
   m.def("get_allow_tf32", []() { return runtime_flags().allow_tf32; });
+  m.def("set_default_float", [](const std::string& dtype) {
+    DType d = parse_dtype(dtype);
+    if (!is_floating(d)) type_error("set_default_float: dtype must be float32 or float64, got ", dtype);
+    runtime_flags().default_float = d;
+  });
 #ifdef CONVLAB_WITH_CUDA
   m.def("cuda_device_count", &cuda_device_count);
   m.def("cuda_synchronize", &cuda_synchronize, nogil());

@@ -43,7 +43,12 @@ def test_default_dtype():
         cl.set_default_dtype(cl.float64)
         assert cl.tensor([1.5]).dtype == cl.float64 and cl.zeros(2).dtype == cl.float64
         assert cl.tensor([1]).dtype == cl.int64
+        ints, t_ints = cl.tensor([1, 2]), torch.tensor([1, 2])
+        torch.set_default_dtype(torch.float64)
+        for got, want in [(ints + 1.5, t_ints + 1.5), (ints / ints, t_ints / t_ints), (ints.exp(), t_ints.exp())]:
+            assert got.dtype == cl.float64 == torch_name(want)
     finally:
+        torch.set_default_dtype(torch.float32)
         cl.set_default_dtype(cl.float32)
     with pytest.raises(TypeError, match="floating"):
         cl.set_default_dtype(cl.int64)

@@ -7,6 +7,8 @@ it prints as PyTorch's does (convlab.float32) and compares equal to the NumPy dt
 """
 import numpy as np
 
+from . import _C
+
 NAMES = ("float32", "float64", "int32", "int64", "bool")
 
 
@@ -83,8 +85,11 @@ def get_default_dtype():
 
 
 def set_default_dtype(d):
+    """Also the dtype integers promote to beside a Python float, in true division and in exp/log/..., as in
+    PyTorch."""
     global _default
     d = as_dtype(d)
     if not d.is_floating_point:
         raise TypeError(f"set_default_dtype: only floating-point dtypes can be the default, got {d!r}")
+    _C.set_default_float(d.name)
     _default = d

@@ -109,9 +109,11 @@ void dispatch_index(DType dtype, F&& f) {
 
 // User switches read by kernels at launch (cl.backends.*): `deterministic` rules out kernels whose float
 // results depend on the order atomics land; `allow_tf32` lets float32 GPU matmuls use TF32 tensor cores.
+// `default_float` (cl.set_default_dtype) is the float dtype integers promote to, as PyTorch's default dtype.
 struct RuntimeFlags {
   bool deterministic = false;
   bool allow_tf32 = false;
+  DType default_float = DType::f32;
 };
 RuntimeFlags& runtime_flags();
 bool cuda_compiled();

@@ -120,7 +120,7 @@ DType result_type(const NDArray& a, const NDArray& b) {
 
 DType result_type(const NDArray& a, DType scalar) {
   if (category(scalar) <= category(a.dtype)) return a.dtype;
-  return scalar == DType::f64 ? DType::f32 : scalar;
+  return scalar == DType::f64 ? runtime_flags().default_float : scalar;
 }
 
 namespace {
@@ -130,7 +130,7 @@ namespace {
 // ...) raise here.
 DType compute_dtype(BinaryOp op, DType promoted, bool any_bool) {
   const char* name = binary_name(op);
-  if (op == BinaryOp::div && !is_floating(promoted)) return DType::f32;
+  if (op == BinaryOp::div && !is_floating(promoted)) return runtime_flags().default_float;
   if (op == BinaryOp::sub && any_bool)
     type_error(name, ": subtraction with a bool operand is not supported; use logical_xor() or ^ instead");
   if (promoted == DType::b8 && (op == BinaryOp::pow || op == BinaryOp::floor_divide || op == BinaryOp::remainder))
@@ -192,12 +192,14 @@ const char* unary_name(UnaryOp op) {
 
 NDArray unary(UnaryOp op, const NDArray& a) {
   const char* name = unary_name(op);
-  // As in PyTorch: transcendental functions of integers and bools are float32, rounding an integer is a copy.
-  if (is_transcendental(op) && !is_floating(a.dtype)) return unary(op, a.astype(DType::f32));
-  if ((op == UnaryOp::floor || op == UnaryOp::ceil || op == UnaryOp::round) && category(a.dtype) == Category::integer)
-    return a.copy();
+  // As in PyTorch: transcendental functions of integers and bools are in the default float dtype, rounding
+  // an integer is a copy.
+  if (is_transcendental(op) && !is_floating(a.dtype)) return unary(op, a.astype(runtime_flags().default_float));
+  const bool rounding = op == UnaryOp::floor || op == UnaryOp::ceil || op == UnaryOp::round;
+  if (rounding && category(a.dtype) == Category::integer) return a.copy();
   if (a.dtype == DType::b8 && op != UnaryOp::sign && op != UnaryOp::logical_not && op != UnaryOp::bitwise_not)
-    type_error(name, ": not supported for bool input", op == UnaryOp::neg ? "; use logical_not() or ~ instead" : "");
+    type_error(name, ": not supported for bool input",
+               op == UnaryOp::neg ? "; use logical_not() or ~ instead" : "");
   if (op == UnaryOp::bitwise_not && is_floating(a.dtype))
     type_error(name, ": input must be integer or bool, got ", dtype_name(a.dtype));
   NDArray out = NDArray::empty(a.shape, op == UnaryOp::logical_not ? DType::b8 : a.dtype, a.device());
