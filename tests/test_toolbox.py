@@ -315,6 +315,27 @@ def test_module_level_reductions_match_torch(device):
                        "float64")
 
 
+PROD_CASES = [np.array([[1.5, -2.0, 0.5], [3.0, 0.25, -1.0]]),  # no zeros
+              np.array([[1.5, 0.0, 0.5], [0.0, 0.25, 0.0]]),  # one zero in a row, two in the other
+              np.array([[2.0], [0.0]]), RNG.standard_normal((3, 7)), RNG.standard_normal((2, 0))]
+
+
+@pytest.mark.parametrize("index", range(len(PROD_CASES)))
+def test_prod_matches_torch(device, index):
+    x = PROD_CASES[index]
+    for args in [(), (1,), (0, True), (-1, False)]:
+        out = compare_with_torch(lambda t: cl.prod(t, *args), lambda t: torch.prod(t, *args), [x], device, "float64")
+        axis = args[0] if args else None
+        reference = np.prod(x, axis=axis, keepdims=bool(args[1:]) and args[1])
+        assert_close(out, reference, "float64")
+    if x.size:
+        gradcheck(lambda t: t.prod(1), [x])
+    for dtype in ("int64", "int32", "bool"):
+        values = (x * 3).astype(dtype)
+        ours, theirs = cl.tensor(values).prod(1), torch.tensor(values).prod(1)
+        assert ours.dtype == str(theirs.dtype).split(".")[-1] and ours.tolist() == theirs.tolist()
+
+
 VAR_CASES = [({}, (3, 4)), ({"dim": 1}, (3, 4)), ({"dim": (0, 2), "keepdim": True}, (3, 4, 2)),
              ({"unbiased": False}, (3, 4)), ({"dim": 0, "correction": 0}, (3, 4)),
              ({"dim": -1, "correction": 2}, (2, 5)),

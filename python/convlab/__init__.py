@@ -127,7 +127,7 @@ from .functions import (abs, add, allclose, bmm, cat, chunk, clamp, clip, clone,
                         mul, multiply, narrow, neg, permute, pow, relu, reshape, rsqrt, sigmoid, softmax, split,
                         sqrt, square, squeeze, stack, std, sub, subtract, sum, swapaxes, t, tanh, transpose,
                         true_divide, unbind, unsqueeze, var, sort, argsort, topk, dot, mv, outer, flip, fliplr,
-                        flipud)
+                        flipud, prod)
 from .tensor import matmul  # noqa: E402
 from .functions import (all, any, argmax, argmin, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,  # noqa: E402
                         ceil, eq, erf, floor, floor_divide, ge, greater, greater_equal, gt, is_floating_point, le,

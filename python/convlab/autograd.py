@@ -483,6 +483,38 @@ class ExtremeDim(Function):
         return (mask * g.reshape(_kept_shape(a.shape, (axis,))),)
 
 
+def _product(a, axis):
+    """The product along axis, kept as length 1: halves multiplied pairwise, log2(n) element-wise kernels."""
+    if a.shape[axis] == 0:
+        return NDArray.full(_kept_shape(a.shape, (axis,)), 1.0, a.dtype, a.device)
+    lead = (slice(None),) * axis
+    while a.shape[axis] > 1:
+        n, half = a.shape[axis], a.shape[axis] // 2
+        pairs = a[lead + (slice(0, half),)] * a[lead + (slice(half, 2 * half),)]
+        if n % 2:  # the odd one out joins the first pair
+            pairs[lead + (slice(0, 1),)] = pairs[lead + (slice(0, 1),)] * a[lead + (slice(n - 1, n),)]
+        a = pairs
+    return a
+
+
+class Prod(Function):
+    """Product along one axis. PyTorch's gradient: g * (product of the others), that is g * out / a on a line
+    without zeros, g * (product of the nonzero elements) at the only zero of a line, and 0 elsewhere."""
+
+    def forward(self, a, axis, keepdims):
+        self.a, self.axis = a, axis
+        out = _product(a, axis)
+        return out if keepdims else out.reshape(tuple(s for i, s in enumerate(a.shape) if i != axis))
+
+    def backward(self, g):
+        a, axis = self.a, self.axis
+        zero = a == 0.0
+        zeros = zero.sum(axis, True)
+        others = _product(a + zero, axis)  # the product of the nonzero elements
+        g = g.reshape(_kept_shape(a.shape, (axis,)))
+        return (g * others * ((zeros == 0) / (a + zero) + (zeros == 1) * zero),)
+
+
 class Var(Function):
     """Variance over axes, sum((a - mean)^2) / (N - correction) (N - correction <= 0 gives inf or NaN, as in
     PyTorch), or with root=True the standard deviation. d var/da = 2 (a - mean) / (N - correction); d std/da

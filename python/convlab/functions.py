@@ -123,12 +123,12 @@ def _method_function(name):
 
 (split, chunk, unbind, narrow, flatten, reshape, squeeze, unsqueeze, permute, transpose, swapaxes, t, clone, abs, neg,
  sqrt, rsqrt, square, exp, log, tanh, sigmoid, relu, clamp, clip, maximum, minimum, sum, mean, max, var, std,
- logsumexp, softmax, log_softmax, sort, argsort, topk, dot, mv, outer, flip, fliplr, flipud) = (
+ logsumexp, softmax, log_softmax, sort, argsort, topk, dot, mv, outer, flip, fliplr, flipud, prod) = (
     _method_function(name) for name in (
     "split", "chunk", "unbind", "narrow", "flatten", "reshape", "squeeze", "unsqueeze", "permute", "transpose",
     "swapaxes", "t", "clone", "abs", "neg", "sqrt", "rsqrt", "square", "exp", "log", "tanh", "sigmoid", "relu", "clamp",
     "clip", "maximum", "minimum", "sum", "mean", "max", "var", "std", "logsumexp", "softmax", "log_softmax", "sort",
-    "argsort", "topk", "dot", "mv", "outer", "flip", "fliplr", "flipud"))
+    "argsort", "topk", "dot", "mv", "outer", "flip", "fliplr", "flipud", "prod"))
 
 
 # ---- comparisons to a Python bool ----

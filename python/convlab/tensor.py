@@ -763,6 +763,15 @@ class Tensor:
         axes = _axes(_dim_alias("sum", dim, axis), self.ndim)
         return autograd.Sum.apply(source, axes=axes, keepdims=keepdim or keepdims)
 
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        """The product of all elements, or along one dim; bool and int32 multiply in int64, as in PyTorch."""
+        if dtype is None and self.dtype in ("bool", "int32"):
+            dtype = "int64"
+        source = self if dtype is None else self.to(dtype=dtype)
+        if dim is None:
+            return autograd.Prod.apply(source.reshape(-1), axis=0, keepdims=False)
+        return autograd.Prod.apply(source, axis=_axis(dim, self.ndim), keepdims=keepdim)
+
     def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=False):
         source = self if dtype is None else self.to(dtype=dtype)
         axes = _axes(_dim_alias("mean", dim, axis), self.ndim)
