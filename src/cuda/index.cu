@@ -1,8 +1,9 @@
 // Indexing: gather out[o, j, i] = a[o, index[o, j, i], i]; scatter out[o, index[o, j, i], i] (+)= src[o, j, i];
 // where out = cond ? a : b; nonzero lists the positions of a != 0. Gather and where: one thread per output
 // element. Scatter: one thread per (o, i) column walking j serially, so each output element takes its
-// contributions in index order (no atomics); one thread per entry where the index repeats no position. Nonzero: one thread per chunk counts, the host turns the counts
-// into each chunk's first row, then each thread writes its chunk's rows in order.
+// contributions in index order (no atomics); one thread per entry where the index repeats no position.
+// Nonzero: one thread per chunk counts, the host turns the counts into each chunk's first row, then each
+// thread writes its chunk's rows in order.
 #include <vector>
 
 #include "common.cuh"
