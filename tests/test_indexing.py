@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from autograd_helpers import assert_close, compare_with_torch, gradcheck, torch_or_skip
+from autograd_helpers import compare_with_torch, gradcheck, torch_or_skip
 
 N = cl.NDArray
 VALUE_DTYPES = ["float32", "float64", "int32", "int64", "bool"]
