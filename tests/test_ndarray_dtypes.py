@@ -236,7 +236,13 @@ def test_integer_special_cases(device):
     base, exponent = np.array([2, -1, -1, 1, 0, 3], np.int32), np.array([-1, -1, -2, -5, 0, 4], np.int32)
     np.testing.assert_array_equal((nd(base, device) ** nd(exponent, device)).numpy(),
                                   (torch.from_numpy(base) ** torch.from_numpy(exponent)).numpy())
-    assert (nd(np.array([3], np.int32), device) ** 40).dtype == "int32"  # wraps, as PyTorch's int32 does
+    big = np.array([2**31 - 1, -2**31, 2**30, -7], np.int32)  # integer arithmetic wraps around, as in PyTorch
+    for op, other in [(operator.add, big), (operator.sub, big[::-1].copy()), (operator.mul, big),
+                      (operator.pow, np.array([2, 3, 2, 11], np.int32))]:
+        got = op(nd(big, device), nd(other, device))
+        want = op(torch.from_numpy(big), torch.from_numpy(other))
+        assert got.dtype == "int32"
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         a // 0
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):

@@ -15,10 +15,32 @@
 
 namespace convlab {
 
-// -x without signed overflow: the lowest value negates to itself, as two's complement wraps.
+// -x, x + y, x - y and x * y wrapping around as two's complement does for integers (PyTorch's results),
+// where C++ leaves signed overflow undefined: the arithmetic is done unsigned. Floats and bool: plain.
 template <class T>
 CONVLAB_HOST_DEVICE T wrapping_neg(T x) {
   return static_cast<T>(-static_cast<std::make_unsigned_t<T>>(x));
+}
+
+template <class T>
+constexpr bool kWraps = std::is_integral_v<T> && !std::is_same_v<T, bool>;
+
+template <class T>
+CONVLAB_HOST_DEVICE T wrapping_add(T x, T y) {
+  if constexpr (kWraps<T>) return T(std::make_unsigned_t<T>(x) + std::make_unsigned_t<T>(y));
+  else return T(x + y);
+}
+
+template <class T>
+CONVLAB_HOST_DEVICE T wrapping_sub(T x, T y) {
+  if constexpr (kWraps<T>) return T(std::make_unsigned_t<T>(x) - std::make_unsigned_t<T>(y));
+  else return T(x - y);
+}
+
+template <class T>
+CONVLAB_HOST_DEVICE T wrapping_mul(T x, T y) {
+  if constexpr (kWraps<T>) return T(std::make_unsigned_t<T>(x) * std::make_unsigned_t<T>(y));
+  else return T(x * y);
 }
 
 // x ** y for integers by squaring; a negative y gives 1 / x truncated toward zero, as PyTorch's kernel.

@@ -131,15 +131,15 @@ void map1(const NDArray& a, const NDArray& out, F f) {
   });
 }
 
-// Calls k with the functor computing op on two T's: T for arithmetic (the casts bring bool and int32
-// back from C++'s int promotion), bool for comparisons and logical ops. maximum/minimum return the first
+// Calls k with the functor computing op on two T's: T for arithmetic (integers wrap around, casts bring
+// bool and int32 back from C++'s int promotion), bool for comparisons and logical ops. maximum/minimum return the first
 // NaN operand, as NumPy does. Ops a dtype does not have (frontends refuse them) are not compiled for it.
 template <class T, class K>
 void with_binary_op(BinaryOp op, K k) {
   constexpr bool is_bool = std::is_same_v<T, bool>, is_int = std::is_integral_v<T>;
   switch (op) {
-    case BinaryOp::add: return k([](T x, T y) { return T(x + y); });
-    case BinaryOp::mul: return k([](T x, T y) { return T(x * y); });
+    case BinaryOp::add: return k([](T x, T y) { return wrapping_add(x, y); });
+    case BinaryOp::mul: return k([](T x, T y) { return wrapping_mul(x, y); });
     case BinaryOp::maximum: return k([](T x, T y) { return (x > y || x != x) ? x : y; });
     case BinaryOp::minimum: return k([](T x, T y) { return (x < y || x != x) ? x : y; });
     case BinaryOp::eq: return k([](T x, T y) { return x == y; });
@@ -155,7 +155,7 @@ void with_binary_op(BinaryOp op, K k) {
   }
   if constexpr (!is_bool) {
     switch (op) {
-      case BinaryOp::sub: return k([](T x, T y) { return T(x - y); });
+      case BinaryOp::sub: return k([](T x, T y) { return wrapping_sub(x, y); });
       case BinaryOp::div: return k([](T x, T y) { return T(x / y); });  // floats only: the frontend converts
       case BinaryOp::pow: return k([](T x, T y) { return power(x, y); });
       case BinaryOp::floor_divide: return k([](T x, T y) { return floor_divide(x, y); });

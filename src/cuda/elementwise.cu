@@ -67,8 +67,8 @@ std::array<Strided, N> merge_axes(const char* op, const Shape& shape, const std:
 template <class T>
 __device__ T apply(BinaryOp op, T a, T b) {
   switch (op) {
-    case BinaryOp::add: return T(a + b);
-    case BinaryOp::mul: return T(a * b);
+    case BinaryOp::add: return wrapping_add(a, b);
+    case BinaryOp::mul: return wrapping_mul(a, b);
     case BinaryOp::maximum: return (a > b || a != a) ? a : b;  // NaN propagates, as torch.maximum
     case BinaryOp::minimum: return (a < b || a != a) ? a : b;
     case BinaryOp::eq: return a == b;
@@ -84,7 +84,7 @@ __device__ T apply(BinaryOp op, T a, T b) {
   }
   if constexpr (!std::is_same_v<T, bool>) {
     switch (op) {
-      case BinaryOp::sub: return T(a - b);
+      case BinaryOp::sub: return wrapping_sub(a, b);
       case BinaryOp::div: return T(a / b);  // floats only: the frontend converts integers
       case BinaryOp::pow: return power(a, b);
       case BinaryOp::floor_divide: return floor_divide(a, b);
