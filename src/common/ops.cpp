@@ -126,8 +126,8 @@ DType result_type(const NDArray& a, DType scalar) {
 namespace {
 
 // The dtype `op` computes in when its operands (one of them bool if any_bool) promote to `promoted`: true
-// division of integers is done in float32; PyTorch's refusals (subtracting bools, bitwise ops on floats,
-// ...) raise here.
+// division of integers is done in the default float dtype; PyTorch's refusals (subtracting bools, bitwise
+// ops on floats, ...) raise here.
 DType compute_dtype(BinaryOp op, DType promoted, bool any_bool) {
   const char* name = binary_name(op);
   if (op == BinaryOp::div && !is_floating(promoted)) return runtime_flags().default_float;
@@ -142,12 +142,19 @@ DType compute_dtype(BinaryOp op, DType promoted, bool any_bool) {
 
 NDArray as_dtype(const NDArray& a, DType dtype) { return a.dtype == dtype ? a : a.astype(dtype); }
 
-// Integer division by zero has no value: PyTorch raises on CPU, so convlab raises on every device.
-void check_integer_divisor(BinaryOp op, DType compute, const NDArray& divisor) {
-  if (is_floating(compute) || (op != BinaryOp::floor_divide && op != BinaryOp::remainder)) return;
-  NDArray zeros = reduce(ReduceOp::max, binary_scalar(BinaryOp::eq, divisor, 0.0, false, DType::i64), {}, false);
-  if (zeros.to(Device::cpu).data<bool>()[0])
-    runtime_error(binary_name(op), ": ZeroDivisionError (an integer divisor is 0)");
+// Integer division by zero has no value: PyTorch raises on CPU, so convlab raises on every device (for an
+// array divisor that reads one flag on the host).
+bool divides_integers(BinaryOp op, DType compute) {
+  return !is_floating(compute) && (op == BinaryOp::floor_divide || op == BinaryOp::remainder);
+}
+
+bool has_zero(const NDArray& a) {
+  NDArray any = reduce(ReduceOp::max, binary_scalar(BinaryOp::eq, a, 0.0, false, DType::i64), {}, false);
+  return any.to(Device::cpu).data<bool>()[0];
+}
+
+[[noreturn]] void zero_division(BinaryOp op) {
+  runtime_error(binary_name(op), ": ZeroDivisionError (an integer divisor is 0)");
 }
 
 }  // namespace
@@ -165,7 +172,7 @@ NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b) {
   check_device(name, "a", a, "b", b);
   const DType compute = binary_dtype(op, a, b);
   Shape s = broadcast_shapes(name, a.shape, b.shape);
-  check_integer_divisor(op, compute, b);
+  if (divides_integers(op, compute) && has_zero(b)) zero_division(op);
   NDArray out = NDArray::empty(s, gives_bool(op) ? DType::b8 : compute, a.device());
   if (out.size() > 0)
     backend(a.device()).binary(op, as_dtype(a, compute).broadcast_to(s), as_dtype(b, compute).broadcast_to(s), out);
@@ -176,9 +183,7 @@ NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first
   const DType compute = binary_dtype(op, a, scalar_dtype);
   if (!is_floating(compute) && op == BinaryOp::pow && !scalar_first && s < 0)
     runtime_error("pow: integers to negative integer powers are not allowed, got exponent ", s);
-  if (scalar_first) check_integer_divisor(op, compute, a);
-  else if (!is_floating(compute) && s == 0 && (op == BinaryOp::floor_divide || op == BinaryOp::remainder))
-    runtime_error(binary_name(op), ": ZeroDivisionError (an integer divisor is 0)");
+  if (divides_integers(op, compute) && (scalar_first ? has_zero(a) : s == 0)) zero_division(op);
   NDArray out = NDArray::empty(a.shape, gives_bool(op) ? DType::b8 : compute, a.device());
   if (out.size() > 0) backend(a.device()).binary_scalar(op, as_dtype(a, compute), s, scalar_first, out);
   return out;
