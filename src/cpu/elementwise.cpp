@@ -131,9 +131,10 @@ void map1(const NDArray& a, const NDArray& out, F f) {
   });
 }
 
-// Calls k with the functor computing op on two T's: T for arithmetic (integers wrap around, casts bring
-// bool and int32 back from C++'s int promotion), bool for comparisons and logical ops. maximum/minimum return the first
-// NaN operand, as NumPy does. Ops a dtype does not have (frontends refuse them) are not compiled for it.
+// Calls k with the functor computing op on two T's: T for arithmetic (integers wrap around; casts bring
+// bool and int32 back from C++'s int promotion), bool for comparisons and logical ops. maximum/minimum
+// return the first NaN operand, as NumPy does. Ops a dtype does not have (frontends refuse them) are not
+// compiled for it.
 template <class T, class K>
 void with_binary_op(BinaryOp op, K k) {
   constexpr bool is_bool = std::is_same_v<T, bool>, is_int = std::is_integral_v<T>;
