@@ -129,6 +129,7 @@ from .functions import (abs, add, allclose, bmm, cat, chunk, clamp, clip, clone,
                         true_divide, unbind, unsqueeze, var, sort, argsort, topk, dot, mv, outer, flip, fliplr,
                         flipud, prod)
 from .tensor import matmul  # noqa: E402
+from .functions import cumsum, isfinite, isinf, isnan, norm, roll, tril, triu  # noqa: E402
 from .functions import (all, any, argmax, argmin, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,  # noqa: E402
                         ceil, eq, erf, floor, floor_divide, ge, greater, greater_equal, gt, is_floating_point, le,
                         less, less_equal, logical_and, logical_not, logical_or, logical_xor, lt, min, ne,
@@ -138,4 +139,4 @@ from .dtypes import (bool, double, dtype, float, float32, float64, get_default_d
 from .indexing import (gather, index_add, index_select, masked_fill, masked_select, nonzero,  # noqa: E402
                        scatter, scatter_add, where)
 from .serialization import load, save  # noqa: E402
-from . import nn, optim, utils  # noqa: E402  (they build on the names above)
+from . import linalg, nn, optim, utils  # noqa: E402  (they build on the names above)

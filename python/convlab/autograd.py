@@ -444,6 +444,25 @@ class Sum(Function):
         return (g.reshape(_kept_shape(self.shape, self.axes)).broadcast_to(self.shape),)
 
 
+class VectorNorm(Function):
+    """(sum |a|^ord)^(1/ord) over axes, ord a positive number. The gradient is PyTorch's,
+    sign(a) |a|^(ord-1) / norm^(ord-1), taken as 0 where a == 0 (|0|^(ord-1) is infinite for ord < 1) and where
+    the norm is 0, where composing it from pow would give 0 * inf = NaN."""
+
+    def forward(self, a, ord, axes, keepdims):
+        self.a, self.ord = a, ord
+        powered = a * a if ord == 2 else a.abs() ** ord
+        total = powered.sum(axes or None, True)
+        self.out = total.sqrt() if ord == 2 else total ** (1.0 / ord)
+        return self.out if keepdims else self.out.reshape(tuple(n for i, n in enumerate(a.shape) if i not in axes))
+
+    def backward(self, g):
+        a, p = self.a, self.ord
+        scaled = a if p == 2 else a.sign() * (a.abs() + (a == 0.0)) ** (p - 1.0)
+        norm = self.out + (self.out == 0.0)  # where it is 0 so is every a it covers, and scaled is 0 already
+        return (g.reshape(self.out.shape) * scaled / (norm if p == 2 else norm ** (p - 1.0)),)
+
+
 class Mean(Function):
     def forward(self, a, axes, keepdims):
         self.shape, self.axes = a.shape, axes

@@ -130,6 +130,9 @@ def _method_function(name):
     "clip", "maximum", "minimum", "sum", "mean", "max", "var", "std", "logsumexp", "softmax", "log_softmax", "sort",
     "argsort", "topk", "dot", "mv", "outer", "flip", "fliplr", "flipud", "prod"))
 
+norm, cumsum, roll, tril, triu, isnan, isinf, isfinite = (_method_function(name) for name in (
+    "norm", "cumsum", "roll", "tril", "triu", "isnan", "isinf", "isfinite"))
+
 
 # ---- comparisons to a Python bool ----
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):

@@ -242,6 +242,10 @@ class Tensor:
         return _device_named(self._data.device)
 
     @property
+    def is_cuda(self):
+        return self.device == "cuda"
+
+    @property
     def ndim(self):
         return self._data.ndim
 
@@ -576,6 +580,15 @@ class Tensor:
 
     clip_ = clamp_
 
+    def relu_(self):
+        return self._assign_("relu_", lambda x: x.relu())
+
+    def sigmoid_(self):
+        return self._assign_("sigmoid_", lambda x: x.sigmoid())
+
+    def tanh_(self):
+        return self._assign_("tanh_", lambda x: x.tanh())
+
     def uniform_(self, a=0.0, b=1.0):
         """Samples of U(a, b) written in place (nn.init's and hand-written initialisation's tool)."""
         return self._assign_("uniform_", lambda x: tensor(_rng.uniform(a, b, x.shape), x.dtype, x.device))
@@ -726,6 +739,18 @@ class Tensor:
     def pow(self, exponent):
         return self ** exponent
 
+    # Tests for special values (bool, never differentiated); integers and bools hold none of them.
+    def isnan(self):
+        return self.detach() != self.detach()
+
+    def isinf(self):
+        if not self.is_floating_point():
+            return zeros(self.shape, dtype="bool", device=self.device)
+        return self.detach().abs() == math.inf
+
+    def isfinite(self):
+        return (self.isnan() | self.isinf()).logical_not()
+
     def neg(self):
         return -self
 
@@ -808,6 +833,29 @@ class Tensor:
 
     def all(self, dim=None, keepdim=False):
         return Tensor((self._data == 0).sum(_axes(dim, self.ndim) or None, keepdim) == 0)
+
+    def cumsum(self, dim, *, dtype=None):
+        """Running sums along dim; bool and int32 add in int64, as in PyTorch. Built as a scan of log2(n)
+        shifted additions (Hillis-Steele), so autograd gives the gradient, the reversed running sum of g."""
+        if dtype is None and self.dtype in ("bool", "int32"):
+            dtype = "int64"
+        out = self.to(dtype=dtype, copy=True)
+        if self.ndim == 0:
+            return out
+        axis = _axis(dim, self.ndim)
+        n, shift = self.shape[axis], 1
+        while shift < n:
+            lead = zeros(out.shape[:axis] + (shift,) + out.shape[axis + 1:], dtype=out.dtype, device=out.device)
+            out = out + autograd.Cat.apply(lead, out.narrow(axis, 0, n - shift), axis=axis)
+            shift *= 2
+        return out
+
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        """The p-norm over dim (all elements when None), as torch.norm: p a positive number, inf, -inf or
+        'fro' (the 2-norm of the elements)."""
+        if p == "fro":
+            p = 2
+        return vector_norm(self, p, dim, keepdim, dtype=dtype)
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         """sum((x - mean)^2) / (N - correction) over dim; correction is 1 (unbiased=True, the default) or 0
@@ -945,6 +993,34 @@ class Tensor:
     def fliplr(self):
         return self.flip(1)
 
+    def roll(self, shifts, dims=None):
+        """Elements shifted cyclically by shifts[i] along dims[i]; with dims None, over the flattened tensor
+        (then reshaped back)."""
+        shifts_ = (shifts,) if isinstance(shifts, numbers.Integral) else tuple(shifts)
+        if dims is None:
+            if len(shifts_) != 1:
+                raise ValueError(f"roll: without dims, shifts must be one int, got {shifts!r}")
+            return self.flatten().roll(shifts_[0], 0).reshape(self.shape)
+        dims_ = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
+        if len(shifts_) != len(dims_):
+            raise ValueError(f"roll: shifts and dims must have the same length, got {shifts!r} and {dims!r}")
+        out = self.clone()
+        for shift, dim in zip(shifts_, dims_):
+            axis = _axis(dim, self.ndim)
+            n = self.shape[axis]
+            s = int(shift) % n if n else 0
+            if s:
+                out = autograd.Cat.apply(out.narrow(axis, n - s, s), out.narrow(axis, 0, n - s), axis=axis)
+        return out
+
+    def tril(self, diagonal=0):
+        """A copy with the elements above the diagonal-th diagonal of the last two dims zeroed."""
+        return _triangle("tril", self, np.tril, diagonal)
+
+    def triu(self, diagonal=0):
+        """A copy with the elements below the diagonal-th diagonal of the last two dims zeroed."""
+        return _triangle("triu", self, np.triu, diagonal)
+
     def flipud(self):
         return self.flip(0)
 
@@ -969,6 +1045,19 @@ class Tensor:
             raise ValueError(f"outer: expects two 1-D tensors, got shapes {tuple(self.shape)} and "
                              f"{tuple(getattr(vec2, 'shape', ()))}")
         return self.unsqueeze(1) * vec2.unsqueeze(0)
+
+    def matmul(self, other):
+        return matmul(self, other)
+
+    def mm(self, mat2):
+        from .functions import mm  # functions.py builds on this module
+
+        return mm(self, mat2)
+
+    def bmm(self, mat2):
+        from .functions import bmm
+
+        return bmm(self, mat2)
 
     def t(self):
         """The transpose of a 2-D tensor; 0-D and 1-D tensors come back as they are."""
@@ -1339,6 +1428,35 @@ def matmul(a, b):
     if a.ndim == 1:
         out = out.squeeze(-2 if b.ndim > 1 else -1)
     return out
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    """torch.linalg.vector_norm: (sum |x|^ord)^(1/ord) over dim (all elements when None); ord a positive
+    number, inf (the largest |x|) or -inf (the smallest)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"vector_norm: x must be a Tensor, got {type(x).__name__}")
+    x = x if dtype is None else x.to(dtype=dtype)
+    if not x.is_floating_point():
+        raise TypeError(f"vector_norm: expected a floating point tensor, got dtype {x.dtype}")
+    if isinstance(ord, bool) or not isinstance(ord, numbers.Real) or not (ord > 0 or ord == -math.inf):
+        raise ValueError(f"vector_norm: ord must be a positive number, inf or -inf, got {ord!r}")
+    axes = _axes(dim, x.ndim)
+    if not math.isinf(ord):
+        return autograd.VectorNorm.apply(x, ord=float(ord), axes=axes, keepdims=keepdim)
+    size = x.abs()
+    for axis in axes:
+        size = (size.max if ord > 0 else size.min)(axis, keepdim=True).values
+    return size if keepdim else size.squeeze(axes)
+
+
+def _triangle(op, x, np_triangle, diagonal):
+    """x with the elements off np_triangle's part (np.tril / np.triu) of its last two dims set to zero."""
+    if x.ndim < 2:
+        raise ValueError(f"{op}: input must have at least 2 dimensions, got {x.ndim}")
+    if isinstance(diagonal, bool) or not isinstance(diagonal, numbers.Integral):
+        raise TypeError(f"{op}: diagonal must be an int, got {diagonal!r}")
+    keep = np_triangle(np.ones(x.shape[-2:], dtype=bool), int(diagonal))
+    return x.masked_fill(tensor(~keep, device=x.device), 0)
 
 
 def run_backward(root, grad):
