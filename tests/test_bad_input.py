@@ -345,6 +345,10 @@ def functional_calls(F):
         "binary_cross_entropy": lambda x, w: F.binary_cross_entropy(x.sigmoid(), x.detach().sigmoid()),
         "binary_cross_entropy_with_logits": lambda x, w: F.binary_cross_entropy_with_logits(
             x, x.detach().sigmoid(), w.reshape(12, 9)[1], pos_weight=w.reshape(12, 9)[0]),
+        "pixel_shuffle": lambda x, w: F.pixel_shuffle(x, 2) + F.pixel_unshuffle(F.pixel_shuffle(x, 2), 2).sum(),
+        "local_response_norm": lambda x, w: F.local_response_norm(x, 3, alpha=0.5, k=2.0),
+        "normalize": lambda x, w: F.normalize(x, dim=2) + F.cosine_similarity(x, x.flip(3), dim=1).unsqueeze(1)
+        + F.pairwise_distance(x, x.detach() * 0.5, keepdim=True),
         "embedding": lambda x, w: F.embedding(cl.tensor([[0, 3], [11, 2]], device=x.device), w.reshape(12, 9))
         + F.one_hot(cl.tensor([1, 0], device=x.device), 9),  # one_hot: its index tensor alone, as a constant
     }
@@ -375,7 +379,8 @@ def test_every_function_is_checked():
               and f.__module__ == F.__name__}
     checked = set(functional_calls(F)) | {"relu", "leaky_relu", "sigmoid", "tanh", "log_softmax",  # in groups
                                           "relu6", "hardtanh", "hardsigmoid", "hardswish", "elu", "silu", "gelu",
-                                          "logsigmoid", "softplus", "mish", "prelu", "one_hot"}
+                                          "logsigmoid", "softplus", "mish", "prelu", "one_hot",
+                                          "pixel_unshuffle", "cosine_similarity", "pairwise_distance"}
     assert public <= checked, f"functions without an input-unchanged check: {sorted(public - checked)}"
 
 

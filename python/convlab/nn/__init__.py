@@ -6,6 +6,9 @@ from .layers import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, Ad
                      Hardtanh, Identity, InstanceNorm1d, InstanceNorm2d, LayerNorm, LeakyReLU, Linear, LogSigmoid,
                      LogSoftmax, MaxPool1d, MaxPool2d, Mish, PReLU, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus,
                      Tanh, Unflatten, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d)
+from .layers import (ConstantPad1d, ConstantPad2d, CosineSimilarity, LocalResponseNorm, PairwiseDistance,
+                     PixelShuffle, PixelUnshuffle, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d,
+                     ReplicationPad2d, ZeroPad1d, ZeroPad2d)
 from .lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyConv1d, LazyConv2d, LazyConvTranspose1d, LazyConvTranspose2d,
                    LazyLinear)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
@@ -25,5 +28,8 @@ __all__ = [
     "Softmax", "LogSoftmax", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d",
     "BatchNorm1d", "BatchNorm2d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
     "InstanceNorm2d",
+    "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d", "ReflectionPad2d",
+    "ReplicationPad1d", "ReplicationPad2d", "PixelShuffle", "PixelUnshuffle", "LocalResponseNorm",
+    "CosineSimilarity", "PairwiseDistance",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
 ]

@@ -339,6 +339,38 @@ def pad(input, pad, mode="constant", value=None):
     return kf.Pad.apply(input, pads=pairs, mode=mode, value=float(value or 0.0))
 
 
+def _check_pixel_factor(op, name, factor):
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Integral) or factor <= 0:
+        raise ValueError(f"{op}: {name} must be a positive int, got {factor!r}")
+    return int(factor)
+
+
+def pixel_shuffle(input, upscale_factor):
+    """(*, C * r^2, H, W) -> (*, C, H * r, W * r): each group of r^2 channels becomes an r x r block."""
+    _check_tensor("pixel_shuffle", "input", input)
+    r = _check_pixel_factor("pixel_shuffle", "upscale_factor", upscale_factor)
+    if input.ndim < 3 or input.shape[-3] % (r * r):
+        raise ValueError(f"pixel_shuffle: expected input (*, C, H, W) with C divisible by upscale_factor^2 "
+                         f"({r * r}), got shape {tuple(input.shape)}")
+    *lead, c, h, w = input.shape
+    k = len(lead)
+    blocks = input.reshape(*lead, c // (r * r), r, r, h, w)
+    return blocks.permute(*range(k), k, k + 3, k + 1, k + 4, k + 2).reshape(*lead, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """(*, C, H * r, W * r) -> (*, C * r^2, H, W), the inverse of pixel_shuffle."""
+    _check_tensor("pixel_unshuffle", "input", input)
+    r = _check_pixel_factor("pixel_unshuffle", "downscale_factor", downscale_factor)
+    if input.ndim < 3 or input.shape[-2] % r or input.shape[-1] % r:
+        raise ValueError(f"pixel_unshuffle: expected input (*, C, H, W) with H and W divisible by "
+                         f"downscale_factor ({r}), got shape {tuple(input.shape)}")
+    *lead, c, h, w = input.shape
+    k = len(lead)
+    blocks = input.reshape(*lead, c, h // r, r, w // r, r)
+    return blocks.permute(*range(k), k, k + 2, k + 4, k + 1, k + 3).reshape(*lead, c * r * r, h // r, w // r)
+
+
 # ---- dense layers and activations ----
 def linear(input, weight, bias=None):
     """y = x @ W^T + b with W (out_features, in_features)."""
@@ -607,6 +639,45 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if weight is not None:
         y = y * weight.reshape(shape)
     return y if bias is None else y + bias.reshape(shape)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """x / (k + alpha * mean of x^2 over a window of `size` channels centred on each)^beta, PyTorch's formula
+    (AlexNet's LRN): the window average is an avg_pool over the channel axis, zero-padded at both ends."""
+    _check_tensor("local_response_norm", "input", input)
+    if input.ndim < 3:
+        raise ValueError(f"local_response_norm: expected input (N, C, *spatial) with 3 or more dimensions, got "
+                         f"shape {tuple(input.shape)}")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size <= 0:
+        raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
+    n, c = input.shape[:2]
+    squares = (input * input).reshape(n, 1, c, math.prod(input.shape[2:]))
+    squares = pad(squares, (0, 0, size // 2, (size - 1) // 2))
+    window_mean = avg_pool2d(squares, (size, 1), stride=1).reshape(input.shape)
+    return input / (window_mean * alpha + k) ** beta
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input divided by its p-norm along dim, the norm kept at eps or above."""
+    _check_tensor("normalize", "input", input)
+    if out is not None:
+        raise TypeError("normalize: out= is not supported; use the returned tensor")
+    return input / input.norm(p, dim, keepdim=True).clamp(min=eps)
+
+
+# ---- distances ----
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """sum(x1 / |x1| * x2 / |x2|) along dim (broadcasting), each norm kept at eps or above."""
+    _check_tensor("cosine_similarity", "x1", x1)
+    _check_tensor("cosine_similarity", "x2", x2)
+    return (normalize(x1, 2, dim, eps) * normalize(x2, 2, dim, eps)).sum(dim)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """The p-norm of x1 - x2 + eps along the last dim (broadcasting)."""
+    _check_tensor("pairwise_distance", "x1", x1)
+    _check_tensor("pairwise_distance", "x2", x2)
+    return (x1 - x2 + eps).norm(p, -1, keepdim)
 
 
 # ---- losses ----

@@ -343,6 +343,85 @@ class UpsamplingBilinear2d(Upsample):
         super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
 
 
+# ---- padding and pixel rearrangement ----
+class _PadNd(Module):
+    """F.pad with a fixed mode over the last d dims; padding: an int for every side or 2 * d ints (left,
+    right, top, bottom)."""
+
+    mode, d = "constant", 2
+
+    def __init__(self, padding, value=None):
+        super().__init__()
+        self.padding = tuple(F._ntuple(type(self).__name__, "padding", padding, 2 * self.d))
+        self.value = value
+
+    def forward(self, input):
+        return F.pad(input, self.padding, self.mode, self.value)
+
+    def extra_repr(self):
+        return f"padding={self.padding}, value={self.value}" if self.value is not None else f"{self.padding}"
+
+
+class ConstantPad1d(_PadNd):
+    d = 1
+
+    def __init__(self, padding, value):
+        super().__init__(padding, value)
+
+
+class ConstantPad2d(_PadNd):
+    def __init__(self, padding, value):
+        super().__init__(padding, value)
+
+
+class ZeroPad1d(_PadNd):
+    d = 1
+
+
+class ZeroPad2d(_PadNd):
+    pass
+
+
+class ReflectionPad1d(_PadNd):
+    mode, d = "reflect", 1
+
+
+class ReflectionPad2d(_PadNd):
+    mode = "reflect"
+
+
+class ReplicationPad1d(_PadNd):
+    mode, d = "replicate", 1
+
+
+class ReplicationPad2d(_PadNd):
+    mode = "replicate"
+
+
+class PixelShuffle(Module):
+    def __init__(self, upscale_factor):
+        super().__init__()
+        self.upscale_factor = upscale_factor
+
+    def forward(self, input):
+        return F.pixel_shuffle(input, self.upscale_factor)
+
+    def extra_repr(self):
+        return f"upscale_factor={self.upscale_factor}"
+
+
+class PixelUnshuffle(Module):
+    def __init__(self, downscale_factor):
+        super().__init__()
+        self.downscale_factor = downscale_factor
+
+    def forward(self, input):
+        return F.pixel_unshuffle(input, self.downscale_factor)
+
+    def extra_repr(self):
+        return f"downscale_factor={self.downscale_factor}"
+
+
 # ---- element-wise and shape ----
 # inplace=True is accepted and shown, as in PyTorch, but the result is always a new tensor: the input is
 # never changed, which gives the same result for the usual x = layer(x).
@@ -572,6 +651,36 @@ class LogSoftmax(Softmax):
 
 
 # ---- normalisation ----
+class LocalResponseNorm(Module):
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input):
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class CosineSimilarity(Module):
+    def __init__(self, dim=1, eps=1e-8):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x1, x2):
+        return F.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    def __init__(self, p=2.0, eps=1e-6, keepdim=False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim
+
+    def forward(self, x1, x2):
+        return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
 class LayerNorm(Module):
     """Normalises over the trailing normalized_shape dims; weight (ones) and bias (zeros) of that shape."""
 
