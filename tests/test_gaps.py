@@ -88,6 +88,13 @@ def test_norm_of_a_zero_vector_has_gradient_zero_as_in_torch():
     np.testing.assert_array_equal(x.grad.numpy(), np.zeros((2, 3)))
 
 
+@pytest.mark.parametrize("ord", [INF, -INF])
+@pytest.mark.parametrize("dim", [None, 1, (0, 1)])
+def test_inf_norm_shares_the_gradient_among_ties_as_in_torch(ord, dim):
+    x = np.array([[3.0, -3.0, 1.0], [0.5, 2.0, -0.5], [-3.0, 0.5, 2.0]])
+    compare_with_torch(lambda a: a.norm(ord, dim), lambda a: a.norm(ord, dim), [x], "cpu", "float64")
+
+
 def test_norm_of_a_0d_tensor_and_dtype():
     assert cl.tensor(-3.0).norm().item() == 3.0
     out = cl.tensor([3.0, 4.0]).norm(dtype=cl.float64)

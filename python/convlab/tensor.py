@@ -1443,10 +1443,13 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     axes = _axes(dim, x.ndim)
     if not math.isinf(ord):
         return autograd.VectorNorm.apply(x, ord=float(ord), axes=axes, keepdims=keepdim)
+    # The extreme |x| plus a sum that is exactly 0 but carries PyTorch's gradient: shared evenly by the
+    # elements at the extreme (max(dim) would give it all to the first)
     size = x.abs()
-    for axis in axes:
-        size = (size.max if ord > 0 else size.min)(axis, keepdim=True).values
-    return size if keepdim else size.squeeze(axes)
+    extreme = Tensor(size._data.max(axes or None, True) if ord > 0 else size._data.min(axes or None, True))
+    at = (size.detach() == extreme).to(dtype=x.dtype)
+    out = ((size - extreme) * (at / at.sum(axes, keepdim=True))).sum(axes, keepdim=True) + extreme
+    return out if keepdim else out.squeeze(axes)
 
 
 def _triangle(op, x, np_triangle, diagonal):
