@@ -262,6 +262,12 @@ def test_cosine_similarity_matches_torch(device, shapes, dim):
     gradcheck(lambda a, b: F.cosine_similarity(a, b, dim), arrays, device)
 
 
+def test_cosine_similarity_of_a_vector_shorter_than_eps_matches_torch():
+    """The norm is raised to eps, but the gradient passes through it as if it were not (PyTorch's rule)."""
+    x, y = np.array([[1e-10, 2e-10, 0.0], [0.0, 0.0, 0.0]]), np.array([[1.0, 0.5, 2.0], [1.0, -1.0, 3.0]])
+    compare_with_torch(F.cosine_similarity, TF.cosine_similarity, [x, y], "cpu", "float64")
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("p, keepdim, shapes", [(2.0, False, [(4, 6), (4, 6)]), (1.0, True, [(4, 6), (1, 6)]),
                                                 (3.0, False, [(5,), (5,)])])

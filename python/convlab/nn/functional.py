@@ -667,10 +667,12 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 
 # ---- distances ----
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
-    """sum(x1 / |x1| * x2 / |x2|) along dim (broadcasting), each norm kept at eps or above."""
+    """sum(x1 / |x1| * x2 / |x2|) along dim (broadcasting), each norm raised to eps where below it. As in
+    PyTorch (which clamps outside autograd) the gradient passes through a raised norm as if it were not."""
     _check_tensor("cosine_similarity", "x1", x1)
     _check_tensor("cosine_similarity", "x2", x2)
-    return (normalize(x1, 2, dim, eps) * normalize(x2, 2, dim, eps)).sum(dim)
+    n1, n2 = (n + (n.clamp(min=eps) - n).detach() for n in (x1.norm(2, dim, True), x2.norm(2, dim, True)))
+    return (x1 / n1 * (x2 / n2)).sum(dim)
 
 
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
