@@ -60,14 +60,15 @@ def norm_reference(x, p, axes, keepdim):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("p", [2, 1, 3, 0.5, INF, -INF, "fro"])
+@pytest.mark.parametrize("p", [2, 1, 3, 0.5, INF, -INF, "fro", None])
 @pytest.mark.parametrize("dim, keepdim", [(None, False), (1, False), (-1, True), ((0, 2), False), ((0, 2), True)])
 def test_norm_matches_torch_and_the_definition(device, p, dim, keepdim):
     x = randn(3, 4, 5)
     out = compare_with_torch(lambda a: a.norm(p, dim, keepdim), lambda a: a.norm(p, dim, keepdim), [x], device,
                              "float64")
     axes = (dim,) if isinstance(dim, int) else dim
-    np.testing.assert_allclose(out.numpy(), norm_reference(x, 2 if p == "fro" else p, axes, keepdim), rtol=1e-12)
+    np.testing.assert_allclose(out.numpy(), norm_reference(x, 2 if p in ("fro", None) else p, axes, keepdim),
+                               rtol=1e-12)
     gradcheck(lambda a: a.norm(p, dim, keepdim), [x], device)
 
 
@@ -297,6 +298,10 @@ def test_padding_modules_match_torch(device, module, shape):
 def test_padding_module_bad_input():
     with pytest.raises(ValueError, match="padding"):
         cl.nn.ZeroPad2d((1, 2, 3))
+    with pytest.raises(TypeError):
+        cl.nn.ZeroPad2d(1, 5.0)  # no value, as in PyTorch
+    with pytest.raises(TypeError):
+        cl.nn.ConstantPad2d(1)  # value is required, as in PyTorch
     with pytest.raises(ValueError, match="reflect"):
         cl.nn.ReflectionPad1d(4)(cl.ones(1, 1, 3))
 

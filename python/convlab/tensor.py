@@ -852,8 +852,8 @@ class Tensor:
 
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         """The p-norm over dim (all elements when None), as torch.norm: p a positive number, inf, -inf or
-        'fro' (the 2-norm of the elements)."""
-        if p == "fro":
+        'fro' or None (the 2-norm of the elements)."""
+        if p in ("fro", None):
             p = 2
         return vector_norm(self, p, dim, keepdim, dtype=dtype)
 

@@ -1,4 +1,5 @@
-"""The layers of convlab.nn: convolutions, pooling, linear, activations, dropout, batch norm, flatten.
+"""The layers of convlab.nn: convolutions, pooling, padding, pixel shuffle, linear, activations, dropout,
+normalisation, distances, flatten.
 Constructors and defaults follow torch.nn; initialisation is PyTorch's default (kaiming_uniform with
 a=sqrt(5) for weights, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for biases)."""
 import math
@@ -348,30 +349,34 @@ class _PadNd(Module):
     """F.pad with a fixed mode over the last d dims; padding: an int for every side or 2 * d ints (left,
     right, top, bottom)."""
 
-    mode, d = "constant", 2
+    mode, d, value = "constant", 2, None
 
-    def __init__(self, padding, value=None):
+    def __init__(self, padding):
         super().__init__()
         self.padding = tuple(F._ntuple(type(self).__name__, "padding", padding, 2 * self.d))
-        self.value = value
 
     def forward(self, input):
         return F.pad(input, self.padding, self.mode, self.value)
 
     def extra_repr(self):
-        return f"padding={self.padding}, value={self.value}" if self.value is not None else f"{self.padding}"
+        return f"{self.padding}"
 
 
-class ConstantPad1d(_PadNd):
+class _ConstantPadNd(_PadNd):
+    def __init__(self, padding, value):
+        super().__init__(padding)
+        self.value = value
+
+    def extra_repr(self):
+        return f"padding={self.padding}, value={self.value}"
+
+
+class ConstantPad1d(_ConstantPadNd):
     d = 1
 
-    def __init__(self, padding, value):
-        super().__init__(padding, value)
 
-
-class ConstantPad2d(_PadNd):
-    def __init__(self, padding, value):
-        super().__init__(padding, value)
+class ConstantPad2d(_ConstantPadNd):
+    pass
 
 
 class ZeroPad1d(_PadNd):
