@@ -106,6 +106,15 @@ CASES = {
     "interpolate_nearest_linear": (
         lambda x: F.interpolate(x, scale_factor=3, mode="nearest") + F.interpolate(x, size=15, mode="linear"),
         [randn(2, 2, 5)]),
+    "pixel_shuffle_strided_view": (lambda x: F.pixel_shuffle(x[..., ::2], 3), [randn(1, 9, 2, 6)]),
+    "pixel_unshuffle_unbatched_transposed": (lambda x: F.pixel_unshuffle(x.transpose(1, 2), 2), [randn(2, 4, 6)]),
+    "local_response_norm_window_wider_than_channels": (
+        lambda x: F.local_response_norm(x, 6, alpha=0.8, beta=0.6, k=0.5), [randn(2, 3, 4)]),
+    "normalize_p3_dim0": (lambda x: F.normalize(x, 3.0, 0), [randn(4, 3)]),
+    "cosine_similarity_broadcast": (lambda a, b: F.cosine_similarity(a, b, dim=-1),
+                                    [randn(1, 3, 5), randn(4, 1, 5, seed=1)]),
+    "pairwise_distance_p1_keepdim": (lambda a, b: F.pairwise_distance(a, b, 1.0, keepdim=True),
+                                     [randn(3, 5), randn(3, 5, seed=1)]),
 }
 
 
