@@ -100,13 +100,6 @@ struct Backend {
 
 const Backend& backend(Device device);
 
-// Calls f(I{}) with I the C++ type of an index array's dtype (int32 or int64; frontends refuse the rest).
-template <class F>
-void dispatch_index(DType dtype, F&& f) {
-  if (dtype == DType::i32) f(int32_t{});
-  else f(int64_t{});
-}
-
 // User switches read by kernels at launch (cl.backends.*): `deterministic` rules out kernels whose float
 // results depend on the order atomics land; `allow_tf32` lets float32 GPU matmuls use TF32 tensor cores.
 // `default_float` (cl.set_default_dtype) is the float dtype integers promote to, as PyTorch's default dtype.

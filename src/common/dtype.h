@@ -37,27 +37,21 @@ constexpr DType dtype_of() {
 }
 
 // Which dtypes a kernel is compiled for. Convolution, pooling, matmul and transcendental functions exist
-// only for floats, reductions for numbers (bool is reduced as int32): the frontends (ops.cpp) convert or
-// refuse other dtypes before a kernel runs.
-enum class DTypes { floating, numeric, all };
+// only for floats, reductions for numbers (bool is reduced as int32), index arrays are int32 or int64: the
+// frontends (ops.cpp) convert or refuse other dtypes before a kernel runs.
+enum class DTypes { floating, numeric, all, index };
 
 // Calls f(T{}) with T the C++ type of dtype, so one templated kernel body serves every dtype in `set`.
 template <DTypes set = DTypes::all, class F>
 void dispatch_dtype(DType dtype, F&& f) {
+  constexpr bool floats = set != DTypes::index, ints = set != DTypes::floating, bools = set == DTypes::all;
   switch (dtype) {
-    case DType::f32: return f(float{});
-    case DType::f64: return f(double{});
-    default: break;
+    case DType::f32: if constexpr (floats) return f(float{}); break;
+    case DType::f64: if constexpr (floats) return f(double{}); break;
+    case DType::i32: if constexpr (ints) return f(int32_t{}); break;
+    case DType::i64: if constexpr (ints) return f(int64_t{}); break;
+    case DType::b8: if constexpr (bools) return f(bool{}); break;
   }
-  if constexpr (set != DTypes::floating) {
-    switch (dtype) {
-      case DType::i32: return f(int32_t{});
-      case DType::i64: return f(int64_t{});
-      default: break;
-    }
-  }
-  if constexpr (set == DTypes::all)
-    if (dtype == DType::b8) return f(bool{});
   runtime_error("internal error: a kernel was called on ", dtype_name(dtype),
                 " data that its frontend should have converted or refused");
 }

@@ -168,14 +168,14 @@ void nonzero_typed(const NDArray& a, NDArray& out) {
 
 void gather(const NDArray& a, const NDArray& index, NDArray& out) {
   dispatch_dtype(a.dtype, [&](auto t) {
-    dispatch_index(index.dtype, [&](auto i) { gather_typed<decltype(t), decltype(i)>(a, index, out); });
+    dispatch_dtype<DTypes::index>(index.dtype, [&](auto i) { gather_typed<decltype(t), decltype(i)>(a, index, out); });
   });
 }
 
 // unique changes nothing here: the columns already give the threads enough work on a CPU.
 void scatter(const NDArray& index, const NDArray& src, NDArray& out, bool accumulate, bool unique) {
   dispatch_dtype(src.dtype, [&](auto t) {
-    dispatch_index(index.dtype, [&](auto i) {
+    dispatch_dtype<DTypes::index>(index.dtype, [&](auto i) {
       scatter_typed<decltype(t), decltype(i)>(index, src, out, accumulate);
     });
   });

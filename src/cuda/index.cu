@@ -151,7 +151,7 @@ void gather(const NDArray& a, const NDArray& index, NDArray& out) {
   const int64_t total = out.size();
   const IndexGeometry g = geometry_of(index, a);
   dispatch_dtype(a.dtype, [&](auto t) {
-    dispatch_index(index.dtype, [&](auto i) {
+    dispatch_dtype<DTypes::index>(index.dtype, [&](auto i) {
       using T = decltype(t);
       using I = decltype(i);
       gather_kernel<<<blocks_for(total), kThreads>>>(a.data<T>(), index.data<I>(), g, out.data<T>(), total);
@@ -164,7 +164,7 @@ void scatter(const NDArray& index, const NDArray& src, NDArray& out, bool accumu
   const IndexGeometry g = geometry_of(index, out);
   const int64_t columns = g.outer * g.inner, total = src.size();
   dispatch_dtype(src.dtype, [&](auto t) {
-    dispatch_index(index.dtype, [&](auto i) {
+    dispatch_dtype<DTypes::index>(index.dtype, [&](auto i) {
       using T = decltype(t);
       using I = decltype(i);
       if (unique)
