@@ -53,10 +53,19 @@ class Optimizer:
                     p.grad = Tensor(NDArray.full(p.grad.shape, 0.0, p.grad.dtype, p.grad.device))
 
     def _params_with_grad(self):
+        """(group, p, state, g) for each parameter that has a gradient, g being the gradient the update uses:
+        negated under maximize, plus weight_decay * p (L2 in the gradient) unless the group decays the
+        weights themselves (AdamW), which happens here, before the update reads p, as in PyTorch."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    yield group, p, self.state.setdefault(p, {})
+                if p.grad is None:
+                    continue
+                g = -p.grad._data if group["maximize"] else p.grad._data
+                if group["weight_decay"] and group.get("decoupled_weight_decay"):
+                    write_(p, p._data * (1.0 - group["lr"] * group["weight_decay"]))
+                elif group["weight_decay"]:
+                    g = g + p._data * group["weight_decay"]
+                yield group, p, self.state.setdefault(p, {}), g
 
     def step(self, closure=None):
         """closure, as in PyTorch: re-evaluates the model and returns the loss, which step returns."""
@@ -117,10 +126,7 @@ class SGD(Optimizer):
                                       nesterov=nesterov, maximize=maximize))
 
     def _update(self):
-        for group, p, state in self._params_with_grad():
-            g = -p.grad._data if group["maximize"] else p.grad._data
-            if group["weight_decay"]:
-                g = g + p._data * group["weight_decay"]
+        for group, p, state, g in self._params_with_grad():
             momentum = group["momentum"]
             if momentum:
                 buf = state.get("momentum_buffer")
@@ -151,13 +157,8 @@ class Adam(Optimizer):
                                       decoupled_weight_decay=decoupled_weight_decay))
 
     def _update(self):
-        for group, p, state in self._params_with_grad():
+        for group, p, state, g in self._params_with_grad():
             beta1, beta2 = group["betas"]
-            g = -p.grad._data if group["maximize"] else p.grad._data
-            if group["weight_decay"] and group["decoupled_weight_decay"]:
-                write_(p, p._data * (1.0 - group["lr"] * group["weight_decay"]))
-            elif group["weight_decay"]:
-                g = g + p._data * group["weight_decay"]
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = NDArray.full(g.shape, 0.0, g.dtype, g.device)
@@ -189,11 +190,8 @@ class Adadelta(Optimizer):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
     def _update(self):
-        for group, p, state in self._params_with_grad():
+        for group, p, state, g in self._params_with_grad():
             rho, eps = group["rho"], group["eps"]
-            g = -p.grad._data if group["maximize"] else p.grad._data
-            if group["weight_decay"]:
-                g = g + p._data * group["weight_decay"]
             if not state:
                 state["step"] = 0
                 state["square_avg"] = NDArray.full(g.shape, 0.0, g.dtype, g.device)
@@ -216,11 +214,8 @@ class RMSprop(Optimizer):
                                       centered=centered, maximize=maximize))
 
     def _update(self):
-        for group, p, state in self._params_with_grad():
+        for group, p, state, g in self._params_with_grad():
             alpha = group["alpha"]
-            g = -p.grad._data if group["maximize"] else p.grad._data
-            if group["weight_decay"]:
-                g = g + p._data * group["weight_decay"]
             if not state:
                 state["step"] = 0
                 state["square_avg"] = NDArray.full(g.shape, 0.0, g.dtype, g.device)
@@ -250,10 +245,7 @@ class Adagrad(Optimizer):
                                       initial_accumulator_value=initial_accumulator_value, maximize=maximize))
 
     def _update(self):
-        for group, p, state in self._params_with_grad():
-            g = -p.grad._data if group["maximize"] else p.grad._data
-            if group["weight_decay"]:
-                g = g + p._data * group["weight_decay"]
+        for group, p, state, g in self._params_with_grad():
             if not state:
                 state["step"] = 0
                 state["sum"] = NDArray.full(g.shape, float(group["initial_accumulator_value"]), g.dtype, g.device)
