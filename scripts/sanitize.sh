@@ -22,6 +22,6 @@ export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export PYTHONMALLOC=malloc
 cd "$root"
-tests=(tests/test_ndarray_*.py tests/test_conv*.py tests/test_pool*.py tests/test_bad_input.py "tests/test_fuzz.py::test_"{conv,conv_transpose,max_pool,avg_pool,adaptive_avg_pool}"_kernels")
+tests=(tests/test_ndarray_*.py tests/test_indexing.py tests/test_conv*.py tests/test_pool*.py tests/test_bad_input.py "tests/test_fuzz.py::test_"{conv,conv_transpose,max_pool,avg_pool,adaptive_avg_pool}"_kernels")
 python3 -m pytest -q -x -p no:cacheprovider "${tests[@]}" "$@"
 echo "sanitize: no ASan/UBSan reports"
