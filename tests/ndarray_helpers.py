@@ -1,5 +1,7 @@
 """Shared helpers for the NDArray tests: random arrays laid out as contiguous, permuted, sliced (negative
 steps included), flipped or broadcast views, each paired with the NumPy array holding the same values."""
+import operator
+
 import numpy as np
 
 import convlab as cl
@@ -8,6 +10,23 @@ DTYPES = ["float32", "float64"]
 LAYOUTS = ["contiguous", "permuted", "sliced", "flipped", "broadcast"]
 TOL = {"float32": dict(rtol=2e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14),
        "int32": dict(rtol=0, atol=0), "int64": dict(rtol=0, atol=0), "bool": dict(rtol=0, atol=0)}
+
+# name -> (NDArray op, NumPy reference): the binary ops of every dtype.
+BINARY = {
+    "add": (operator.add, np.add),
+    "sub": (operator.sub, np.subtract),
+    "mul": (operator.mul, np.multiply),
+    "div": (operator.truediv, np.divide),
+    "pow": (operator.pow, np.power),
+    "maximum": (lambda a, b: a.maximum(b), np.maximum),
+    "minimum": (lambda a, b: a.minimum(b), np.minimum),
+    "eq": (operator.eq, np.equal),
+    "ne": (operator.ne, np.not_equal),
+    "lt": (operator.lt, np.less),
+    "le": (operator.le, np.less_equal),
+    "gt": (operator.gt, np.greater),
+    "ge": (operator.ge, np.greater_equal),
+}
 
 
 def rand(rng, shape, dtype):

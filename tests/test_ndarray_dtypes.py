@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from ndarray_helpers import LAYOUTS, as_view, check
+from ndarray_helpers import BINARY as BINARY_ALL_DTYPES, LAYOUTS, as_view, check
 
 DTYPES = ["bool", "int32", "int64", "float32", "float64"]
 INTS = ["int32", "int64"]
@@ -80,21 +80,9 @@ def test_from_numpy_names_other_dtypes(device):
 
 # ---- element-wise: NumPy references over every pair of dtypes ----
 BINARY = {
-    "add": (operator.add, np.add),
-    "sub": (operator.sub, np.subtract),
-    "mul": (operator.mul, np.multiply),
-    "div": (operator.truediv, np.true_divide),
-    "pow": (operator.pow, np.power),
-    "maximum": (lambda a, b: a.maximum(b), np.maximum),
-    "minimum": (lambda a, b: a.minimum(b), np.minimum),
+    **BINARY_ALL_DTYPES,
     "floor_divide": (operator.floordiv, np.floor_divide),
     "remainder": (operator.mod, np.remainder),
-    "eq": (operator.eq, np.equal),
-    "ne": (operator.ne, np.not_equal),
-    "lt": (operator.lt, np.less),
-    "le": (operator.le, np.less_equal),
-    "gt": (operator.gt, np.greater),
-    "ge": (operator.ge, np.greater_equal),
     "logical_and": (lambda a, b: a.logical_and(b), np.logical_and),
     "logical_or": (lambda a, b: a.logical_or(b), np.logical_or),
     "logical_xor": (lambda a, b: a.logical_xor(b), np.logical_xor),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from ndarray_helpers import DTYPES, LAYOUTS, as_view, check, rand
+from ndarray_helpers import BINARY, DTYPES, LAYOUTS, as_view, check, rand
 
 SHAPE_PAIRS = [
     ((3, 4), (4,)),
@@ -20,21 +20,6 @@ SHAPE_PAIRS = [
     ((1, 1), (1,)),
 ]
 
-BINARY = {
-    "add": (operator.add, np.add),
-    "sub": (operator.sub, np.subtract),
-    "mul": (operator.mul, np.multiply),
-    "div": (operator.truediv, np.divide),
-    "pow": (operator.pow, np.power),
-    "maximum": (lambda a, b: a.maximum(b), np.maximum),
-    "minimum": (lambda a, b: a.minimum(b), np.minimum),
-    "eq": (operator.eq, np.equal),
-    "ne": (operator.ne, np.not_equal),
-    "lt": (operator.lt, np.less),
-    "le": (operator.le, np.less_equal),
-    "gt": (operator.gt, np.greater),
-    "ge": (operator.ge, np.greater_equal),
-}
 
 
 def operands(rng, name, shape, dtype):
