@@ -393,3 +393,43 @@ def test_optimizer_rejects_a_bare_tensor():
     for make in (cl.optim.SGD, cl.optim.Adam):
         with pytest.raises(TypeError, match="iterable of Tensors"):
             make(cl.ones(2, requires_grad=True), lr=0.1)
+
+
+def _torch_style_params(fn):
+    """Parameter name -> inspect.Parameter, without self and the device/dtype factory keywords (convlab's
+    modules take them after construction, through .to()) and without PyTorch's private `_stacklevel`."""
+    return {k: p for k, p in inspect.signature(fn).parameters.items()
+            if k not in ("self", "device", "dtype") and not k.startswith("_")}
+
+
+@pytest.mark.parametrize("ours_module, theirs_name", [
+    (F, "torch.nn.functional"), (nn, "torch.nn"), (cl.optim, "torch.optim"),
+    (cl.optim.lr_scheduler, "torch.optim.lr_scheduler"), (nn.init, "torch.nn.init")])
+def test_every_torch_name_takes_torch_arguments(ours_module, theirs_name):
+    """Every public function or class convlab shares a name with takes PyTorch's arguments in PyTorch's
+    order (keyword-only ones by name) with PyTorch's defaults (a prefix of them: what convlab lacks is refused, not misread). Names
+    PyTorch defines as C builtins or *args wrappers have no signature to compare and are passed over."""
+    import importlib
+    theirs_module = importlib.import_module(theirs_name)
+    compared = 0
+    for name, ours in vars(ours_module).items():
+        theirs = getattr(theirs_module, name, None)
+        if name.startswith("_") or theirs is None or not (inspect.isfunction(ours) or inspect.isclass(ours)):
+            continue
+        ours, theirs = (ours.__init__, theirs.__init__) if inspect.isclass(ours) else (ours, theirs)
+        try:
+            their_params = _torch_style_params(theirs)
+        except (TypeError, ValueError):
+            continue
+        if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in their_params.values()):
+            continue
+        our_params = _torch_style_params(ours)
+        positional = [k for k, p in our_params.items() if p.kind != p.KEYWORD_ONLY]
+        their_positional = [k for k, p in their_params.items() if p.kind != p.KEYWORD_ONLY]
+        assert positional == their_positional[:len(positional)], (name, positional, their_positional)
+        assert set(our_params) <= set(their_params), (name, sorted(set(our_params) - set(their_params)))
+        for key, p in our_params.items():
+            if p.default is not inspect.Parameter.empty and their_params[key].default is not inspect.Parameter.empty:
+                assert p.default == their_params[key].default, (name, key, p.default, their_params[key].default)
+        compared += 1
+    assert compared >= 5, f"only {compared} names of {theirs_name} could be compared"
