@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "gemm.h"
+#include "workspace.h"
 
 namespace convlab::cpu {
 
@@ -34,7 +34,21 @@ Phased phased(const ConvParams& p, bool allow_identity) {
 }
 
 int64_t images_per_chunk(const ConvParams& p, const Phased& q) {
-  return std::clamp<int64_t>((int64_t(1) << 23) / std::max<int64_t>(p.c_in * q.chan, 1), 1, std::max<int64_t>(p.n, 1));
+  return std::clamp<int64_t>(kWorkspaceElements / std::max<int64_t>(p.c_in * q.chan, 1), 1, std::max<int64_t>(p.n, 1));
+}
+
+std::vector<int64_t> run_offsets(const ConvParams& p, const Phased& q) {
+  const int64_t taps = p.kh * p.kw;
+  std::vector<int64_t> off(p.c_in * taps);
+  for (int64_t c = 0; c < p.c_in; c++)
+    for (int64_t t = 0; t < taps; t++) off[c * taps + t] = c * q.chan + q.tap[t];
+  return off;
+}
+
+std::vector<int64_t> strided_offsets(int64_t rows, int64_t stride) {
+  std::vector<int64_t> off(rows);
+  for (int64_t r = 0; r < rows; r++) off[r] = r * stride;
+  return off;
 }
 
 template <class T>

@@ -1,6 +1,16 @@
-// The stride-phased, zero-padded input layout the convolution kernels share (see conv.cpp for the math):
-//   xq[c][a][b][u][v] = x[c][u*sh + a - pt][v*sw + b - pl],  channel stride chan = sh*sw*plane,
-// and the extended output grid p = oy*wq + ox (np = oh*wq columns, ox >= ow garbage) it is read on.
+// The stride-phased, zero-padded input layout all CPU convolution passes share. The padded input is split
+// into its stride phases,
+//   xq[c][a][b][u][v] = x[c][u*sh + a - pt][v*sw + b - pl]   (0 outside x; u < hq, v < wq),
+// channel stride chan = sh*sw*plane, so that on the "extended" output grid e = oy*wq + ox (np = oh*wq
+// columns; ox < wq, only ox < ow is a real output) kernel tap (kh_i, kw_i) reads ONE contiguous run per
+// channel: xq[c][phase(tap)][e + shift(tap)]. The runs are the rows of an implicit im2col matrix that is
+// never materialised (k = (ci, tap)):
+//   forward          y[co][e]   = sum_k W[co][k] * X[k][e]      conv_forward.cpp: GEMM, B rows = runs
+//   backward-input   gxq[k][e] += sum_co W[co][k] * gy[co][e]   conv_backward_input.cpp: GEMM, C rows = runs
+//                                                               (scatter-add), then un-phased
+//   backward-weight  gw[co][k]  = sum_n,e gy[co][e] * X[k][e]   conv_backward_weight.cpp: GEMM over real
+//                                                               outputs, B = X^T packed from the runs
+// Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in the backward passes.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -22,9 +32,13 @@ struct Phased {
 
 Phased phased(const ConvParams& p, bool allow_identity = true);
 
-// Images per chunk so that one chunk's phased input holds at most 2^23 elements (32 MiB of fp32): every
-// workspace of a convolution call is bounded by a small multiple of that.
+// Images per chunk so that one chunk's phased input stays within kWorkspaceElements.
 int64_t images_per_chunk(const ConvParams& p, const Phased& q);
+
+// Row offsets of the implicit im2col matrix: row g*K + ci*taps + t is tap t of channel g*cig + ci.
+std::vector<int64_t> run_offsets(const ConvParams& p, const Phased& q);
+// Offsets r*stride of `rows` rows: a plain row-major matrix as Rows of the GEMM.
+std::vector<int64_t> strided_offsets(int64_t rows, int64_t stride);
 
 // The layout of images [0, nn) of x (nn*c_in*h*w elements): x itself when q.identity, else a scratch
 // buffer (slot_input) with unused phases left unwritten.
@@ -50,6 +64,10 @@ void unphase_channel(const T* gxq, T* gx, const ConvParams& p, const Phased& q);
 // yq may be y itself (wq == ow): then only the bias is added.
 template <class T>
 void finish_output(const T* yq, T* y, const T* bias, int64_t nn, int64_t c_out, int64_t oh, int64_t ow, int64_t wq);
+
+// The forward pass on this layout (conv_forward.cpp); also backward-input's engine at stride 1.
+template <class T>
+void forward_gemm(const T* x, const T* w, const T* bias, const ConvParams& p, T* y);
 
 // Depthwise convolutions (one input channel per group: groups == c_in, c_out = multiplier * c_in), direct
 // kernels in conv_depthwise.cpp; backward-weight stays with the general dot-product kernel.

@@ -1,82 +1,98 @@
-// C (+)= A @ B: the macro-kernel walks NC-wide panels and KC-deep slices of B (packed into NR-wide slivers),
-// then blocks of MC rows of A; each sliver of the panel is swept by the block's MR-row strips while both sit in
-// L1, so B streams from L2 once per block instead of once per strip.
+// C (+)= A @ B: the macro-kernel walks nc-wide panels and kc-deep slices of B (packed into NR-wide slivers),
+// then blocks of mc rows of A; each sliver of the panel is swept by the block's MR-row strips while both sit
+// in L1, so B streams from L2 once per block instead of once per strip.
 #include "gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <new>
+#include <fstream>
+#include <string>
 
 #include <omp.h>
+#include <unistd.h>
 
 namespace convlab::cpu {
 
 namespace {
 
-struct ScratchBuffer {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  ~ScratchBuffer() { std::free(ptr); }
-};
-
-void* scratch_bytes(int slot, size_t bytes) {
-  thread_local ScratchBuffer buffers[slot_count];
-  ScratchBuffer& b = buffers[slot];
-  if (bytes > b.bytes) {
-    std::free(b.ptr);
-    b.bytes = (bytes + 63) / 64 * 64;
-    b.ptr = std::aligned_alloc(64, b.bytes);
-    if (!b.ptr) {
-      b.bytes = 0;
-      throw std::bad_alloc();
-    }
+// Size in bytes of this machine's level-`level` data cache (Linux sysfs, else glibc's cpuid reading), or
+// `fallback` where neither says.
+int64_t cache_bytes(int level, int64_t fallback) {
+  for (int i = 0; i < 8; i++) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+    std::ifstream level_file(dir + "level"), type_file(dir + "type"), size_file(dir + "size");
+    int l = 0;
+    std::string type, size;
+    if (!(level_file >> l) || !(type_file >> type) || !(size_file >> size)) break;
+    if (l != level || type == "Instruction") continue;
+    const int64_t value = std::stoll(size);
+    const char unit = size.back();
+    return unit == 'K' ? value << 10 : unit == 'M' ? value << 20 : value;
   }
-  return b.ptr;
+  const long from_cpuid = sysconf(level == 1 ? _SC_LEVEL1_DCACHE_SIZE : _SC_LEVEL2_CACHE_SIZE);
+  return from_cpuid > 0 ? from_cpuid : fallback;
 }
 
-// acc[i][v] = sum_k A[m+i][k] * b[k][v*lanes ...]: k outermost so the 8 x V accumulators live in registers
-// (A is broadcast straight from its rows, rows past the edge repeat the last one); then the tile is stored
-// (or added) into C, through a small buffer when it hangs over C's edge. V < 3 only for a last sliver of at
-// most 2 vectors' columns (a K = 147 backward-weight spent 30 % of its time on the zero columns of V = 3).
+// One B sliver (kc x NR) fills half of L1d, the other half is for the A strips streaming past it and C;
+// one panel (kc x nc) fills half of L2. On a 48 KiB L1d / 1 MiB L2 with AVX-512 that is kc = 128 and
+// nc = 1008 fp32 columns (the constants tuned by hand before were 128 and 960).
+template <class T>
+GemmSizes sizes_from_caches() {
+  constexpr int64_t nr = gemm_nr<T>;
+  const int64_t l1 = cache_bytes(1, 32 << 10), l2 = cache_bytes(2, 1 << 20);
+  const int64_t kc = std::clamp<int64_t>(l1 / 2 / (nr * sizeof(T)) / 16 * 16, 64, 512);
+  const int64_t nc = std::max<int64_t>(nr, l2 / 2 / (kc * sizeof(T)) / nr * nr);
+  // mc: 4 strips per sweep (one left resnet_stem's backward-weight 25 % slower, the whole of A 7x7_512's
+  // forward 15 %).
+  return {kc, 4 * gemm_mr, nc};
+}
+
+// The position and extent of one register tile of C (rows <= MR, cols <= NR; the rest is overhang).
+struct Tile {
+  int64_t m, n, rows, cols;
+};
+
+// acc[i][v] = sum_k A[i][k] * b[k][v*lanes ...] for the kc columns of the strip `a` (its first row is the
+// tile's): k outermost so the MR x V accumulators live in registers (A is broadcast straight from its rows,
+// rows past the edge repeat the last one); then the tile is stored (or added) into C, through a small buffer
+// when it hangs over C's edge. V < NV only for a last sliver of fewer columns (a K = 147 backward-weight
+// spent 30 % of its time on the zero columns of a whole sliver).
 template <class T, int V>
-void micro_tile(int64_t kc, const T* a, int64_t ars, int64_t acs, const T* b, Rows<T> c, int64_t m, int64_t n,
-                int64_t rows, int64_t cols, bool add) {
+void micro_tile(int64_t kc, MatrixView<T> a, const T* b, Rows<T> c, Tile t, bool add) {
   constexpr int L = lanes<T>;
   constexpr int64_t nr = gemm_nr<T>;
   const T* ar[gemm_mr];
-  for (int i = 0; i < gemm_mr; i++) ar[i] = a + std::min<int64_t>(i, rows - 1) * ars;
+  for (int i = 0; i < gemm_mr; i++) ar[i] = a.at(std::min<int64_t>(i, t.rows - 1), 0);
   // The C tile is touched only after the k loop: start its cache misses now so they overlap the FMAs.
-  for (int64_t i = 0; i < rows; i++)
-    for (int v = 0; v < V; v++) __builtin_prefetch(c.base + c.off[m + i] + n + v * L, 1);
+  for (int64_t i = 0; i < t.rows; i++)
+    for (int v = 0; v < V; v++) __builtin_prefetch(c.base + c.off[t.m + i] + t.n + v * L, 1);
   Vec<T> acc[gemm_mr][V] = {};
   for (int64_t k = 0; k < kc; k++) {
     Vec<T> bv[V];
     for (int v = 0; v < V; v++) bv[v] = load(b + v * L);
     for (int i = 0; i < gemm_mr; i++) {
-      T ai = ar[i][k * acs];
+      T ai = ar[i][k * a.col_stride];
       for (int v = 0; v < V; v++) acc[i][v] += ai * bv[v];
     }
     b += nr;
   }
-  for (int64_t i = 0; i < rows; i++) {
-    T* dst = c.base + c.off[m + i] + n;
-    if (cols == V * L) {
+  for (int64_t i = 0; i < t.rows; i++) {
+    T* dst = c.base + c.off[t.m + i] + t.n;
+    if (t.cols == V * L) {
       for (int v = 0; v < V; v++) store(dst + v * L, add ? acc[i][v] + load(dst + v * L) : acc[i][v]);
     } else {
       T tile[V * L];
       for (int v = 0; v < V; v++) store(tile + v * L, acc[i][v]);
-      for (int64_t j = 0; j < cols; j++) dst[j] = add ? dst[j] + tile[j] : tile[j];
+      for (int64_t j = 0; j < t.cols; j++) dst[j] = add ? dst[j] + tile[j] : tile[j];
     }
   }
 }
 
-// The micro-kernel for a tile of `cols` <= NR columns: as few vectors as cover them.
-template <class T>
-void micro_tile_any(int64_t kc, const T* a, int64_t ars, int64_t acs, const T* b, Rows<T> c, int64_t m, int64_t n,
-                    int64_t rows, int64_t cols, bool add) {
-  if (cols > 2 * lanes<T>) micro_tile<T, 3>(kc, a, ars, acs, b, c, m, n, rows, cols, add);
-  else if (cols > lanes<T>) micro_tile<T, 2>(kc, a, ars, acs, b, c, m, n, rows, cols, add);
-  else micro_tile<T, 1>(kc, a, ars, acs, b, c, m, n, rows, cols, add);
+// The micro-kernel with as few vectors as cover the tile's columns.
+template <class T, int V = gemm_nv>
+void micro_tile_any(int64_t kc, MatrixView<T> a, const T* b, Rows<T> c, Tile t, bool add) {
+  if constexpr (V > 1)
+    if (t.cols <= (V - 1) * lanes<T>) return micro_tile_any<T, V - 1>(kc, a, b, c, t, add);
+  micro_tile<T, V>(kc, a, b, c, t, add);
 }
 
 // buf = ceil(nc/NR) slivers of kc x NR: row k0+kk, columns n0 + s*NR ..., zero past nc.
@@ -89,11 +105,10 @@ void pack_b(T* buf, Rows<const T> b, int64_t k0, int64_t kc, int64_t n0, int64_t
     for (int64_t j = 0; j < nc; j += nr) {
       T* dst = buf + j * kc + kk * nr;
       if (j + nr <= nc) {
-        for (int v = 0; v < 3; v++) store(dst + v * L, load(src + j + v * L));
+        for (int v = 0; v < gemm_nv; v++) store(dst + v * L, load(src + j + v * L));
       } else {
-        int64_t j1 = nc - j;
         std::copy(src + j, src + nc, dst);
-        std::fill(dst + j1, dst + nr, T(0));
+        std::fill(dst + nc - j, dst + nr, T(0));
       }
     }
   }
@@ -102,26 +117,29 @@ void pack_b(T* buf, Rows<const T> b, int64_t k0, int64_t kc, int64_t n0, int64_t
 }  // namespace
 
 template <class T>
-T* scratch(int slot, size_t count) {
-  return static_cast<T*>(scratch_bytes(slot, count * sizeof(T)));
+const GemmSizes& gemm_sizes() {
+  static const GemmSizes sizes = sizes_from_caches<T>();
+  return sizes;
 }
 
 template <class T>
-void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, const PackB<T>& pack, Rows<T> c, bool add, int64_t m0,
-                int64_t m1, int64_t n0, int64_t n1) {
+void gemm_block(MatrixView<T> a, const PackB<T>& pack, Rows<T> c, Block block, Update update) {
   constexpr int64_t nr = gemm_nr<T>;
-  int64_t panel = (std::min(gemm_nc, n1 - n0) + nr - 1) / nr * nr;
-  T* buf = scratch<T>(slot_thread, gemm_kc * panel);
-  for (int64_t nc0 = n0; nc0 < n1; nc0 += gemm_nc) {
-    int64_t nc = std::min(gemm_nc, n1 - nc0);
-    for (int64_t k0 = 0; k0 < k; k0 += gemm_kc) {
-      int64_t kc = std::min(gemm_kc, k - k0);
+  const GemmSizes& s = gemm_sizes<T>();
+  const int64_t k = a.cols, panel = (std::min(s.nc, block.n1 - block.n0) + nr - 1) / nr * nr;
+  T* buf = scratch<T>(slot_thread, s.kc * panel);
+  for (int64_t nc0 = block.n0; nc0 < block.n1; nc0 += s.nc) {
+    const int64_t nc = std::min(s.nc, block.n1 - nc0);
+    for (int64_t k0 = 0; k0 < k; k0 += s.kc) {
+      const int64_t kc = std::min(s.kc, k - k0);
+      const bool add = update == Update::add || k0 > 0;
       pack(buf, k0, kc, nc0, nc);
-      for (int64_t mb = m0; mb < m1; mb += gemm_mc) {
+      for (int64_t mb = block.m0; mb < block.m1; mb += s.mc) {
         for (int64_t j = 0; j < nc; j += nr) {
-          for (int64_t m = mb; m < std::min(m1, mb + gemm_mc); m += gemm_mr) {
-            micro_tile_any(kc, a + m * ars + k0 * acs, ars, acs, buf + j * kc, c, m, nc0 + j,
-                           std::min(gemm_mr, m1 - m), std::min(nr, nc - j), add || k0 > 0);
+          for (int64_t m = mb; m < std::min(block.m1, mb + s.mc); m += gemm_mr) {
+            const Tile t{m, nc0 + j, std::min(gemm_mr, block.m1 - m), std::min(nr, nc - j)};
+            const MatrixView<T> strip{a.at(m, k0), t.rows, kc, a.row_stride, a.col_stride};
+            micro_tile_any(kc, strip, buf + j * kc, c, t, add);
           }
         }
       }
@@ -130,17 +148,16 @@ void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, const PackB<T>&
 }
 
 template <class T>
-void gemm_block(const T* a, int64_t ars, int64_t acs, int64_t k, Rows<const T> b, Rows<T> c, bool add, int64_t m0, int64_t m1,
-                int64_t n0, int64_t n1) {
+void gemm_block(MatrixView<T> a, Rows<const T> b, Rows<T> c, Block block, Update update) {
   const PackB<T> pack = [b](T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc) { pack_b(buf, b, k0, kc, n0, nc); };
-  gemm_block(a, ars, acs, k, pack, c, add, m0, m1, n0, n1);
+  gemm_block(a, pack, c, block, update);
 }
 
 template <class T>
 GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n, int64_t per_thread) {
   constexpr int64_t nr = gemm_nr<T>;
   const int64_t want = per_thread * omp_get_max_threads();
-  int64_t mb = (m + gemm_mr - 1) / gemm_mr * gemm_mr, nb = std::min(gemm_nc, (n + nr - 1) / nr * nr);
+  int64_t mb = (m + gemm_mr - 1) / gemm_mr * gemm_mr, nb = std::min(gemm_sizes<T>().nc, (n + nr - 1) / nr * nr);
   auto tasks = [&] { return count * ((m + mb - 1) / mb) * ((n + nb - 1) / nb); };
   while (tasks() < want) {
     if (mb > 64) mb = (mb / 2 + gemm_mr - 1) / gemm_mr * gemm_mr;
@@ -150,18 +167,12 @@ GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n, int64_t per_thre
   return {mb, nb, (m + mb - 1) / mb, (n + nb - 1) / nb};
 }
 
-template GemmBlocking gemm_blocking<float>(int64_t, int64_t, int64_t, int64_t);
-template GemmBlocking gemm_blocking<double>(int64_t, int64_t, int64_t, int64_t);
-template float* scratch<float>(int, size_t);
-template double* scratch<double>(int, size_t);
-template int64_t* scratch<int64_t>(int, size_t);
-template void gemm_block<float>(const float*, int64_t, int64_t, int64_t, Rows<const float>, Rows<float>, bool,
-                                int64_t, int64_t, int64_t, int64_t);
-template void gemm_block<double>(const double*, int64_t, int64_t, int64_t, Rows<const double>, Rows<double>, bool,
-                                 int64_t, int64_t, int64_t, int64_t);
-template void gemm_block<float>(const float*, int64_t, int64_t, int64_t, const PackB<float>&, Rows<float>, bool,
-                                int64_t, int64_t, int64_t, int64_t);
-template void gemm_block<double>(const double*, int64_t, int64_t, int64_t, const PackB<double>&, Rows<double>, bool,
-                                 int64_t, int64_t, int64_t, int64_t);
+#define CONVLAB_GEMM(T)                                                                        \
+  template const GemmSizes& gemm_sizes<T>();                                                   \
+  template GemmBlocking gemm_blocking<T>(int64_t, int64_t, int64_t, int64_t);                  \
+  template void gemm_block<T>(MatrixView<T>, Rows<const T>, Rows<T>, Block, Update);           \
+  template void gemm_block<T>(MatrixView<T>, const PackB<T>&, Rows<T>, Block, Update);
+CONVLAB_GEMM(float)
+CONVLAB_GEMM(double)
 
 }  // namespace convlab::cpu

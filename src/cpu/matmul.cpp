@@ -24,15 +24,13 @@ void matmul_typed(const NDArray& a, const NDArray& b, NDArray& out) {
   for (int64_t i = 0; i < m; i++) c_off[i] = i * n;
 
   const GemmBlocking bl = gemm_blocking<T>(batch, m, n);
-  const int64_t mb = bl.mb, nb = bl.nb, m_blocks = bl.m_blocks, n_blocks = bl.n_blocks;
-  const int64_t tasks = batch * m_blocks * n_blocks;
+  const int64_t tasks = batch * bl.m_blocks * bl.n_blocks;
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && batch * m * n * k > (1 << 15))
   for (int64_t t = 0; t < tasks; t++) {
-    int64_t i = t / (m_blocks * n_blocks), mi = t / n_blocks % m_blocks, ni = t % n_blocks;
+    int64_t i = t / (bl.m_blocks * bl.n_blocks), mi = t / bl.n_blocks % bl.m_blocks, ni = t % bl.n_blocks;
     Rows<const T> rb{b.data<T>() + i * k * n, b_off.data()};
     Rows<T> rc{c + i * m * n, c_off.data()};
-    gemm_block(a.data<T>() + i * m * k, k, 1, k, rb, rc, false, mi * mb, std::min(m, (mi + 1) * mb), ni * nb,
-               std::min(n, (ni + 1) * nb));
+    gemm_block(row_major(a.data<T>() + i * m * k, m, k, k), rb, rc, bl.block(mi, ni, m, n), Update::store);
   }
 }
 

@@ -1,0 +1,118 @@
+// Convolution backward-input on the phased layout (conv_layout.h). Stride 1: the adjoint is itself a
+// convolution, run as a forward pass. Other strides: gxq[k][e] += sum_co W[co][k] * gy[co][e], a GEMM whose
+// C rows are the runs (scatter-added), then un-phased into gx.
+#include <algorithm>
+#include <numeric>
+#include <utility>
+#include <vector>
+
+#include "../common/conv_definition.h"
+#include "conv_layout.h"
+#include "gemm.h"
+#include "kernels.h"
+
+namespace convlab::cpu {
+
+namespace {
+
+// wf[g][ci][co][t] = w[g][co][ci][taps - 1 - t]: the weight flipped and transposed per group. 16 weight rows
+// at a time, each read in order, while every ci writes one run of 16*taps.
+template <class T>
+void flip_weight(const T* w, const ConvParams& p, T* wf) {
+  const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
+  const int64_t co_blocks = (cog + 15) / 16;
+#pragma omp parallel for schedule(static)
+  for (int64_t gb = 0; gb < G * co_blocks; gb++) {
+    int64_t g = gb / co_blocks, co0 = gb % co_blocks * 16, co1 = std::min(cog, co0 + 16);
+    for (int64_t ci = 0; ci < cig; ci++)
+      for (int64_t co = co0; co < co1; co++)
+        for (int64_t t = 0; t < taps; t++)
+          wf[((g * cig + ci) * cog + co) * taps + t] = w[((g * cog + co) * cig + ci) * taps + taps - 1 - t];
+  }
+}
+
+// With stride 1 the adjoint is itself a convolution: gx = conv(gy, w flipped and transposed per group) with
+// leading pads d*(k-1) - pad (negative ones crop). Run as a forward GEMM its reduction is c_out/groups*taps
+// deep instead of c_out/groups, and C is stored rather than scatter-added.
+template <class T>
+void backward_input_stride1(const T* gy, const T* w, const ConvParams& p, T* gx) {
+  T* wf = scratch<T>(slot_weight, p.c_in * p.c_out_per_group() * p.kh * p.kw);
+  flip_weight(w, p, wf);
+  ConvParams a = p;
+  std::swap(a.c_in, a.c_out);
+  a.h = p.oh, a.w = p.ow, a.oh = p.h, a.ow = p.w;
+  a.pad_top = p.dil_h * (p.kh - 1) - p.pad_top;
+  a.pad_left = p.dil_w * (p.kw - 1) - p.pad_left;
+  forward_gemm<T>(gy, wf, nullptr, a, gx);
+}
+
+template <class T>
+void backward_input_gemm(const T* gy, const T* w, const ConvParams& p, T* gx) {
+  if (p.stride_h == 1 && p.stride_w == 1) return backward_input_stride1<T>(gy, w, p, gx);
+  const Phased q = phased(p);
+  const int64_t G = p.groups, cog = p.c_out_per_group(), taps = p.kh * p.kw;
+  const int64_t K = p.c_in_per_group() * taps, np = q.np;
+  const std::vector<int64_t> b_off = strided_offsets(p.c_out, np), c_off = run_offsets(p, q);
+  // Row blocks hold whole channels (a multiple of taps) so that tasks scatter into disjoint channels.
+  const int64_t unit = std::lcm(gemm_mr, taps), mb = unit * std::max<int64_t>(1, 256 / unit);
+  const int64_t m_blocks = (K + mb - 1) / mb;
+  const Update update = q.identity ? Update::store : Update::add;
+  const int64_t chunk = images_per_chunk(p, q);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0);
+    const T* gq = extend_grad_output<T>(gy + n0 * p.c_out * p.oh * p.ow, nn, p, q, np);
+    T* gxq = q.identity ? gx + n0 * p.c_in * p.h * p.w : scratch<T>(slot_input, nn * p.c_in * q.chan);
+    if (!q.identity) std::fill(gxq, gxq + nn * p.c_in * q.chan, T(0));
+    const int64_t tasks = nn * G * m_blocks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      int64_t mi = t % m_blocks, g = t / m_blocks % G, i = t / (m_blocks * G);
+      Rows<const T> b{gq + i * p.c_out * np, b_off.data() + g * cog};
+      Rows<T> c{gxq + i * p.c_in * q.chan, c_off.data() + g * K};
+      gemm_block(transposed(w + g * cog * K, K, cog, K), b, c, {mi * mb, std::min(K, (mi + 1) * mb), 0, np}, update);
+    }
+    if (!q.identity) unphase<T>(gxq, gx + n0 * p.c_in * p.h * p.w, nn, p, q);
+  }
+}
+
+// True when some element is inf or NaN (x - x is 0 only for finite x); an integer OR, so it vectorises.
+template <class T>
+bool has_nonfinite(const T* a, int64_t size) {
+  int bad = 0;
+#pragma omp parallel for reduction(| : bad) if (size >= kParallelMin)
+  for (int64_t i = 0; i < size; i++) bad |= !(a[i] - a[i] == T(0));
+  return bad != 0;
+}
+
+// The fast backward-input paths multiply every weight by zeros standing for taps outside gy (padding, off
+// the stride grid, extended-grid columns), so a weight holding inf or NaN gives 0 * inf = NaN where the sum
+// has no such term (PyTorch's col2im has none). Only NaN elements can be wrong, and only if w is not
+// finite: those are recomputed by the definition. The smaller of gx and w is scanned first, so finite data
+// costs one pass over it.
+template <class T>
+void redo_nan_grad_input(const T* gy, const T* w, const ConvParams& p, T* gx) {
+  const int64_t gx_size = p.n * p.c_in * p.h * p.w, w_size = p.c_out * p.c_in_per_group() * p.kh * p.kw;
+  const bool gx_finite_first = gx_size < w_size;  // the cheaper scan decides most calls alone
+  auto gx_finite = [&] { return !has_nonfinite(gx, gx_size); };
+  auto w_finite = [&] { return !has_nonfinite(w, w_size); };
+  if (gx_finite_first ? gx_finite() || w_finite() : w_finite() || gx_finite()) return;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t plane = 0; plane < p.n * p.c_in; plane++)
+    for (int64_t i = 0; i < p.h * p.w; i++) {
+      T& v = gx[plane * p.h * p.w + i];
+      if (v != v) v = grad_input_by_definition(gy, w, p, plane / p.c_in, plane % p.c_in, i / p.w, i % p.w);
+    }
+}
+
+}  // namespace
+
+void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
+    using T = decltype(t);
+    if (is_depthwise(p)) depthwise_backward_input(gy, w, p, gx);
+    else backward_input_gemm<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+    redo_nan_grad_input<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+  });
+}
+
+}  // namespace convlab::cpu
