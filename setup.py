@@ -8,7 +8,6 @@ from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
-from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 VERSION = "0.1.0"
@@ -45,21 +44,12 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", str(build_dir), "-j", jobs], check=True)
 
 
-class BuildPyWithSuite(build_py):
-    """Ships bench/shapes.json inside the package so `python -m convlab.bench` finds it when installed."""
-
-    def run(self):
-        super().run()
-        target = Path(self.build_lib) / "convlab" / "bench_shapes.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ROOT / "bench" / "shapes.json", target)
-
-
 setup(
     version=VERSION,
     packages=find_packages("python"),
     package_dir={"": "python"},
+    package_data={"convlab.bench": ["suites/*.json"]},  # the benchmark suites live there, nowhere else
     ext_modules=[CMakeExtension("convlab._C")],
-    cmdclass={"build_ext": CMakeBuild, "build_py": BuildPyWithSuite},
+    cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,
 )

@@ -13,6 +13,5 @@ cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -Dpybind11_D
 cmake --build "$build" -j "${JOBS:-2}"
 rm -rf "$build/py" && mkdir -p "$build/py/convlab"
 for f in "$root"/python/convlab/*; do ln -s "$f" "$build/py/convlab/"; done
-ln -sf "$root/bench/shapes.json" "$build/py/convlab/bench_shapes.json"
 ln -s "$build"/_C*.so "$build/py/convlab/"
 echo "export PYTHONPATH=$build/py"

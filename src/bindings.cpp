@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/ops.h"
+#include "cpu/peak.h"
 #ifdef CONVLAB_WITH_CUDA
 #include "cuda/runtime.h"
 #endif
@@ -442,6 +443,15 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
   m.def("cuda_compiled", &cuda_compiled);
+  m.def("fma_peak", [](const std::string& dtype, int threads, int64_t iters) {
+    cpu::FmaPeak r;
+    {
+      py::gil_scoped_release nogil;
+      r = cpu::fma_peak(dtype, threads, iters);
+    }
+    return py::dict(py::arg("flops") = r.flops, py::arg("seconds") = r.seconds, py::arg("checksum") = r.checksum,
+                    py::arg("isa") = r.isa, py::arg("vector_bits") = r.vector_bits);
+  }, py::arg("dtype"), py::arg("threads"), py::arg("iters"));
   m.def("set_deterministic", [](bool on) { runtime_flags().deterministic = on; });
   m.def("get_deterministic", []() { return runtime_flags().deterministic; });
   m.def("set_allow_tf32", [](bool on) { runtime_flags().allow_tf32 = on; });
