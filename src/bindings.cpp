@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "common/dlpack.h"
 #include "common/ops.h"
 #include "cpu/peak.h"
 #ifdef CONVLAB_WITH_CUDA
@@ -60,18 +61,114 @@ py::array to_numpy(const NDArray& a) {
   return out;
 }
 
+// Unclaimed capsules free their tensor; a consumer renames the capsule "used_..." and calls the deleter itself.
+template <class Managed>
+void free_unclaimed(PyObject* capsule) {
+  const char* name = std::is_same_v<Managed, DLManagedTensor> ? "dltensor" : "dltensor_versioned";
+  if (!PyCapsule_IsValid(capsule, name)) return;
+  auto* m = static_cast<Managed*>(PyCapsule_GetPointer(capsule, name));
+  m->deleter(m);
+}
+
+template <class Managed>
+py::object dlpack_capsule(Managed* m, const char* name) {
+  PyObject* capsule = PyCapsule_New(m, name, free_unclaimed<Managed>);
+  if (!capsule) {
+    m->deleter(m);
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::object>(capsule);
+}
+
+// NDArray.__dlpack__ with the array API's keywords: a view of `a`, or a copy where dl_device (another
+// device) or copy=True asks for one. convlab's CUDA kernels are queued on the legacy default stream, which
+// orders work against a consumer on that stream (stream None or 1) by itself; for any other stream the
+// device is synchronised before the consumer may read.
+py::object to_dlpack_capsule(const NDArray& a, const py::object& stream, const py::object& max_version,
+                             const py::object& dl_device, const py::object& copy) {
+  NDArray src = a;
+  bool copied = false;
+  if (!dl_device.is_none()) {
+    auto [type, id] = dl_device.cast<std::pair<int32_t, int32_t>>();
+    Device target = from_dlpack_device({type, id}, "__dlpack__");
+    if (target != a.device()) {
+      if (!copy.is_none() && !copy.cast<bool>())
+        throw BufferError(cat("__dlpack__: the array is on '", device_name(a.device()), "' and dl_device asks for '",
+                              device_name(target), "': that needs a copy, which copy=False forbids"));
+      src = a.to(target);
+      copied = true;
+    }
+  }
+  if (!copied && !copy.is_none() && copy.cast<bool>()) {
+    src = a.copy();
+    copied = true;
+  }
+  if (src.device() == Device::cuda && !stream.is_none()) {
+    const int64_t s = stream.cast<int64_t>();
+    if (s == 0) value_error("__dlpack__: stream 0 is ambiguous for CUDA; pass 1 (legacy default) or -1 (none)");
+#ifdef CONVLAB_WITH_CUDA
+    if (s != 1 && s != -1) cuda_synchronize();
+#endif
+  }
+  if (!max_version.is_none() && max_version.cast<py::tuple>()[0].cast<int64_t>() >= 1)
+    return dlpack_capsule(to_dlpack_versioned(src, copied ? kDLFlagIsCopied : 0), "dltensor_versioned");
+  return dlpack_capsule(to_dlpack(src), "dltensor");
+}
+
+// Takes over a DLPack capsule: renames it so that its producer's destructor leaves the memory alone, and
+// calls the deleter once the last NDArray viewing the memory is gone (or at once if it cannot be shared).
+// With copy, the result is a copy and the capsule's memory is only read (read-only memory is fine then).
+NDArray from_dlpack_capsule(const py::object& obj, bool copy) {
+  PyObject* capsule = obj.ptr();
+  if (PyCapsule_IsValid(capsule, "dltensor_versioned")) {
+    auto* m = static_cast<DLManagedTensorVersioned*>(PyCapsule_GetPointer(capsule, "dltensor_versioned"));
+    if (m->version.major > kDLPackVersion.major)
+      throw BufferError(cat("from_dlpack: the producer speaks DLPack ", m->version.major, ".", m->version.minor,
+                            ", convlab ", kDLPackVersion.major, ".x"));
+    if ((m->flags & kDLFlagReadOnly) && !copy)
+      throw BufferError("from_dlpack: the producer shares this memory read-only and convlab arrays are writable; "
+                        "pass copy=True (or make it writable on the producer's side)");
+    PyCapsule_SetName(capsule, "used_dltensor_versioned");
+    std::shared_ptr<void> owner(m, [](void* p) {
+      auto* m = static_cast<DLManagedTensorVersioned*>(p);
+      if (m->deleter) m->deleter(m);
+    });
+    NDArray a = from_dlpack(m->dl_tensor, std::move(owner));
+    return copy ? a.copy() : a;
+  }
+  if (PyCapsule_IsValid(capsule, "dltensor")) {
+    auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
+    PyCapsule_SetName(capsule, "used_dltensor");
+    std::shared_ptr<void> owner(m, [](void* p) {
+      auto* m = static_cast<DLManagedTensor*>(p);
+      if (m->deleter) m->deleter(m);
+    });
+    NDArray a = from_dlpack(m->dl_tensor, std::move(owner));
+    return copy ? a.copy() : a;
+  }
+  if (PyCapsule_CheckExact(capsule)) {
+    const char* name = PyCapsule_GetName(capsule);
+    value_error("from_dlpack: the capsule is named '", name ? name : "", "', not 'dltensor' (a DLPack capsule can be "
+                "imported only once)");
+  }
+  type_error("from_dlpack: expected a DLPack capsule, got ", type_name(obj));
+}
+
 Shape to_shape(const py::object& obj) {
   if (py::isinstance<py::int_>(obj)) return {obj.cast<int64_t>()};
   return obj.cast<Shape>();
 }
 
-// One -1 in a target shape stands for whatever size makes the element counts agree.
+// One -1 in a target shape stands for whatever size makes the element counts agree; other sizes are >= 0.
+// The one check of a reshape / view target: Tensor.reshape and Tensor.view pass the user's shape through.
 Shape resolve_shape(const NDArray& a, Shape s) {
   int64_t known = 1, unknown = -1;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == -1) {
       if (unknown >= 0) value_error("reshape: only one dimension can be -1, got ", shape_str(s));
       unknown = static_cast<int64_t>(i);
+    } else if (s[i] < 0) {
+      value_error("reshape: sizes must be >= 0 (or one -1), got shape ", shape_str(s));
     } else {
       known *= s[i];
     }
@@ -163,6 +260,7 @@ NDArray binop(BinaryOp op, const NDArray& a, const py::object& other, bool refle
 PYBIND11_MODULE(_C, m) {
   m.doc() = "convlab's compiled core: the NDArray class and its CPU/CUDA kernels";
   py::register_exception<convlab::TypeError>(m, "TypeError", PyExc_TypeError);
+  py::register_exception<convlab::BufferError>(m, "BufferError", PyExc_BufferError);
 
   py::class_<NDArray> nd(m, "NDArray");
   nd.def_static("from_numpy", &from_numpy, py::arg("array"), py::arg("device") = "cpu")
@@ -181,6 +279,15 @@ PYBIND11_MODULE(_C, m) {
           },
           py::arg("shape"), py::arg("value"), py::arg("dtype") = "float32", py::arg("device") = "cpu")
       .def("numpy", &to_numpy)
+      .def_static("from_dlpack", &from_dlpack_capsule, py::arg("capsule"), py::arg("copy") = false,
+                  "an NDArray viewing the memory of a DLPack capsule (a copy of it with copy=True); "
+                  "convlab.from_dlpack takes any object with __dlpack__")
+      .def("__dlpack__", &to_dlpack_capsule, py::kw_only(), py::arg("stream") = py::none(),
+           py::arg("max_version") = py::none(), py::arg("dl_device") = py::none(), py::arg("copy") = py::none())
+      .def("__dlpack_device__", [](const NDArray& a) {
+        DLDevice d = dlpack_device(a.device());
+        return py::make_tuple(d.device_type, d.device_id);
+      })
       .def_property_readonly("shape", [](const NDArray& a) { return py::tuple(py::cast(a.shape)); })
       .def_property_readonly("strides", [](const NDArray& a) { return py::tuple(py::cast(a.strides)); })
       .def_property_readonly("offset", [](const NDArray& a) { return a.offset; })

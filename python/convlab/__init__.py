@@ -139,4 +139,5 @@ from .dtypes import (bool, double, dtype, float, float32, float64, get_default_d
 from .indexing import (gather, index_add, index_select, masked_fill, masked_select, nonzero,  # noqa: E402
                        scatter, scatter_add, where)
 from .serialization import load, save  # noqa: E402
-from . import linalg, nn, optim, utils  # noqa: E402  (they build on the names above)
+from . import linalg, nn, optim, signal, utils  # noqa: E402  (they build on the names above)
+from .utils.dlpack import from_dlpack  # noqa: E402

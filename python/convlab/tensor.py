@@ -311,11 +311,28 @@ class Tensor:
         return self._data.numpy()
 
     def __array__(self, dtype=None, copy=None):
-        """np.asarray(t): always a fresh host copy, so NumPy's copy=False (share or fail) cannot be met."""
-        if copy is False:
-            raise ValueError("__array__: a tensor's values cannot be shared with NumPy without a copy (copy=False)")
-        arr = self.numpy()
-        return arr if dtype is None else arr.astype(dtype, copy=False)
+        """np.asarray(t): a CPU tensor's memory shared through DLPack (as PyTorch shares it); a copy where one
+        is needed (a CUDA tensor, another dtype) or asked for (copy=True). copy=False (NumPy 2: share or
+        fail) raises ValueError where a copy would be needed."""
+        needs_copy = self.device != "cpu" or (dtype is not None and np.dtype(dtype) != np.dtype(self._data.dtype))
+        if needs_copy and copy is False:
+            raise ValueError(f"__array__: a {self.device} {self.dtype} tensor cannot be shared with NumPy as "
+                             f"{np.dtype(dtype or self._data.dtype)} without a copy, which copy=False forbids")
+        if needs_copy or copy:
+            arr = self.numpy()
+            return arr if dtype is None else arr.astype(dtype, copy=False)
+        return np.from_dlpack(self._data)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """DLPack export (np.from_dlpack, torch.from_dlpack, jax.dlpack, cupy): a view of this tensor's
+        memory, kept alive while the consumer holds it; a copy only where dl_device or copy=True asks."""
+        if self.requires_grad:
+            raise RuntimeError("__dlpack__: cannot export a tensor that requires grad; use tensor.detach()")
+        return self._data.__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
+
+    def __dlpack_device__(self):
+        """(DLPack device type, index): (1, 0) for the CPU, (2, 0) for CUDA."""
+        return self._data.__dlpack_device__()
 
     def item(self):
         """The one element as a Python number of the matching kind (float, int or bool)."""

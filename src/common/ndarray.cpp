@@ -78,7 +78,12 @@ int normalize_axis(int64_t axis, int ndim, const char* what) {
 
 Storage::Storage(size_t bytes, Device device) : bytes(bytes), device(device) { ptr = backend(device).alloc(bytes); }
 
-Storage::~Storage() { backend(device).release(ptr); }
+Storage::Storage(void* ptr, size_t bytes, Device device, std::shared_ptr<void> owner)
+    : ptr(ptr), bytes(bytes), device(device), owner(std::move(owner)) {}
+
+Storage::~Storage() {
+  if (!owner) backend(device).release(ptr);
+}
 
 NDArray NDArray::empty(const Shape& shape, DType dtype, Device device) {
   check_rank(shape, "shape");

@@ -24,15 +24,18 @@ std::string shape_str(const Shape& shape);  // "(2, 3)"
 Shape contiguous_strides(const Shape& shape);
 int64_t shape_size(const Shape& shape);  // product, checked for overflow
 
-// One allocation on one device, freed by that device's backend when the last view goes away.
+// One allocation on one device, freed by that device's backend when the last view goes away; or memory
+// another library lent (DLPack), given back by destroying `owner` instead.
 struct Storage {
   void* ptr = nullptr;
   size_t bytes = 0;
   Device device = Device::cpu;
+  std::shared_ptr<void> owner;
   // Counts writes into existing arrays (setitem, through any view); autograd compares it with the value at
   // forward time to refuse gradients computed from data that was changed in place since.
   uint64_t version = 0;
   Storage(size_t bytes, Device device);
+  Storage(void* ptr, size_t bytes, Device device, std::shared_ptr<void> owner);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
