@@ -7,6 +7,7 @@ machine's FMA peak, measured once per run.
                             [--repeat R] [--warmup W] [--suite shapes|sweep|models|PATH]
     python -m convlab.bench --peak        # the FMA peak, float32 and float64, 1 and N threads
     python -m convlab.bench --profile     # where convlab's time goes in a ResNet-18 training step
+    python -m convlab.bench --signal      # cl.signal.convolve2d vs scipy.signal's convolve2d and fftconvolve
 
 Suites (python/convlab/bench/suites/, linked from bench/ in the checkout): shapes, the default (the public
 layers, a few of ours, pooling); sweep, 370+ layers of well-known networks (scripts/make_sweep.py writes it);
@@ -155,6 +156,8 @@ def parse_args(argv):
     ap.add_argument("--no-torch", action="store_true", help="time convlab alone")
     ap.add_argument("--peak", action="store_true", help="measure the FMA peak (1 and N threads) and stop")
     ap.add_argument("--profile", action="store_true", help="profile convlab's ResNet-18 training step and stop")
+    ap.add_argument("--signal", action="store_true",
+                    help="time cl.signal.convolve2d against SciPy on a 1024x1024 image, 15x15 kernel, and stop")
     args = ap.parse_args(argv)
     if args.repeat < 1 or args.warmup < 0:
         ap.error("--repeat must be >= 1 and --warmup >= 0")
@@ -180,6 +183,9 @@ def main(argv=None):
     if args.peak:
         print(machine.peak_table(threads)[0])
         return 0
+    if args.signal:
+        from . import signal
+        return signal.run(args)
     if args.profile or args.suite == "models":
         from . import models
         return models.profile(args) if args.profile else models.run(args, torch)
