@@ -224,3 +224,21 @@ def test_profile_splits_the_step(monkeypatch, capsys):
     out = capsys.readouterr().out
     conv_ms = float(re.search(r"conv kernels +([\d.]+) ms", out).group(1))
     assert conv_ms > 0 and "conv_backward_weight" in out and "batch norm, by ablation" in out
+
+
+def test_an_interrupted_run_reports_what_it_timed(tmp_path, monkeypatch):
+    timed = bench.time_pass
+
+    def stop_at_the_fourth(*args, **kwargs):
+        if stop_at_the_fourth.calls == 3:
+            raise KeyboardInterrupt
+        stop_at_the_fourth.calls += 1
+        return timed(*args, **kwargs)
+
+    stop_at_the_fourth.calls = 0
+    monkeypatch.setattr(bench, "time_pass", stop_at_the_fourth)
+    suite, out = tmp_path / "suite.json", tmp_path / "out.json"
+    suite.write_text(json.dumps(TINY_SUITE))
+    assert bench.main(["--suite", str(suite), "--repeat", "1", "--json", str(out), "--no-torch"]) == 130
+    report = json.loads(out.read_text())
+    assert report["meta"]["interrupted"] and len(report["results"]) == 3

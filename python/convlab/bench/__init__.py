@@ -206,27 +206,38 @@ def run_layers(args, torch, threads):
     print(header(width), flush=True)
     results = []
     progress = Progress(sum(len(make_layer(spec, "cpu").passes) for spec in specs) * len(devices))
-    for device in devices:
-        sync = _C.cuda_synchronize if device == "cuda" else (lambda: None)
-        torch_here = torch is not None and (device == "cpu" or torch.cuda.is_available())
-        torch_sync = (torch.cuda.synchronize if device == "cuda" else (lambda: None)) if torch_here else None
-        for spec in specs:
-            layer = make_layer(spec, device)
-            arrays = layer.arrays()
-            ours = layer.convlab_calls(arrays, device)
-            theirs = layer.torch_calls(torch, arrays, device) if torch_here else None
-            for name in layer.passes:
-                row = time_pass(layer, name, device, ours[name], sync, theirs[name] if theirs else None,
-                                torch_sync, args, peak if device == "cpu" else None)
+    try:
+        for device in devices:
+            for row in device_rows(specs, device, torch, args, peak if device == "cpu" else None):
                 results.append(row)
                 progress.write(row_text(row, width))
-                progress.step(f"{layer.name} {name}")
+                progress.step(f"{row['layer']} {row['pass']}")
+        interrupted = False
+    except KeyboardInterrupt:  # a long sweep stopped by Ctrl-C still reports the layer-passes it timed
+        interrupted = True
+        print(f"\ninterrupted after {len(results)} of {progress.total} layer-passes")
     progress.close()
     summary = print_summary(results, devices, width)
     if args.json:
         write_json(args.json, results, summary, devices=devices, repeat=args.repeat, warmup=args.warmup,
-                   suite=str(path), torch=torch.__version__ if torch else None, peak_gflops=peak)
+                   suite=str(path), torch=torch.__version__ if torch else None, peak_gflops=peak,
+                   interrupted=interrupted)
     failed = sum("error" in r for r in results)
     if failed:
         print(f"{failed} layer-passes raised (see the rows above)")
-    return 1 if failed else 0
+    return 130 if interrupted else 1 if failed else 0
+
+
+def device_rows(specs, device, torch, args, peak):
+    """Times every pass of every layer on one device; yields one result row per layer-pass."""
+    sync = _C.cuda_synchronize if device == "cuda" else (lambda: None)
+    torch_here = torch is not None and (device == "cpu" or torch.cuda.is_available())
+    torch_sync = (torch.cuda.synchronize if device == "cuda" else (lambda: None)) if torch_here else None
+    for spec in specs:
+        layer = make_layer(spec, device)
+        arrays = layer.arrays()
+        ours = layer.convlab_calls(arrays, device)
+        theirs = layer.torch_calls(torch, arrays, device) if torch_here else None
+        for name in layer.passes:
+            yield time_pass(layer, name, device, ours[name], sync, theirs[name] if theirs else None, torch_sync,
+                            args, peak)
