@@ -206,6 +206,7 @@ class Tensor:
     __array_priority__ = 1000  # NumPy scalars and arrays on the left defer to Tensor's reflected operators
     __hash__ = object.__hash__  # == is element-wise, identity stays the hash
     _base = None  # the tensor whose storage this one views (set by the view methods); None for a base
+    _post_accumulate_grad_hooks = {}  # id -> hook; a leaf gets its own dict when one is registered
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         if not (isinstance(data, NDArray) and dtype is None and device is None):
@@ -301,6 +302,7 @@ class Tensor:
             raise RuntimeError("deepcopy: only leaf tensors (made by the user, not by an op) can be copied")
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
+        new.__dict__.pop("_post_accumulate_grad_hooks", None)  # hooks stay with the tensor they were made for
         new._data = self._data.copy()
         new.grad = None if self.grad is None else Tensor(self.grad._data.copy())
         memo[id(self)] = new
@@ -419,6 +421,18 @@ class Tensor:
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         return tensor(data, requires_grad=requires_grad, **_like(self, dtype, device))
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor) runs each time backward has accumulated this leaf's .grad (PyTorch's name): what lets
+        DistributedDataParallel average a bucket of gradients while the rest of backward runs. Returns a
+        handle whose remove() unregisters it."""
+        from .nn.module import RemovableHandle
+        if not self.is_leaf:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate .grad; "
+                               "this tensor was made by an op")
+        if "_post_accumulate_grad_hooks" not in self.__dict__:
+            self._post_accumulate_grad_hooks = {}
+        return RemovableHandle(self._post_accumulate_grad_hooks, hook)
 
     def requires_grad_(self, requires_grad=True):
         if not self.is_leaf and not requires_grad:
@@ -1500,6 +1514,8 @@ def run_backward(root, grad):
             continue
         if t._ctx is None:  # a copy: g may be shared with another input's gradient, and grads can be updated in place
             t.grad = Tensor(g.copy() if t.grad is None else t.grad._data + g)
+            for hook in list(t._post_accumulate_grad_hooks.values()):
+                hook(t)
             continue
         t._ctx.check_saved()
         for inp, g_in in zip(t._ctx.inputs, t._ctx.backward(g)):
