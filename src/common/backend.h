@@ -63,12 +63,20 @@ struct Backend {
 
   // Convolution, all contiguous: x (N, C_in, H, W), w (C_out, C_in/groups, KH, KW), y (N, C_out, OH, OW).
   // bias is null or (C_out). backward_input writes gx (N, C_in, H, W) = the transposed conv of gy: only
-  // taps that land on gy are terms, so an inf/NaN weight must not meet a stand-in zero (0 * inf = NaN);
-  // backward_weight writes gw (C_out, C_in/groups, KH, KW) = correlation of x with gy, where likewise an
-  // input element no output reads is in no term.
+  // taps that land on gy are terms, but where w holds inf/NaN it may give NaN for a stand-in zero's term
+  // (0 * inf), which redo_nan_grad_input then recomputes; backward_weight writes gw (C_out, C_in/groups, KH,
+  // KW) = correlation of x with gy, where an input element no output reads is in no term. The frontend picks
+  // the general or the depthwise kernels (common/conv_dispatch.h decides which layers are depthwise).
   void (*conv_forward)(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y);
   void (*conv_backward_input)(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
   void (*conv_backward_weight)(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw);
+  void (*conv_depthwise_forward)(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p,
+                                 NDArray& y);
+  void (*conv_depthwise_backward_input)(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
+  void (*conv_depthwise_backward_weight)(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw);
+  // Recomputes by the definition (common/conv_definition.h) the elements of gx that are NaN, when w is not
+  // finite; leaves gx alone when it is.
+  void (*conv_redo_nan_grad_input)(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
 
   // Pooling, all contiguous (N, C, H, W) -> (N, C, OH, OW). Max-pool backward recomputes each window's
   // argmax from x as PyTorch does: a strictly larger value or any NaN takes over, so ties keep the first

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "conv_dispatch.h"
+
 namespace convlab {
 namespace {
 
@@ -399,7 +401,7 @@ NDArray conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, co
   if (y.size() == 0) return y;
   NDArray y4 = y.view({p.n, p.c_out, p.oh, p.ow});
   NDArray b = bias ? bias->compact() : NDArray();
-  backend(x.device()).conv_forward(as_2d(x), as_2d(w), bias ? &b : nullptr, p, y4);
+  run_conv_forward(backend(x.device()), as_2d(x), as_2d(w), bias ? &b : nullptr, p, y4);
   return y;
 }
 
@@ -420,7 +422,7 @@ NDArray conv_backward_input(const NDArray& gy, const NDArray& w, const std::vect
   NDArray gx = NDArray::empty(xs, gy.dtype, gy.device());
   if (gx.size() == 0) return gx;
   NDArray gx4 = gx.view({p.n, p.c_in, p.h, p.w});
-  backend(gy.device()).conv_backward_input(as_2d(gy), as_2d(w), p, gx4);
+  run_conv_backward_input(backend(gy.device()), as_2d(gy), as_2d(w), p, gx4);
   return gx;
 }
 
@@ -439,7 +441,7 @@ NDArray conv_backward_weight(const NDArray& x, const NDArray& gy, const std::vec
   NDArray gw = NDArray::empty(ws, x.dtype, x.device());
   NDArray gw4 = gw.view({p.c_out, p.c_in_per_group(), p.kh, p.kw});
   if (p.n == 0) fill(gw, 0.0);
-  else backend(x.device()).conv_backward_weight(as_2d(x), as_2d(gy), p, gw4);
+  else run_conv_backward_weight(backend(x.device()), as_2d(x), as_2d(gy), p, gw4);
   return gw;
 }
 
@@ -453,7 +455,7 @@ NDArray conv_transpose_forward(const NDArray& x, const NDArray& w, const NDArray
   NDArray y = NDArray::empty(spatial_shape({p.n, p.c_in}, dims, p.h, p.w), x.dtype, x.device());
   if (y.size() == 0) return y;
   NDArray y4 = y.view({p.n, p.c_in, p.h, p.w});
-  backend(x.device()).conv_backward_input(as_2d(x), as_2d(w), p, y4);
+  run_conv_backward_input(backend(x.device()), as_2d(x), as_2d(w), p, y4);
   return bias ? add_channel_bias(y, *bias) : y;
 }
 

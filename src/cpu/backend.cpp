@@ -19,6 +19,11 @@ const Backend cpu_backend = {
     .conv_forward = cpu::conv_forward,
     .conv_backward_input = cpu::conv_backward_input,
     .conv_backward_weight = cpu::conv_backward_weight,
+    .conv_depthwise_forward = cpu::depthwise_forward,
+    .conv_depthwise_backward_input = cpu::depthwise_backward_input,
+    // The dot-product form of the general kernel is already the one for few channels per group.
+    .conv_depthwise_backward_weight = cpu::conv_backward_weight,
+    .conv_redo_nan_grad_input = cpu::redo_nan_grad_input,
     .max_pool_forward = cpu::max_pool_forward,
     .max_pool_backward = cpu::max_pool_backward,
     .avg_pool_forward = cpu::avg_pool_forward,

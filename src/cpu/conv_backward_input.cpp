@@ -90,7 +90,7 @@ bool has_nonfinite(const T* a, int64_t size) {
 // finite: those are recomputed by the definition. The smaller of gx and w is scanned first, so finite data
 // costs one pass over it.
 template <class T>
-void redo_nan_grad_input(const T* gy, const T* w, const ConvParams& p, T* gx) {
+void redo_nan_typed(const T* gy, const T* w, const ConvParams& p, T* gx) {
   const int64_t gx_size = p.n * p.c_in * p.h * p.w, w_size = p.c_out * p.c_in_per_group() * p.kh * p.kw;
   const bool gx_finite_first = gx_size < w_size;  // the cheaper scan decides most calls alone
   auto gx_finite = [&] { return !has_nonfinite(gx, gx_size); };
@@ -109,9 +109,14 @@ void redo_nan_grad_input(const T* gy, const T* w, const ConvParams& p, T* gx) {
 void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
   dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
     using T = decltype(t);
-    if (is_depthwise(p)) depthwise_backward_input(gy, w, p, gx);
-    else backward_input_gemm<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
-    redo_nan_grad_input<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+    backward_input_gemm<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+  });
+}
+
+void redo_nan_grad_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
+    using T = decltype(t);
+    redo_nan_typed<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
   });
 }
 

@@ -95,8 +95,6 @@ void backward_input_typed(const T* gy, const T* w, const ConvParams& p, T* gx) {
 
 }  // namespace
 
-bool is_depthwise(const ConvParams& p) { return p.groups > 1 && p.groups == p.c_in; }
-
 void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);

@@ -113,12 +113,10 @@ template void forward_gemm<float>(const float*, const float*, const float*, cons
 template void forward_gemm<double>(const double*, const double*, const double*, const ConvParams&, double*);
 
 void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
-  if (is_depthwise(p)) depthwise_forward(x, w, bias, p, y);
-  else
-    dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
-      using T = decltype(t);
-      forward_gemm<T>(x.data<T>(), w.data<T>(), bias ? bias->data<T>() : nullptr, p, y.data<T>());
-    });
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    forward_gemm<T>(x.data<T>(), w.data<T>(), bias ? bias->data<T>() : nullptr, p, y.data<T>());
+  });
 }
 
 }  // namespace convlab::cpu

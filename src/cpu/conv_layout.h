@@ -69,10 +69,4 @@ void finish_output(const T* yq, T* y, const T* bias, int64_t nn, int64_t c_out, 
 template <class T>
 void forward_gemm(const T* x, const T* w, const T* bias, const ConvParams& p, T* y);
 
-// Depthwise convolutions (one input channel per group: groups == c_in, c_out = multiplier * c_in), direct
-// kernels in conv_depthwise.cpp; backward-weight stays with the general dot-product kernel.
-bool is_depthwise(const ConvParams& p);
-void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y);
-void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
-
 }  // namespace convlab::cpu

@@ -4,30 +4,6 @@
 
 namespace convlab {
 
-namespace cuda {
-
-// Depthwise-style layers (one input channel per group) have too little reduction depth for GEMM tiles.
-static bool one_input_channel(const ConvParams& p) { return p.c_in_per_group() == 1; }
-
-static void conv_forward_any(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p,
-                             NDArray& y) {
-  if (one_input_channel(p)) depthwise_forward(x, w, bias, p, y);
-  else conv_forward(x, w, bias, p, y);
-}
-
-static void conv_backward_input_any(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
-  if (one_input_channel(p)) depthwise_backward_input(gy, w, p, gx);
-  else conv_backward_input(gy, w, p, gx);
-  redo_nan_grad_input(gy, w, p, gx);
-}
-
-static void conv_backward_weight_any(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
-  if (one_input_channel(p)) depthwise_backward_weight(x, gy, p, gw);
-  else conv_backward_weight(x, gy, p, gw);
-}
-
-}  // namespace cuda
-
 const Backend cuda_backend = {
     .alloc = cuda::alloc,
     .release = cuda::release,
@@ -42,9 +18,13 @@ const Backend cuda_backend = {
     .arg_reduce_rows = cuda::arg_reduce_rows,
     .matmul = cuda::matmul,
     .pad = cuda::pad,
-    .conv_forward = cuda::conv_forward_any,
-    .conv_backward_input = cuda::conv_backward_input_any,
-    .conv_backward_weight = cuda::conv_backward_weight_any,
+    .conv_forward = cuda::conv_forward,
+    .conv_backward_input = cuda::conv_backward_input,
+    .conv_backward_weight = cuda::conv_backward_weight,
+    .conv_depthwise_forward = cuda::depthwise_forward,
+    .conv_depthwise_backward_input = cuda::depthwise_backward_input,
+    .conv_depthwise_backward_weight = cuda::depthwise_backward_weight,
+    .conv_redo_nan_grad_input = cuda::redo_nan_grad_input,
     .max_pool_forward = cuda::max_pool_forward,
     .max_pool_backward = cuda::max_pool_backward,
     .avg_pool_forward = cuda::avg_pool_forward,
