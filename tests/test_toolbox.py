@@ -601,8 +601,11 @@ def test_item_tolist_and_array():
     assert np.asarray(t).tolist() == [[1.5, -2.0]]
     assert np.asarray(t, dtype=np.float32).dtype == np.float32
     assert np.array(t, copy=True).dtype == np.float64
-    with pytest.raises(ValueError, match="copy=False"):
-        np.array(t, copy=False)
+    shared = np.array(t, copy=False)  # NumPy 2's share-or-fail: a CPU tensor's memory is shared (DLPack)
+    shared[0, 0] = 4.0
+    assert t[0, 0].item() == 4.0
+    with pytest.raises(ValueError, match="copy=False"):  # another dtype needs a copy
+        np.array(t, dtype=np.float32, copy=False)
 
 
 def test_device_objects(device):
