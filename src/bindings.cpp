@@ -496,6 +496,24 @@ PYBIND11_MODULE(_C, m) {
         },
         py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
         py::arg("output_padding"), py::arg("dilation"), py::arg("groups"), nogil());
+  m.def("conv_output_shape",
+        [=](const std::string& op, const Shape& x, const Shape& w, std::vector<int64_t> stride, Pads padding,
+            std::vector<int64_t> output_padding, std::vector<int64_t> dilation, int64_t groups, bool transposed) {
+          return conv_output_shape(op, x, w, conv_args(stride, padding, dilation, groups, output_padding),
+                                   transposed);
+        },
+        py::arg("op"), py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("padding"), py::arg("output_padding"),
+        py::arg("dilation"), py::arg("groups"), py::arg("transposed"));
+  m.def("check_conv_layer",
+        [=](const std::string& op, int64_t in_channels, int64_t out_channels, std::vector<int64_t> kernel_size,
+            std::vector<int64_t> stride, Pads padding, std::vector<int64_t> output_padding,
+            std::vector<int64_t> dilation, int64_t groups, bool transposed) {
+          check_conv_layer(op.c_str(), in_channels, out_channels, kernel_size,
+                           conv_args(stride, padding, dilation, groups, output_padding), transposed);
+        },
+        py::arg("op"), py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("stride"),
+        py::arg("padding"), py::arg("output_padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("transposed"));
 
   auto pool_args = [](std::vector<int64_t> kernel, std::vector<int64_t> stride, std::vector<int64_t> padding,
                       std::vector<int64_t> dilation, bool ceil_mode, bool count_include_pad) {

@@ -212,7 +212,7 @@ def test_views_gradcheck(device):
 
 def test_bad_views():
     t = cl.zeros(2, 3)
-    with pytest.raises(ValueError, match="invalid"):
+    with pytest.raises(ValueError, match=r"reshape: cannot reshape an array of shape \(2, 3\).* into shape \(4, 2\)"):
         t.reshape(4, 2)
     with pytest.raises(ValueError, match="permutation"):
         t.permute(0, 0)

@@ -116,12 +116,12 @@ def get_num_threads() -> int:
     return _C.get_num_threads()
 
 
-from .tensor import (Tensor, arange, full, is_grad_enabled, manual_seed, no_grad, ones, ones_like, rand, randn,
-                     tensor, zeros, zeros_like)
+from .tensor import (Tensor, arange, full, manual_seed, ones, ones_like, rand, randn, tensor, zeros,  # noqa: E402
+                     zeros_like)
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 # The tensor toolbox of PyTorch's top-level namespace.
-from .tensor import (Device as device, Size, as_tensor, empty, empty_like, enable_grad, eye, from_numpy,  # noqa: E402
-                     full_like, inference_mode, is_tensor, linspace, normal, numel, rand_like, randint, randn_like,
-                     randperm, set_grad_enabled)
+from .tensor import (Device as device, Size, as_tensor, empty, empty_like, eye, from_numpy,  # noqa: E402
+                     full_like, is_tensor, linspace, normal, numel, rand_like, randint, randn_like, randperm)
 from .functions import (abs, add, allclose, bmm, cat, chunk, clamp, clip, clone, concat, concatenate, div,  # noqa: E402
                         divide, equal, exp, flatten, log, log_softmax, logsumexp, max, maximum, mean, minimum, mm,
                         mul, multiply, narrow, neg, permute, pow, relu, reshape, rsqrt, sigmoid, softmax, split,

@@ -1,18 +1,98 @@
-"""Function (one differentiable op) and the tensor-math Functions: element-wise, reductions, views, matmul.
+"""Autograd: grad mode, Function (one differentiable op), the backward engine, and the tensor-math
+Functions (element-wise, reductions, views, matmul).
 
 forward and backward see only NDArrays (and Python numbers), so a device that has the NDArray kernels has
 gradients for free. backward returns one gradient per positional input of forward (None where there is
-nothing to differentiate); the engine (tensor.run_backward) sums broadcast gradients back to each input's
-shape, so element-wise rules are written as if no broadcasting happened.
+nothing to differentiate); the engine (run_backward) sums broadcast gradients back to each input's shape,
+so element-wise rules are written as if no broadcasting happened.
+
+tensor.py imports this module, never the reverse: the Tensor class that Function.apply and the engine wrap
+their results in is handed over by tensor.py once it is defined (`Tensor` below).
 """
+import functools
 import math
 
 import numpy as np
 
 from . import _C
-from . import tensor as tensor_module  # the module (convlab.tensor the name is the function)
 
 NDArray = _C.NDArray
+Tensor = None  # convlab.tensor.Tensor, set by tensor.py
+
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class _GradMode:
+    """Context manager, and decorator as @cls() or @cls, that sets grad mode to `enabled` inside and restores
+    the previous mode on the way out."""
+
+    enabled = False
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        return self if fn is None else self(fn)
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev, _grad_enabled = _grad_enabled, self.enabled
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            global _grad_enabled
+            prev, _grad_enabled = _grad_enabled, self.enabled  # a local prev, so recursive calls nest
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _grad_enabled = prev
+
+        return wrapped
+
+
+class no_grad(_GradMode):
+    """New results record no graph inside."""
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Grad mode back on inside, e.g. within a no_grad() block."""
+
+    enabled = True
+
+
+class inference_mode(_GradMode):
+    """As no_grad() (convlab has no separate inference tensors); inference_mode(False) leaves grad mode as
+    it is."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # used bare, as @inference_mode
+            return super().__new__(cls, mode)
+        self = super().__new__(cls)
+        self.enabled = not mode and is_grad_enabled()
+        return self
+
+
+class set_grad_enabled(_GradMode):
+    """set_grad_enabled(mode) switches grad mode at once; used as a context manager it restores the previous
+    mode on exit."""
+
+    def __new__(cls, mode):
+        global _grad_enabled
+        self = super().__new__(cls)
+        self.enabled, self._prev, _grad_enabled = bool(mode), _grad_enabled, bool(mode)
+        return self
+
+    def __enter__(self):
+        pass
 
 
 def check_same_device(*tensors):
@@ -45,17 +125,17 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **params):
-        tensors = [a for a in args if isinstance(a, tensor_module.Tensor)]
+        tensors = [a for a in args if isinstance(a, Tensor)]
         check_same_device(*tensors)
         fn = cls()
-        fn.needs_input_grad = tuple(isinstance(a, tensor_module.Tensor) and a.requires_grad for a in args)
-        out = fn.forward(*(a._data if isinstance(a, tensor_module.Tensor) else a for a in args), **params)
+        fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        out = fn.forward(*(a._data if isinstance(a, Tensor) else a for a in args), **params)
         # Integer and bool results (casts, rounding to int) are constants to autograd, as in PyTorch.
         floating = out.dtype in ("float32", "float64")
-        requires_grad = tensor_module.is_grad_enabled() and any(fn.needs_input_grad) and floating
-        result = tensor_module.Tensor(out, requires_grad=requires_grad)
+        requires_grad = is_grad_enabled() and any(fn.needs_input_grad) and floating
+        result = Tensor(out, requires_grad=requires_grad)
         if requires_grad:
-            fn.inputs = tuple(a if isinstance(a, tensor_module.Tensor) else None for a in args)
+            fn.inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
             # What backward will read, with its storage's write count now (PyTorch's saved-tensor check).
             fn.saved_versions = [(name, a, a._version) for name, a in vars(fn).items() if isinstance(a, NDArray)]
             result._ctx = fn
@@ -76,6 +156,38 @@ class Function:
 
     def backward(self, g):
         raise NotImplementedError
+
+
+def run_backward(root, grad):
+    """Reverse-mode sweep from `root` with seed gradient `grad` (an NDArray of root's shape)."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:  # iterative post-order DFS: every tensor lands after all of its inputs
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if t._ctx is not None:
+            stack.extend((p, False) for p in t._ctx.inputs if p is not None and id(p) not in seen)
+    grads = {id(root): grad}
+    for t in reversed(order):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if t._ctx is None:  # a copy: g may be shared with another input's gradient, and grads can be updated in place
+            t.grad = Tensor(g.copy() if t.grad is None else t.grad._data + g)
+            for hook in list(t._post_accumulate_grad_hooks.values()):
+                hook(t)
+            continue
+        t._ctx.check_saved()
+        for inp, g_in in zip(t._ctx.inputs, t._ctx.backward(g)):
+            if inp is None or g_in is None or not inp.requires_grad:
+                continue
+            g_in = sum_to_shape(g_in, inp.shape)
+            grads[id(inp)] = grads[id(inp)] + g_in if id(inp) in grads else g_in
 
 
 # ---- binary (either operand may be a Python number; binary_op names the NDArray op, whose dtype rules

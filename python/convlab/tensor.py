@@ -1,8 +1,7 @@
 """Tensor: an NDArray plus the autograd graph that made it.
 
-A Tensor produced by a Function remembers that Function (`_ctx`); `backward()` walks those records in
-reverse topological order (iteratively, so deep graphs never meet Python's recursion limit) and accumulates
-gradients into the leaves' `.grad`. All math lives in autograd.py as NDArray calls.
+A Tensor produced by a Function remembers that Function (`_ctx`); `backward()` hands the graph to the engine
+in autograd.py. All math lives in autograd.py as NDArray calls. Imports run one way: tensor -> autograd.
 """
 import functools
 import math
@@ -15,11 +14,11 @@ from . import _C
 from . import autograd
 from . import dtypes
 from . import indexing
+from .autograd import is_grad_enabled, run_backward
 from .dtypes import as_dtype as canonical_dtype
 
 NDArray = _C.NDArray
 
-_grad_enabled = True
 _rng = np.random.default_rng()
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
@@ -82,79 +81,6 @@ def manual_seed(seed):
 
 def generator():
     return _rng
-
-
-def is_grad_enabled():
-    return _grad_enabled
-
-
-class _GradMode:
-    """Context manager, and decorator as @cls() or @cls, that sets grad mode to `enabled` inside and restores
-    the previous mode on the way out."""
-
-    enabled = False
-
-    def __new__(cls, fn=None):
-        self = super().__new__(cls)
-        return self if fn is None else self(fn)
-
-    def __enter__(self):
-        global _grad_enabled
-        self._prev, _grad_enabled = _grad_enabled, self.enabled
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._prev
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapped(*args, **kwargs):
-            global _grad_enabled
-            prev, _grad_enabled = _grad_enabled, self.enabled  # a local prev, so recursive calls nest
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _grad_enabled = prev
-
-        return wrapped
-
-
-class no_grad(_GradMode):
-    """New results record no graph inside."""
-
-    enabled = False
-
-
-class enable_grad(_GradMode):
-    """Grad mode back on inside, e.g. within a no_grad() block."""
-
-    enabled = True
-
-
-class inference_mode(_GradMode):
-    """As no_grad() (convlab has no separate inference tensors); inference_mode(False) leaves grad mode as
-    it is."""
-
-    def __new__(cls, mode=True):
-        if callable(mode):  # used bare, as @inference_mode
-            return super().__new__(cls, mode)
-        self = super().__new__(cls)
-        self.enabled = not mode and is_grad_enabled()
-        return self
-
-
-class set_grad_enabled(_GradMode):
-    """set_grad_enabled(mode) switches grad mode at once; used as a context manager it restores the previous
-    mode on exit."""
-
-    def __new__(cls, mode):
-        global _grad_enabled
-        self = super().__new__(cls)
-        self.enabled, self._prev, _grad_enabled = bool(mode), _grad_enabled, bool(mode)
-        return self
-
-    def __enter__(self):
-        pass
 
 
 def parse_to_args(args, device, dtype):
@@ -950,10 +876,10 @@ class Tensor:
 
     # ---- views ----
     def reshape(self, *shape):
-        return _view_of(self, autograd.Reshape.apply(self, shape=_resolve_shape(_shape_args(shape), self._data.size)))
+        return _view_of(self, autograd.Reshape.apply(self, shape=_shape_args(shape)))
 
     def view(self, *shape):
-        return _view_of(self, autograd.View.apply(self, shape=_resolve_shape(_shape_args(shape), self._data.size)))
+        return _view_of(self, autograd.View.apply(self, shape=_shape_args(shape)))
 
     def permute(self, *dims):
         dims = _shape_args(dims)
@@ -1228,6 +1154,9 @@ class Tensor:
             target[index] = _ndarray_from(value, self.dtype, self.device)
 
 
+autograd.Tensor = Tensor  # Function.apply and the engine wrap their results in it
+
+
 # ---- printing, laid out as PyTorch's torch/_tensor_str.py does with its default print options ----
 _LINE_WIDTH, _THRESHOLD, _EDGE_ITEMS, _PRECISION = 80, 1000, 3, 4
 
@@ -1376,20 +1305,6 @@ def _shape_args(args):
     return tuple(int(s) for s in shape)
 
 
-def _resolve_shape(shape, size):
-    shape = tuple(int(s) for s in shape)
-    if shape.count(-1) > 1:
-        raise ValueError(f"reshape: only one dimension can be -1, got {shape}")
-    known = math.prod(s for s in shape if s != -1)
-    if -1 in shape:
-        if known == 0 or size % known:
-            raise ValueError(f"reshape: shape {shape} is invalid for a tensor of {size} elements")
-        shape = tuple(size // known if s == -1 else s for s in shape)
-    if math.prod(shape) != size or any(s < 0 for s in shape):
-        raise ValueError(f"reshape: shape {shape} is invalid for a tensor of {size} elements")
-    return shape
-
-
 def _axis(dim, ndim):
     if not isinstance(dim, numbers.Integral):
         raise TypeError(f"dim must be an int, got {dim!r}")
@@ -1491,38 +1406,6 @@ def _triangle(op, x, np_triangle, diagonal):
         raise TypeError(f"{op}: diagonal must be an int, got {diagonal!r}")
     keep = np_triangle(np.ones(x.shape[-2:], dtype=bool), int(diagonal))
     return x.masked_fill(tensor(~keep, device=x.device), 0)
-
-
-def run_backward(root, grad):
-    """Reverse-mode sweep from `root` with seed gradient `grad` (an NDArray of root's shape)."""
-    order, seen, stack = [], set(), [(root, False)]
-    while stack:  # iterative post-order DFS: every tensor lands after all of its inputs
-        t, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t._ctx is not None:
-            stack.extend((p, False) for p in t._ctx.inputs if p is not None and id(p) not in seen)
-    grads = {id(root): grad}
-    for t in reversed(order):
-        g = grads.pop(id(t), None)
-        if g is None:
-            continue
-        if t._ctx is None:  # a copy: g may be shared with another input's gradient, and grads can be updated in place
-            t.grad = Tensor(g.copy() if t.grad is None else t.grad._data + g)
-            for hook in list(t._post_accumulate_grad_hooks.values()):
-                hook(t)
-            continue
-        t._ctx.check_saved()
-        for inp, g_in in zip(t._ctx.inputs, t._ctx.backward(g)):
-            if inp is None or g_in is None or not inp.requires_grad:
-                continue
-            g_in = autograd.sum_to_shape(g_in, inp.shape)
-            grads[id(inp)] = grads[id(inp)] + g_in if id(inp) in grads else g_in
 
 
 # ---- creation ----

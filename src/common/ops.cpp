@@ -459,6 +459,15 @@ NDArray conv_transpose_forward(const NDArray& x, const NDArray& w, const NDArray
   return bias ? add_channel_bias(y, *bias) : y;
 }
 
+Shape conv_output_shape(const std::string& op, const Shape& x, const Shape& w, const ConvArgs& args, bool transposed) {
+  if (transposed) {
+    ConvParams p = make_conv_transpose_params(op.c_str(), x, w, args);
+    return spatial_shape({p.n, p.c_in}, static_cast<int>(x.size()) - 2, p.h, p.w);
+  }
+  ConvParams p = make_conv_params(op.c_str(), x, w, args);
+  return spatial_shape({p.n, p.c_out}, static_cast<int>(x.size()) - 2, p.oh, p.ow);
+}
+
 // ---- pooling -----------------------------------------------------------------------------------------
 
 namespace {

@@ -57,6 +57,9 @@ NDArray conv_backward_weight(const NDArray& x, const NDArray& gy, const std::vec
 // Transposed conv (PyTorch's conv_transpose): w is (C_in, C_out/groups, *k). Its backward passes are
 // conv_forward(gy, w) (to input) and conv_backward_weight(gy, x) (to weight) with the same args.
 NDArray conv_transpose_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args);
+// The output shape of conv / conv_transpose for input shape x and weight shape w, validated as the ops
+// validate them: Python asks for it here instead of repeating params.cpp's arithmetic.
+Shape conv_output_shape(const std::string& op, const Shape& x, const Shape& w, const ConvArgs& args, bool transposed);
 
 // Pooling over 1 or 2 spatial dims.
 NDArray max_pool_forward(const NDArray& x, const PoolArgs& args);

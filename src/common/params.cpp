@@ -71,6 +71,18 @@ int64_t conv_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad_lo, int6
   return floor_div(in + pad_lo + pad_hi - dilation * (k - 1) - 1, stride) + 1;
 }
 
+void check_conv_layer(const char* op, int64_t in_channels, int64_t out_channels, const std::vector<int64_t>& kernel,
+                      const ConvArgs& a, bool transposed) {
+  int dims = static_cast<int>(kernel.size());
+  if (dims != 1 && dims != 2) value_error(op, ": kernel_size needs 1 or 2 values, got ", dims);
+  for (int64_t k : kernel) check_range(op, "kernel_size", k, 1);
+  check_conv_args(op, a, dims, transposed);
+  check_range(op, "in_channels", in_channels, 0);  // 0: a lazy module's, until its first input
+  check_range(op, "out_channels", out_channels, 1);
+  check_groups(op, "in_channels", in_channels, a.groups);
+  check_groups(op, "out_channels", out_channels, a.groups);
+}
+
 ConvParams make_conv_params(const char* op, const Shape& x, const Shape& w, const ConvArgs& a) {
   int dims = spatial_dims(op, "input", x);
   if (w.size() != x.size())

@@ -39,6 +39,11 @@ struct ConvArgs {
 // `op` names the calling op in error messages.
 ConvParams make_conv_params(const char* op, const Shape& x, const Shape& w, const ConvArgs& args);
 
+// The checks of make_conv_params / make_conv_transpose_params that need no input: what an nn.Conv / ConvTranspose
+// module validates when it is built, as PyTorch's constructors do.
+void check_conv_layer(const char* op, int64_t in_channels, int64_t out_channels, const std::vector<int64_t>& kernel,
+                      const ConvArgs& args, bool transposed);
+
 // For conv_transpose: x (N, C_in, *spatial) with w (C_in, C_out/groups, *k). Returns the params of the
 // *forward* conv whose backward-input is this transposed conv (so its "input" is the transposed output).
 ConvParams make_conv_transpose_params(const char* op, const Shape& x, const Shape& w, const ConvArgs& args);

@@ -13,69 +13,24 @@ from .. import _C
 from ..autograd import Elu, Gelu, Hardsigmoid, Hardswish, Hardtanh, LeakyRelu, LogSigmoid, Prelu, arange_along
 from ..indexing import where
 from ..tensor import IndexOutOfRangeError, Tensor, generator, write_
+from ._args import REDUCTIONS, batched, check_reduction, check_tensor, conv_padding, ntuple, unbatch
 from . import kernel_functions as kf
 
 NDArray = _C.NDArray
 
 
-# ---- argument normalisation ----
-def _check_tensor(op, name, t, optional=False):
-    if not (isinstance(t, Tensor) or optional and t is None):
-        kind = "a convlab Tensor or None" if optional else "a convlab Tensor"
-        raise TypeError(f"{op}: {name} must be {kind}, got {type(t).__name__}")
-
-
-def _ntuple(op, name, value, d):
-    """An int or a sequence of d ints (or of one, repeated, as PyTorch allows) -> a list of d ints."""
-    if isinstance(value, numbers.Integral):
-        return [int(value)] * d
-    ints = isinstance(value, (tuple, list)) and all(isinstance(v, numbers.Integral) for v in value)
-    if ints and len(value) in (1, d):
-        return [int(v) for v in value] * (d // len(value))
-    raise ValueError(f"{op}: {name} must be an int or a tuple of {d} ints, got {value!r}")
-
-
-def _conv_padding(op, padding, d, kernel_size, stride, dilation):
-    """PyTorch's padding argument -> one (lo, hi) pair per spatial dim. 'same' pads total = dilation*(k-1),
-    lo = total // 2, so an even kernel gets the extra cell at the end, as PyTorch does."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return [(0, 0)] * d
-        if padding == "same":
-            if any(s != 1 for s in stride):
-                raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride={stride})")
-            totals = [dl * (k - 1) for dl, k in zip(dilation, kernel_size)]
-            return [(t // 2, t - t // 2) for t in totals]
-        raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
-    return [(p, p) for p in _ntuple(op, "padding", padding, d)]
-
-
-def _batched(op, x, d):
-    """PyTorch accepts unbatched input (C, *spatial); returns the batched input and whether it was unbatched."""
-    _check_tensor(op, "input", x)
-    if x.ndim == d + 1:
-        return x.unsqueeze(0), True
-    if x.ndim != d + 2:
-        raise ValueError(f"{op}: expected a {d + 1}-D (unbatched) or {d + 2}-D (batched) input, got shape {x.shape}")
-    return x, False
-
-
-def _unbatch(y, unbatched):
-    return y.squeeze(0) if unbatched else y
-
-
 # ---- convolution ----
 def _conv(op, d, x, weight, bias, stride, padding, dilation, groups):
-    x, unbatched = _batched(op, x, d)
-    _check_tensor(op, "weight", weight)
-    _check_tensor(op, "bias", bias, optional=True)
+    x, unbatched = batched(op, x, d)
+    check_tensor(op, "weight", weight)
+    check_tensor(op, "bias", bias, optional=True)
     if weight.ndim != d + 2:
         raise ValueError(f"{op}: weight must be {d + 2}-D (C_out, C_in/groups, *kernel), got shape {weight.shape}")
-    stride = _ntuple(op, "stride", stride, d)
-    dilation = _ntuple(op, "dilation", dilation, d)
-    pads = _conv_padding(op, padding, d, list(weight.shape[2:]), stride, dilation)
+    stride = ntuple(op, "stride", stride, d)
+    dilation = ntuple(op, "dilation", dilation, d)
+    pads = conv_padding(op, padding, d, list(weight.shape[2:]), stride, dilation)
     y = kf.Conv.apply(x, weight, bias, stride=stride, padding=pads, dilation=dilation, groups=int(groups))
-    return _unbatch(y, unbatched)
+    return unbatch(y, unbatched)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -87,17 +42,17 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def _conv_transpose(op, d, x, weight, bias, stride, padding, output_padding, groups, dilation):
-    x, unbatched = _batched(op, x, d)
-    _check_tensor(op, "weight", weight)
-    _check_tensor(op, "bias", bias, optional=True)
+    x, unbatched = batched(op, x, d)
+    check_tensor(op, "weight", weight)
+    check_tensor(op, "bias", bias, optional=True)
     if weight.ndim != d + 2:
         raise ValueError(f"{op}: weight must be {d + 2}-D (C_in, C_out/groups, *kernel), got shape {weight.shape}")
     y = kf.ConvTranspose.apply(
-        x, weight, bias, stride=_ntuple(op, "stride", stride, d),
-        padding=[(p, p) for p in _ntuple(op, "padding", padding, d)],
-        output_padding=_ntuple(op, "output_padding", output_padding, d),
-        dilation=_ntuple(op, "dilation", dilation, d), groups=int(groups))
-    return _unbatch(y, unbatched)
+        x, weight, bias, stride=ntuple(op, "stride", stride, d),
+        padding=[(p, p) for p in ntuple(op, "padding", padding, d)],
+        output_padding=ntuple(op, "output_padding", output_padding, d),
+        dilation=ntuple(op, "dilation", dilation, d), groups=int(groups))
+    return unbatch(y, unbatched)
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
@@ -112,12 +67,12 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # ---- pooling ----
 def _max_pool(op, d, x, kernel_size, stride, padding, dilation, ceil_mode):
-    x, unbatched = _batched(op, x, d)
-    kernel = _ntuple(op, "kernel_size", kernel_size, d)
-    stride = kernel if stride is None or stride == [] or stride == () else _ntuple(op, "stride", stride, d)
-    y = kf.MaxPool.apply(x, kernel_size=kernel, stride=stride, padding=_ntuple(op, "padding", padding, d),
-                         dilation=_ntuple(op, "dilation", dilation, d), ceil_mode=bool(ceil_mode))
-    return _unbatch(y, unbatched)
+    x, unbatched = batched(op, x, d)
+    kernel = ntuple(op, "kernel_size", kernel_size, d)
+    stride = kernel if stride is None or stride == [] or stride == () else ntuple(op, "stride", stride, d)
+    y = kf.MaxPool.apply(x, kernel_size=kernel, stride=stride, padding=ntuple(op, "padding", padding, d),
+                         dilation=ntuple(op, "dilation", dilation, d), ceil_mode=bool(ceil_mode))
+    return unbatch(y, unbatched)
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -129,12 +84,12 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 def _avg_pool(op, d, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
-    x, unbatched = _batched(op, x, d)
-    kernel = _ntuple(op, "kernel_size", kernel_size, d)
-    stride = kernel if stride is None or stride == [] or stride == () else _ntuple(op, "stride", stride, d)
-    y = kf.AvgPool.apply(x, kernel_size=kernel, stride=stride, padding=_ntuple(op, "padding", padding, d),
+    x, unbatched = batched(op, x, d)
+    kernel = ntuple(op, "kernel_size", kernel_size, d)
+    stride = kernel if stride is None or stride == [] or stride == () else ntuple(op, "stride", stride, d)
+    y = kf.AvgPool.apply(x, kernel_size=kernel, stride=stride, padding=ntuple(op, "padding", padding, d),
                          ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad))
-    return _unbatch(y, unbatched)
+    return unbatch(y, unbatched)
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
@@ -150,13 +105,13 @@ def _adaptive_sizes(op, d, x, output_size):
     sizes = [output_size] * d if isinstance(output_size, numbers.Integral) or output_size is None else list(output_size)
     if len(sizes) != d:
         raise ValueError(f"{op}: output_size must be an int or a tuple of {d} ints, got {output_size!r}")
-    return _ntuple(op, "output_size", [x.shape[2 + i] if s is None else s for i, s in enumerate(sizes)], d)
+    return ntuple(op, "output_size", [x.shape[2 + i] if s is None else s for i, s in enumerate(sizes)], d)
 
 
 def _adaptive_avg_pool(op, d, x, output_size):
-    x, unbatched = _batched(op, x, d)
+    x, unbatched = batched(op, x, d)
     y = kf.AdaptiveAvgPool.apply(x, output_size=_adaptive_sizes(op, d, x, output_size))
-    return _unbatch(y, unbatched)
+    return unbatch(y, unbatched)
 
 
 def adaptive_avg_pool1d(input, output_size):
@@ -170,7 +125,7 @@ def adaptive_avg_pool2d(input, output_size):
 def _adaptive_max_pool(op, d, x, output_size, return_indices):
     if return_indices:
         raise ValueError(f"{op}: return_indices=True is not supported")
-    x, unbatched = _batched(op, x, d)
+    x, unbatched = batched(op, x, d)
     sizes = _adaptive_sizes(op, d, x, output_size)
     if min(sizes) < 1:
         raise ValueError(f"{op}: output_size must be positive, got {output_size!r}")
@@ -180,7 +135,7 @@ def _adaptive_max_pool(op, d, x, output_size, return_indices):
         y = kf.MaxPool.apply(x, kernel_size=kernel, stride=kernel, padding=[0] * d, dilation=[1] * d, ceil_mode=False)
     else:
         y = kf.AdaptiveMaxPool.apply(x, output_size=sizes)
-    return _unbatch(y, unbatched)
+    return unbatch(y, unbatched)
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
@@ -228,7 +183,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                 antialias=False):
     """Resamples (N, C, L) or (N, C, H, W) by PyTorch's index rules, as one small matrix per axis:
     y = A_h @ x @ A_w^T. Each output is a fixed combination of inputs, so the gradient comes from matmul."""
-    _check_tensor("interpolate", "input", input)
+    check_tensor("interpolate", "input", input)
     d = input.ndim - 2
     if d not in (1, 2):
         raise ValueError(f"interpolate: expected a 3-D (N, C, L) or 4-D (N, C, H, W) input, got shape {input.shape}")
@@ -246,7 +201,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError("interpolate: exactly one of size and scale_factor must be given")
     spatial = input.shape[2:]
     if size is not None:
-        sizes, scales = _ntuple("interpolate", "size", size, d), [None] * d
+        sizes, scales = ntuple("interpolate", "size", size, d), [None] * d
     else:
         factors = [float(f) for f in (scale_factor if isinstance(scale_factor, (tuple, list)) else [scale_factor] * d)]
         if len(factors) != d or min(factors) <= 0:
@@ -269,7 +224,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
 # ---- lookups ----
 def _class_indices(op, input):
     """input's values as a NumPy integer array (class indices must be an integer tensor, as in PyTorch)."""
-    _check_tensor(op, "input", input)
+    check_tensor(op, "input", input)
     values = input.numpy()
     if values.dtype.kind not in "iu":
         raise TypeError(f"{op}: input must be an integer tensor of indices, got {input.dtype}")
@@ -279,7 +234,7 @@ def _class_indices(op, input):
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False):
     """weight[input]: one row of weight per index, of shape input.shape + (embedding_dim,). The row at
     padding_idx takes no gradient (its uses are cut from the graph)."""
-    _check_tensor("embedding", "weight", weight)
+    check_tensor("embedding", "weight", weight)
     indices = _class_indices("embedding", input)
     if max_norm is not None or scale_grad_by_freq or sparse:
         raise ValueError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
@@ -316,7 +271,7 @@ PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 def pad(input, pad, mode="constant", value=None):
     """pad = (last_lo, last_hi, second_last_lo, second_last_hi, ...) as in PyTorch; negative entries crop."""
-    _check_tensor("pad", "input", input)
+    check_tensor("pad", "input", input)
     if mode not in PAD_MODES:
         raise ValueError(f"pad: mode must be one of {PAD_MODES}, got {mode!r}")
     if not isinstance(pad, (tuple, list)) or len(pad) % 2 or not all(isinstance(p, numbers.Integral) for p in pad):
@@ -347,7 +302,7 @@ def _check_pixel_factor(op, name, factor):
 
 def pixel_shuffle(input, upscale_factor):
     """(*, C * r^2, H, W) -> (*, C, H * r, W * r): each group of r^2 channels becomes an r x r block."""
-    _check_tensor("pixel_shuffle", "input", input)
+    check_tensor("pixel_shuffle", "input", input)
     r = _check_pixel_factor("pixel_shuffle", "upscale_factor", upscale_factor)
     if input.ndim < 3 or input.shape[-3] % (r * r):
         raise ValueError(f"pixel_shuffle: expected input (*, C, H, W) with C divisible by upscale_factor^2 "
@@ -360,7 +315,7 @@ def pixel_shuffle(input, upscale_factor):
 
 def pixel_unshuffle(input, downscale_factor):
     """(*, C, H * r, W * r) -> (*, C * r^2, H, W), the inverse of pixel_shuffle."""
-    _check_tensor("pixel_unshuffle", "input", input)
+    check_tensor("pixel_unshuffle", "input", input)
     r = _check_pixel_factor("pixel_unshuffle", "downscale_factor", downscale_factor)
     if input.ndim < 3 or input.shape[-2] % r or input.shape[-1] % r:
         raise ValueError(f"pixel_unshuffle: expected input (*, C, H, W) with H and W divisible by "
@@ -374,9 +329,9 @@ def pixel_unshuffle(input, downscale_factor):
 # ---- dense layers and activations ----
 def linear(input, weight, bias=None):
     """y = x @ W^T + b with W (out_features, in_features)."""
-    _check_tensor("linear", "input", input)
-    _check_tensor("linear", "weight", weight)
-    _check_tensor("linear", "bias", bias, optional=True)
+    check_tensor("linear", "input", input)
+    check_tensor("linear", "weight", weight)
+    check_tensor("linear", "bias", bias, optional=True)
     if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {input.shape} does not match weight of shape {weight.shape} "
                          f"(expected input[..., {weight.shape[1] if weight.ndim == 2 else '?'}])")
@@ -401,7 +356,7 @@ def tanh(input):
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
-    _check_tensor("hardtanh", "input", input)
+    check_tensor("hardtanh", "input", input)
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) must not be greater than max_val ({max_val})")
     return Hardtanh.apply(input, float(min_val), float(max_val))
@@ -412,29 +367,29 @@ def relu6(input, inplace=False):
 
 
 def hardsigmoid(input, inplace=False):
-    _check_tensor("hardsigmoid", "input", input)
+    check_tensor("hardsigmoid", "input", input)
     return Hardsigmoid.apply(input)
 
 
 def hardswish(input, inplace=False):
-    _check_tensor("hardswish", "input", input)
+    check_tensor("hardswish", "input", input)
     return Hardswish.apply(input)
 
 
 def elu(input, alpha=1.0, inplace=False):
-    _check_tensor("elu", "input", input)
+    check_tensor("elu", "input", input)
     return Elu.apply(input, float(alpha))
 
 
 def silu(input, inplace=False):
     """x * sigmoid(x) (swish)."""
-    _check_tensor("silu", "input", input)
+    check_tensor("silu", "input", input)
     return input * input.sigmoid()
 
 
 def gelu(input, approximate="none"):
     """x Phi(x) with the normal CDF Phi from erf ('none'), or PyTorch's tanh approximation ('tanh')."""
-    _check_tensor("gelu", "input", input)
+    check_tensor("gelu", "input", input)
     if approximate == "none":
         return Gelu.apply(input)
     if approximate != "tanh":
@@ -444,14 +399,14 @@ def gelu(input, approximate="none"):
 
 
 def logsigmoid(input):
-    _check_tensor("logsigmoid", "input", input)
+    check_tensor("logsigmoid", "input", input)
     return LogSigmoid.apply(input)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
     """log(1 + exp(beta x)) / beta, as -logsigmoid(-beta x) / beta (stable, and its gradient sigmoid(beta x)
     is exact everywhere); x itself where beta x > threshold, as PyTorch."""
-    _check_tensor("softplus", "input", input)
+    check_tensor("softplus", "input", input)
     scaled = input * float(beta)
     smooth = -logsigmoid(-scaled) / float(beta)
     return where(scaled > threshold, input, smooth)
@@ -459,14 +414,14 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 def mish(input, inplace=False):
     """x * tanh(softplus(x))."""
-    _check_tensor("mish", "input", input)
+    check_tensor("mish", "input", input)
     return input * softplus(input).tanh()
 
 
 def prelu(input, weight):
     """max(0, x) + weight * min(0, x), weight (one value, or one per channel along dim 1)."""
-    _check_tensor("prelu", "input", input)
-    _check_tensor("prelu", "weight", weight)
+    check_tensor("prelu", "input", input)
+    check_tensor("prelu", "weight", weight)
     channels = input.shape[1] if input.ndim > 1 else 1
     if weight.ndim != 1 or weight.shape[0] not in (1, channels):
         raise ValueError(f"prelu: weight must hold 1 value or one per channel ({channels}), got shape {weight.shape}")
@@ -477,7 +432,7 @@ def prelu(input, weight):
 def _shift_by_max(op, input, dim):
     """input - max along dim (PyTorch's implicit dim when None). The shift keeps exp from overflowing and
     cancels out of softmax, so it is a constant to autograd."""
-    _check_tensor(op, "input", input)
+    check_tensor(op, "input", input)
     if dim is None:
         dim = 0 if input.ndim in (0, 1, 3) else 1
     if not -max(input.ndim, 1) <= dim < max(input.ndim, 1):
@@ -502,7 +457,7 @@ def _dropout(op, input, p, training, drawn_dims=None):
     """Zeroes with probability p, and scales the rest by 1/(1-p) (training only): each element, or with
     drawn_dims = k each slice over the first k dims (one draw per (n, c), broadcast over the rest: PyTorch's
     feature dropout, which reads dropout2d's 3-D input as (N, C, L) too)."""
-    _check_tensor(op, "input", input)
+    check_tensor(op, "input", input)
     if not isinstance(p, numbers.Real) or isinstance(p, bool):
         raise TypeError(f"{op}: p must be a number, got {type(p).__name__}")
     if not 0.0 <= p <= 1.0:
@@ -522,7 +477,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
     """Channel dropout for (N, C, L) or unbatched (C, L)."""
-    _check_tensor("dropout1d", "input", input)
+    check_tensor("dropout1d", "input", input)
     if input.ndim not in (2, 3):
         raise ValueError(f"dropout1d: expected a 2-D (unbatched) or 3-D (batched) input, got shape {input.shape}")
     return _dropout("dropout1d", input, p, training, input.ndim - 1)
@@ -530,7 +485,7 @@ def dropout1d(input, p=0.5, training=True, inplace=False):
 
 def dropout2d(input, p=0.5, training=True, inplace=False):
     """Channel dropout for (N, C, H, W)."""
-    _check_tensor("dropout2d", "input", input)
+    check_tensor("dropout2d", "input", input)
     if input.ndim < 2:
         raise ValueError(f"dropout2d: expected an input of at least 2 dims (N, C, ...), got shape {input.shape}")
     return _dropout("dropout2d", input, p, training, 2)
@@ -550,9 +505,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     mean and biased variance and moves the running stats toward them (the variance unbiased, n/(n-1)), as
     PyTorch does; momentum=None makes the running stats a cumulative average (the caller passes the
     factor 1/num_batches as momentum then)."""
-    _check_tensor("batch_norm", "input", input)
+    check_tensor("batch_norm", "input", input)
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
-        _check_tensor("batch_norm", name, t, optional=True)
+        check_tensor("batch_norm", name, t, optional=True)
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected input of at least 2 dims (N, C, ...), got shape {input.shape}")
     axes = (0,) + tuple(range(2, input.ndim))
@@ -592,9 +547,9 @@ def _standardize(x, axes, eps):
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Standardises over the trailing dims given by normalized_shape, then weight * y + bias (of that shape)."""
-    _check_tensor("layer_norm", "input", input)
-    _check_tensor("layer_norm", "weight", weight, optional=True)
-    _check_tensor("layer_norm", "bias", bias, optional=True)
+    check_tensor("layer_norm", "input", input)
+    check_tensor("layer_norm", "weight", weight, optional=True)
+    check_tensor("layer_norm", "bias", bias, optional=True)
     shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
     if not shape or input.shape[input.ndim - len(shape):] != shape:
         raise ValueError(f"layer_norm: normalized_shape {shape} does not match the trailing dims of input shape "
@@ -612,7 +567,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                   momentum=0.1, eps=1e-5):
     """Standardises each (sample, channel) over its positions, then a per-channel weight * y + bias.
     Running statistics are not supported (PyTorch's InstanceNorm does not track them by default)."""
-    _check_tensor("instance_norm", "input", input)
+    check_tensor("instance_norm", "input", input)
     if running_mean is not None or running_var is not None or not use_input_stats:
         raise ValueError("instance_norm: running statistics (running_mean, running_var, use_input_stats=False) "
                          "are not supported")
@@ -624,9 +579,9 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Standardises each sample over each group of C / num_groups channels (and all positions), then a
     per-channel weight * y + bias."""
-    _check_tensor("group_norm", "input", input)
-    _check_tensor("group_norm", "weight", weight, optional=True)
-    _check_tensor("group_norm", "bias", bias, optional=True)
+    check_tensor("group_norm", "input", input)
+    check_tensor("group_norm", "weight", weight, optional=True)
+    check_tensor("group_norm", "bias", bias, optional=True)
     if input.ndim < 2 or num_groups <= 0 or input.shape[1] % num_groups:
         raise ValueError(f"group_norm: expected input (N, C, ...) with C divisible by num_groups ({num_groups}), "
                          f"got shape {input.shape}")
@@ -644,7 +599,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     """x / (k + alpha * mean of x^2 over a window of `size` channels centred on each)^beta, PyTorch's formula
     (AlexNet's LRN): the window average is an avg_pool over the channel axis, zero-padded at both ends."""
-    _check_tensor("local_response_norm", "input", input)
+    check_tensor("local_response_norm", "input", input)
     if input.ndim < 3:
         raise ValueError(f"local_response_norm: expected input (N, C, *spatial) with 3 or more dimensions, got "
                          f"shape {tuple(input.shape)}")
@@ -659,7 +614,7 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
 
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     """input divided by its p-norm along dim, the norm kept at eps or above."""
-    _check_tensor("normalize", "input", input)
+    check_tensor("normalize", "input", input)
     if out is not None:
         raise TypeError("normalize: out= is not supported; use the returned tensor")
     return input / input.norm(p, dim, keepdim=True).clamp(min=eps)
@@ -669,33 +624,20 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """sum(x1 / |x1| * x2 / |x2|) along dim (broadcasting), each norm raised to eps where below it. As in
     PyTorch (which clamps outside autograd) the gradient passes through a raised norm as if it were not."""
-    _check_tensor("cosine_similarity", "x1", x1)
-    _check_tensor("cosine_similarity", "x2", x2)
+    check_tensor("cosine_similarity", "x1", x1)
+    check_tensor("cosine_similarity", "x2", x2)
     n1, n2 = (n + (n.clamp(min=eps) - n).detach() for n in (x1.norm(2, dim, True), x2.norm(2, dim, True)))
     return (x1 / n1 * (x2 / n2)).sum(dim)
 
 
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     """The p-norm of x1 - x2 + eps along the last dim (broadcasting)."""
-    _check_tensor("pairwise_distance", "x1", x1)
-    _check_tensor("pairwise_distance", "x2", x2)
+    check_tensor("pairwise_distance", "x1", x1)
+    check_tensor("pairwise_distance", "x2", x2)
     return (x1 - x2 + eps).norm(p, -1, keepdim)
 
 
 # ---- losses ----
-REDUCTIONS = ("mean", "sum", "none")
-
-
-def _check_reduction(op, reduction, size_average=None, reduce=None):
-    """size_average/reduce hold the places PyTorch gives its deprecated arguments, so positional calls mean
-    the same in both; convlab refuses them rather than guess."""
-    if size_average is not None or reduce is not None:
-        raise ValueError(f"{op}: size_average and reduce are PyTorch's deprecated arguments and are not supported; "
-                         f"pass reduction='mean', 'sum' or 'none'")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
-
-
 def _class_targets(op, input, target, ignore_index):
     """Class-index targets (a Tensor of whole numbers, a NumPy integer array or a list) -> an NDArray of
     input's dtype on input's device, checked for shape and range."""
@@ -739,9 +681,9 @@ def _reduce(loss, reduction, total_weight):
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """-input[n, target[n]] * weight[target[n]]; 'mean' divides by the summed weights of the counted targets."""
-    _check_tensor("nll_loss", "input", input)
-    _check_tensor("nll_loss", "weight", weight, optional=True)
-    _check_reduction("nll_loss", reduction, size_average, reduce)
+    check_tensor("nll_loss", "input", input)
+    check_tensor("nll_loss", "weight", weight, optional=True)
+    check_reduction("nll_loss", reduction, size_average, reduce)
     mask = _weighted_one_hot(input, _class_targets("nll_loss", input, target, ignore_index), weight, ignore_index)
     class_dim = 1 if input.ndim > 1 else 0
     return _reduce(-(input * mask).sum(class_dim), reduction, mask.sum())
@@ -751,9 +693,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                   label_smoothing=0.0):
     """nll_loss(log_softmax(input)), with PyTorch's label smoothing: (1-s) * nll + s/C * (-sum_c w_c logp_c).
     A float target of input's shape is a class-probability target, as in PyTorch."""
-    _check_tensor("cross_entropy", "input", input)
-    _check_tensor("cross_entropy", "weight", weight, optional=True)
-    _check_reduction("cross_entropy", reduction, size_average, reduce)
+    check_tensor("cross_entropy", "input", input)
+    check_tensor("cross_entropy", "weight", weight, optional=True)
+    check_reduction("cross_entropy", reduction, size_average, reduce)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     class_dim = 1 if input.ndim > 1 else 0
@@ -780,22 +722,22 @@ def _reduce_pointwise(loss, reduction):
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
-    _check_tensor("mse_loss", "input", input)
-    _check_reduction("mse_loss", reduction, size_average, reduce)
+    check_tensor("mse_loss", "input", input)
+    check_reduction("mse_loss", reduction, size_average, reduce)
     diff = input - target
     return _reduce_pointwise(diff * diff, reduction)
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
-    _check_tensor("l1_loss", "input", input)
-    _check_reduction("l1_loss", reduction, size_average, reduce)
+    check_tensor("l1_loss", "input", input)
+    check_reduction("l1_loss", reduction, size_average, reduce)
     return _reduce_pointwise((input - target).abs(), reduction)
 
 
 def _smooth_l1(op, input, target, beta):
     """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere, written as q = min(|d|, beta):
     0.5 q^2 / beta + (|d| - q), whose gradient is PyTorch's on both sides of |d| = beta."""
-    _check_tensor(op, "input", input)
+    check_tensor(op, "input", input)
     if beta < 0:
         raise ValueError(f"{op}: beta must be >= 0, got {beta}")
     distance = (input - target).abs()
@@ -806,13 +748,13 @@ def _smooth_l1(op, input, target, beta):
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
-    _check_reduction("smooth_l1_loss", reduction, size_average, reduce)
+    check_reduction("smooth_l1_loss", reduction, size_average, reduce)
     return _reduce_pointwise(_smooth_l1("smooth_l1_loss", input, target, beta), reduction)
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0):
     """delta * smooth_l1(beta=delta): 0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere."""
-    _check_reduction("huber_loss", reduction)
+    check_reduction("huber_loss", reduction)
     return _reduce_pointwise(_smooth_l1("huber_loss", input, target, delta) * float(delta), reduction)
 
 
@@ -825,9 +767,9 @@ def _check_same_shape(op, input, target):
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """-w (t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does, so x = 0 or 1 gives a
     finite loss."""
-    _check_tensor("binary_cross_entropy", "input", input)
-    _check_tensor("binary_cross_entropy", "weight", weight, optional=True)
-    _check_reduction("binary_cross_entropy", reduction, size_average, reduce)
+    check_tensor("binary_cross_entropy", "input", input)
+    check_tensor("binary_cross_entropy", "weight", weight, optional=True)
+    check_reduction("binary_cross_entropy", reduction, size_average, reduce)
     _check_same_shape("binary_cross_entropy", input, target)
     values = input.numpy()
     if np.any((values < 0) | (values > 1)):
@@ -841,10 +783,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
                                      pos_weight=None):
     """binary_cross_entropy(sigmoid(x), t) without forming sigmoid: (1 - t) x - l log(sigmoid(x)), with
     l = 1 + (pos_weight - 1) t weighing the positive term."""
-    _check_tensor("binary_cross_entropy_with_logits", "input", input)
+    check_tensor("binary_cross_entropy_with_logits", "input", input)
     for name, t in (("weight", weight), ("pos_weight", pos_weight)):
-        _check_tensor("binary_cross_entropy_with_logits", name, t, optional=True)
-    _check_reduction("binary_cross_entropy_with_logits", reduction, size_average, reduce)
+        check_tensor("binary_cross_entropy_with_logits", name, t, optional=True)
+    check_reduction("binary_cross_entropy_with_logits", reduction, size_average, reduce)
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
     log_weight = 1.0 if pos_weight is None else (pos_weight - 1.0) * target + 1.0
     loss = (1.0 - target) * input - log_weight * logsigmoid(input)

@@ -4,9 +4,11 @@ Constructors and defaults follow torch.nn; initialisation is PyTorch's default (
 a=sqrt(5) for weights, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for biases)."""
 import math
 
+from .. import _C
 from ..tensor import full, ones, write_, zeros
 from . import functional as F
 from . import init
+from ._args import batched, conv_padding, ntuple, unbatch
 from .module import Module, Parameter
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -32,24 +34,21 @@ class _ConvNd(Module):
         super().__init__()
         name = type(self).__name__
         d = self.dims
-        if groups <= 0 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
-                             f"divisible by groups ({groups})")
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
         if self.transposed and padding_mode != "zeros":
             raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = tuple(F._ntuple(name, "kernel_size", kernel_size, d))
-        if min(self.kernel_size) < 1:
-            raise ValueError(f"{name}: kernel_size must be >= 1, got {kernel_size!r}")
-        self.stride = tuple(F._ntuple(name, "stride", stride, d))
-        self.dilation = tuple(F._ntuple(name, "dilation", dilation, d))
-        self.output_padding = tuple(F._ntuple(name, "output_padding", output_padding, d))
-        self.padding = padding if isinstance(padding, str) else tuple(F._ntuple(name, "padding", padding, d))
+        self.kernel_size = tuple(ntuple(name, "kernel_size", kernel_size, d))
+        self.stride = tuple(ntuple(name, "stride", stride, d))
+        self.dilation = tuple(ntuple(name, "dilation", dilation, d))
+        self.output_padding = tuple(ntuple(name, "output_padding", output_padding, d))
+        self.padding = padding if isinstance(padding, str) else tuple(ntuple(name, "padding", padding, d))
         # Validates the padding argument now ('same' with stride > 1 etc.), as PyTorch's constructor does.
-        self._pads = F._conv_padding(name, self.padding, d, list(self.kernel_size), list(self.stride),
-                                     list(self.dilation))
+        self._pads = conv_padding(name, self.padding, d, list(self.kernel_size), list(self.stride),
+                                  list(self.dilation))
+        _C.check_conv_layer(name, in_channels, out_channels, self.kernel_size, self.stride, self._pads,
+                            self.output_padding, self.dilation, groups, self.transposed)
         self.padding_mode = padding_mode
         shape = (in_channels, out_channels // groups) if self.transposed else (out_channels, in_channels // groups)
         dtype = dtype or "float32"
@@ -117,17 +116,16 @@ class _ConvTranspose(_ConvNd):
         """The output_padding that makes the output spatial size equal output_size (PyTorch's forward arg)."""
         if output_size is None:
             return self.output_padding
-        d = self.dims
+        d, name = self.dims, type(self).__name__
         sizes = list(output_size)[-d:]
-        extra = []
-        for i in range(d):
-            smallest = ((input.shape[-d + i] - 1) * self.stride[i] - 2 * self.padding[i]
-                        + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
-            if not smallest <= sizes[i] < smallest + self.stride[i]:
-                raise ValueError(f"{type(self).__name__}: output_size {tuple(sizes)} is not reachable; dim {i} "
-                                 f"must be in [{smallest}, {smallest + self.stride[i] - 1}]")
-            extra.append(sizes[i] - smallest)
-        return tuple(extra)
+        x = batched(name, input, d)[0]
+        smallest = _C.conv_output_shape(name, x.shape, self.weight.shape, self.stride, self._pads, [0] * d,
+                                        self.dilation, self.groups, True)[2:]
+        for i, (size, low, stride) in enumerate(zip(sizes, smallest, self.stride)):
+            if not low <= size < low + stride:
+                raise ValueError(f"{name}: output_size {tuple(sizes)} is not reachable; dim {i} must be in "
+                                 f"[{low}, {low + stride - 1}]")
+        return tuple(size - low for size, low in zip(sizes, smallest))
 
     def forward(self, input, output_size=None):
         conv_transpose = F.conv_transpose1d if self.dims == 1 else F.conv_transpose2d
@@ -255,7 +253,7 @@ class _AvgPool(Module):
 class AvgPool1d(_AvgPool):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         def single(name, value):  # PyTorch stores AvgPool1d's sizes as 1-tuples
-            return tuple(F._ntuple("AvgPool1d", name, value, 1))
+            return tuple(ntuple("AvgPool1d", name, value, 1))
 
         super().__init__(single("kernel_size", kernel_size), None if stride is None else single("stride", stride),
                          single("padding", padding), ceil_mode, count_include_pad)
@@ -353,7 +351,7 @@ class _PadNd(Module):
 
     def __init__(self, padding):
         super().__init__()
-        self.padding = tuple(F._ntuple(type(self).__name__, "padding", padding, 2 * self.d))
+        self.padding = tuple(ntuple(type(self).__name__, "padding", padding, 2 * self.d))
 
     def forward(self, input):
         return F.pad(input, self.padding, self.mode, self.value)
@@ -747,11 +745,11 @@ class _InstanceNorm(Module):
 
     def forward(self, input):
         d = self.spatial_dims
-        batched, unbatched = F._batched(type(self).__name__, input, d)
-        if batched.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}: input has {batched.shape[1]} channels but num_features is "
+        x, unbatched = batched(type(self).__name__, input, d)
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: input has {x.shape[1]} channels but num_features is "
                              f"{self.num_features}")
-        return F._unbatch(F.instance_norm(batched, weight=self.weight, bias=self.bias, eps=self.eps), unbatched)
+        return unbatch(F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps), unbatched)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

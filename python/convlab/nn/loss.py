@@ -1,6 +1,7 @@
 """Loss modules: thin holders of the options of the functional losses, with PyTorch's argument order
 (size_average/reduce, PyTorch's deprecated arguments, hold their places and are refused)."""
 from . import functional as F
+from ._args import check_reduction
 from .module import Module
 
 
@@ -8,7 +9,7 @@ class CrossEntropyLoss(Module):
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
                  label_smoothing=0.0):
         super().__init__()
-        F._check_reduction("CrossEntropyLoss", reduction, size_average, reduce)
+        check_reduction("CrossEntropyLoss", reduction, size_average, reduce)
         self.register_buffer("weight", weight)
         self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
 
@@ -20,7 +21,7 @@ class CrossEntropyLoss(Module):
 class NLLLoss(Module):
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
         super().__init__()
-        F._check_reduction("NLLLoss", reduction, size_average, reduce)
+        check_reduction("NLLLoss", reduction, size_average, reduce)
         self.register_buffer("weight", weight)
         self.ignore_index, self.reduction = ignore_index, reduction
 
@@ -35,7 +36,7 @@ class _PointwiseLoss(Module):
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
-        F._check_reduction(type(self).__name__, reduction, size_average, reduce)
+        check_reduction(type(self).__name__, reduction, size_average, reduce)
         self.reduction = reduction
 
     def forward(self, input, target):

@@ -2,7 +2,8 @@
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
-from ..tensor import Tensor, _ndarray_from, no_grad, parse_to_args, write_, zeros_like
+from ..autograd import no_grad
+from ..tensor import Tensor, _ndarray_from, parse_to_args, write_, zeros_like
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 

@@ -1,7 +1,8 @@
 """convlab.nn.utils: gradient clipping, as torch.nn.utils."""
 import math
 
-from ..tensor import Tensor, no_grad
+from ..autograd import no_grad
+from ..tensor import Tensor
 
 
 def _grads(parameters):
