@@ -2,6 +2,11 @@
 // bucket's free list and the next request of that bucket reuses it, so a training step stops calling
 // cudaMalloc (which synchronises the device) after its first iteration. One stream orders all kernels,
 // so a block released while queued kernels still use it is only reused by kernels queued after them.
+// CONVLAB_CUDA_NO_CACHING=1 turns the cache off: each array is its own cudaMalloc of its exact size, freed
+// on release, so memory checkers (compute-sanitizer, the emulator under ASan) see every array's bounds and
+// every allocation fresh (the emulator poisons it).
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -37,6 +42,14 @@ struct Cache {
   }
 };
 
+bool caching() {
+  static const bool on = [] {
+    const char* off = std::getenv("CONVLAB_CUDA_NO_CACHING");
+    return !off || !*off || std::strcmp(off, "0") == 0;
+  }();
+  return on;
+}
+
 // Never destroyed: arrays freed during interpreter shutdown still find it, and the driver reclaims memory.
 Cache& cache() {
   static Cache* c = new Cache;
@@ -60,7 +73,7 @@ CudaMemoryStats cuda_memory_stats() {
 namespace cuda {
 
 void* alloc(size_t bytes) {
-  size_t size = bucket_size(bytes);
+  size_t size = caching() ? bucket_size(bytes) : std::max<size_t>(bytes, 1);
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   void* p = nullptr;
@@ -93,9 +106,13 @@ void release(void* ptr) {
   std::lock_guard<std::mutex> lock(c.mutex);
   auto it = c.live.find(ptr);
   if (it == c.live.end()) return;  // not ours (null): nothing to do, and a destructor must not throw
-  c.free_lists[it->second].push_back(ptr);
   c.stats.allocated_bytes -= it->second;
-  c.stats.cached_bytes += it->second;
+  if (caching()) {
+    c.free_lists[it->second].push_back(ptr);
+    c.stats.cached_bytes += it->second;
+  } else {
+    cudaFree(ptr);  // no check: a destructor must not throw
+  }
   c.live.erase(it);
 }
 
