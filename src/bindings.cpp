@@ -103,6 +103,16 @@ py::object to_dlpack_capsule(const NDArray& a, const py::object& stream, const p
     src = a.copy();
     copied = true;
   }
+  // A flipped view leaves as a copy, which copy=None allows: PyTorch aborts the process on negative strides.
+  bool flipped = false;
+  for (int d = 0; d < src.ndim(); ++d) flipped |= src.strides[d] < 0 && src.shape[d] > 1;
+  if (flipped) {
+    if (!copy.is_none())
+      throw BufferError("__dlpack__: a view with negative strides (a flip) can only leave as a copy, which "
+                        "copy=False forbids");
+    src = a.copy();
+    copied = true;
+  }
   if (src.device() == Device::cuda && !stream.is_none()) {
     const int64_t s = stream.cast<int64_t>();
     if (s == 0) value_error("__dlpack__: stream 0 is ambiguous for CUDA; pass 1 (legacy default) or -1 (none)");

@@ -5,6 +5,7 @@ when a rank dies or no group was initialised. This file is also the worker: `pyt
 SCENARIO OUTDIR` with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, as torchrun sets them."""
 import datetime
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -176,6 +177,33 @@ def test_a_failing_rank_is_an_error_not_a_hang(tmp_path):
     codes, outputs = run_ranks("rank_fails", tmp_path)
     assert codes == [0, 3], outputs
     assert "caught: convlab.distributed.all_reduce on rank 0: another rank failed" in outputs[0], outputs[0]
+
+
+def test_ddp_lenet_example_matches_one_process():
+    """examples/ddp_lenet.py under torchrun (2 ranks, one epoch) against its one-process run on the same
+    global batches: the same test accuracy, and the two replicas hold the same bits."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("tqdm")
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "ddp_lenet.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+    runs = [subprocess.Popen(cmd + [example, "--epochs", "1", "--threads", "1"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+            for cmd in ([sys.executable], [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                           "--master_addr", "127.0.0.1", "--master_port", str(free_port())])]
+    try:
+        single, parallel = (p.communicate(timeout=TIMEOUT_S)[0] for p in runs)
+    except subprocess.TimeoutExpired:
+        for p in runs:
+            p.kill()
+        pytest.fail(f"ddp_lenet.py did not finish within {TIMEOUT_S} s")
+    assert [p.returncode for p in runs] == [0, 0], single + parallel
+    accuracy = [re.search(r"(\d) process\(es\), global batch 32: test accuracy ([0-9.]+)", out).groups()
+                for out in (single, parallel)]
+    assert accuracy[0][0] == "1" and accuracy[1][0] == "2"
+    # The same mathematics up to the rounding of the average: at most one of the 360 test images may differ.
+    assert abs(float(accuracy[0][1]) - float(accuracy[1][1])) <= 1 / 360 + 1e-9, (single, parallel)
+    assert float(accuracy[0][1]) > 0.8, single
+    assert "parameters bit-identical on all 2 ranks: True" in parallel, parallel
 
 
 def test_no_process_group_is_a_clear_error():

@@ -33,7 +33,6 @@ VIEWS = [
     ("strided slice", lambda a: a[1::2, :, 1:6:3], lambda n: n[1::2, :, 1:6:3]),
     ("integer index", lambda a: a[2], lambda n: n[2]),
     ("broadcast", lambda a: a[:, :1, :].broadcast_to((5, 4, 7)), lambda n: np.broadcast_to(n[:, :1, :], (5, 4, 7))),
-    ("flip", lambda a: a.flip(1), lambda n: n[:, ::-1]),
 ]
 
 
@@ -46,6 +45,21 @@ def test_export_to_numpy_is_a_view(rng, dtype, name, view, np_view):
     assert shared.dtype == np.dtype(dtype) and shared.shape == tuple(a.shape)
     np.testing.assert_array_equal(shared, np_view(ref))
     assert [s // shared.itemsize for s in shared.strides] == list(a.strides)
+
+
+def test_flipped_view_leaves_as_a_copy():
+    """Negative strides are valid DLPack, but PyTorch aborts the process on them: a flipped NDArray view is
+    exported as a copy (which copy=None allows), and copy=False refuses."""
+    a = NDArray.from_numpy(np.arange(12.0).reshape(3, 4))
+    flipped = a.flip(1)
+    assert flipped.strides == (4, -1)
+    for shared in (np.from_dlpack(flipped), torch.from_dlpack(flipped).numpy()):
+        np.testing.assert_array_equal(shared, np.arange(12.0).reshape(3, 4)[:, ::-1])
+        shared[0, 0] = -1
+        assert a.numpy()[0, 3] == 3  # a copy: the write stays on the consumer's side
+    with pytest.raises(BufferError, match="negative strides"):
+        np.from_dlpack(flipped, copy=False)
+    np.testing.assert_array_equal(np.from_dlpack(a[2:].flip(0)), [[8, 9, 10, 11]])  # one row: nothing to flip
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

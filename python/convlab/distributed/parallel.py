@@ -27,13 +27,18 @@ class _Bucket:
         self.ready = set()  # ids of the parameters whose gradient is in `flat` in this backward
         self.work = None
 
+    def full(self):
+        return len(self.ready) == len(self.params)
+
 
 class DistributedDataParallel(nn.Module):
     """PyTorch's DistributedDataParallel over convlab.distributed's process group. device_ids and
-    output_device are accepted and unused (a convlab process drives one device); every parameter that
-    requires grad must take part in each backward (find_unused_parameters=True is not supported)."""
+    output_device are accepted and unused (a convlab process drives one device); init_sync=False skips the
+    first broadcast (the replicas must then start equal by themselves); every parameter that requires grad
+    must take part in each backward (find_unused_parameters=True is not supported). Move the module to its
+    device and dtype before wrapping it: the buckets are made here."""
 
-    def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True,
+    def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True, init_sync=True,
                  process_group=None, bucket_cap_mb=None, find_unused_parameters=False):
         super().__init__()
         dist = _group_engine("DistributedDataParallel")
@@ -46,7 +51,7 @@ class DistributedDataParallel(nn.Module):
         self.broadcast_buffers = broadcast_buffers
         self.process_group = process_group
         self._world = dist.get_world_size(process_group)
-        for t in list(module.parameters()) + list(module.buffers()):
+        for t in list(module.parameters()) + list(module.buffers()) if init_sync else []:
             broadcast(t, 0, process_group)
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
@@ -97,7 +102,7 @@ class DistributedDataParallel(nn.Module):
         bucket.flat[start:start + p.numel()] = p.grad._data.reshape(-1)
         bucket.ready.add(id(p))
         # Buckets start in the same order on every rank, as collectives must.
-        while self._next < len(self._buckets) and len(self._buckets[self._next].ready) == len(self._buckets[self._next].params):
+        while self._next < len(self._buckets) and self._buckets[self._next].full():
             b = self._buckets[self._next]
             b.work = Work("DistributedDataParallel all_reduce",
                           _group_engine("DistributedDataParallel").all_reduce(b.view, group=self.process_group,
