@@ -565,6 +565,19 @@ PYBIND11_MODULE(_C, m) {
   m.def("adaptive_avg_pool_forward", &adaptive_avg_pool_forward, py::arg("x"), py::arg("output_size"), nogil());
   m.def("adaptive_avg_pool_backward", &adaptive_avg_pool_backward, py::arg("gy"), py::arg("input_size"), nogil());
 
+  // convlab._C.reference: the conv and pool ops above with their arguments, run on the definitions in
+  // common/reference.h instead of the fast kernels (CPU arrays only). The tests' first oracle.
+  py::module_ ref = m.def_submodule("reference", "conv and pool passes computed by definition (the spec)");
+  for (const char* name : {"conv_forward", "conv_backward_input", "conv_backward_weight", "conv_transpose_forward",
+                           "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
+                           "adaptive_avg_pool_forward", "adaptive_avg_pool_backward"}) {
+    py::object fast = m.attr(name);
+    ref.def(name, [fast](py::args args, py::kwargs kwargs) {
+      UseReference scope;  // the fast op's GIL release keeps this thread, so its frontend sees the scope
+      return fast(*args, **kwargs);
+    }, py::doc(("convlab._C." + std::string(name) + " by definition").c_str()));
+  }
+
   // Indexing: the adjoints of gather and index_select build a new array of `shape`.
   m.def("where", &where, py::arg("cond"), py::arg("a"), py::arg("b"), nogil());
   m.def("scatter_add", &scatter_add, py::arg("shape"), py::arg("axis"), py::arg("index"), py::arg("src"), nogil());

@@ -1,5 +1,6 @@
-"""Pooling kernels (convlab._C) against direct NumPy references written from the definitions, and against
-PyTorch's functional pooling and its autograd gradients when PyTorch is installed.
+"""Pooling kernels (convlab._C) against convlab._C.reference, the same ops computed by common/reference.h
+(the spec) one element at a time; the reference itself is pinned to direct NumPy references written from the
+definitions and to PyTorch's functional pooling and its autograd gradients when PyTorch is installed.
 
 Every random case draws its own shape and parameters: batch 1, odd sizes, stride > kernel, dilation > 1,
 padding up to k/2, ceil_mode and count_include_pad both ways; max-pool inputs are often small integers
@@ -8,6 +9,8 @@ import numpy as np
 import pytest
 
 from convlab import NDArray, _C
+
+R = _C.reference
 
 TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-10, atol=1e-12)}
 DTYPES = ["float32", "float64"]
@@ -177,15 +180,17 @@ def test_max_pool_matches_reference(device, dtype, ndim, seed):
     rng = np.random.default_rng([seed, ndim, 11])
     shape, k, stride, pad, dil, ceil_mode = draw_case(rng, ndim, dilated=True)
     x = max_input(rng, shape, dtype)
-    y = _C.max_pool_forward(nd(x, device), k, stride, pad, dil, ceil_mode).numpy()
-    x2, k2, s2, p2, d2 = as_2d(x, k, stride, pad, dil)
-    y_ref, idx = max_pool_ref(x2, k2, s2, p2, d2, ceil_mode)
-    np.testing.assert_array_equal(y, y_ref.reshape(y.shape))
-
+    y = R.max_pool_forward(nd(x, "cpu"), k, stride, pad, dil, ceil_mode).numpy()
     gy = rng.standard_normal(y.shape).astype(dtype)
-    gx = _C.max_pool_backward(nd(x, device), nd(gy, device), k, stride, pad, dil, ceil_mode).numpy()
-    gx_ref = max_pool_grad_ref(idx, gy.reshape(y_ref.shape), *x2.shape[2:]).reshape(x.shape)
-    np.testing.assert_allclose(gx, gx_ref, **TOL[dtype])
+    gx = R.max_pool_backward(nd(x, "cpu"), nd(gy, "cpu"), k, stride, pad, dil, ceil_mode).numpy()
+    np.testing.assert_array_equal(_C.max_pool_forward(nd(x, device), k, stride, pad, dil, ceil_mode).numpy(), y)
+    np.testing.assert_allclose(_C.max_pool_backward(nd(x, device), nd(gy, device), k, stride, pad, dil,
+                                                    ceil_mode).numpy(), gx, **TOL[dtype])
+    x2, k2, s2, p2, d2 = as_2d(x, k, stride, pad, dil)
+    y_np, idx = max_pool_ref(x2, k2, s2, p2, d2, ceil_mode)
+    np.testing.assert_array_equal(y, y_np.reshape(y.shape))
+    gx_np = max_pool_grad_ref(idx, gy.reshape(y_np.shape), *x2.shape[2:]).reshape(x.shape)
+    np.testing.assert_allclose(gx, gx_np, **TOL[dtype])
 
 
 @pytest.mark.parametrize("seed", TORCH_SEEDS)
@@ -205,10 +210,11 @@ def test_max_pool_matches_torch(device, dtype, ndim, seed):
     gy = rng.standard_normal(tuple(yt.shape)).astype(dtype)
     yt.backward(torch.from_numpy(gy))
 
-    y = _C.max_pool_forward(nd(x, device), k, stride, pad, dil, ceil_mode).numpy()
-    gx = _C.max_pool_backward(nd(x, device), nd(gy, device), k, stride, pad, dil, ceil_mode).numpy()
-    np.testing.assert_array_equal(y, yt.detach().numpy())
-    np.testing.assert_allclose(gx, xt.grad.numpy(), **TOL[dtype])
+    for ops, dev in ((R, "cpu"), (_C, device)):
+        y = ops.max_pool_forward(nd(x, dev), k, stride, pad, dil, ceil_mode).numpy()
+        gx = ops.max_pool_backward(nd(x, dev), nd(gy, dev), k, stride, pad, dil, ceil_mode).numpy()
+        np.testing.assert_array_equal(y, yt.detach().numpy())
+        np.testing.assert_allclose(gx, xt.grad.numpy(), **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -218,14 +224,15 @@ def test_max_pool_ties_nan_and_overlap(device, dtype):
                     [2, 5, np.nan, 0],
                     [np.nan, 1, 0, np.nan]]]], dtype)
     k, stride, pad, dil = [2, 2], [1, 1], [0, 0], [1, 1]
-    y = _C.max_pool_forward(nd(x, device), k, stride, pad, dil, False).numpy()
-    np.testing.assert_array_equal(y, np.array([[[[5, np.nan, np.nan], [np.nan, np.nan, np.nan]]]], dtype))
     gy = np.array([[[[1, 10, 100], [1000, 10000, 100000]]]], dtype)
-    gx = _C.max_pool_backward(nd(x, device), nd(gy, device), k, stride, pad, dil, False).numpy()
     expected = np.array([[[[1, 0, 0, 0],
                            [0, 0, 10 + 100 + 10000, 0],
                            [1000, 0, 0, 100000]]]], dtype)
-    np.testing.assert_array_equal(gx, expected)
+    for ops, dev in ((R, "cpu"), (_C, device)):
+        y = ops.max_pool_forward(nd(x, dev), k, stride, pad, dil, False).numpy()
+        np.testing.assert_array_equal(y, np.array([[[[5, np.nan, np.nan], [np.nan, np.nan, np.nan]]]], dtype))
+        gx = ops.max_pool_backward(nd(x, dev), nd(gy, dev), k, stride, pad, dil, False).numpy()
+        np.testing.assert_array_equal(gx, expected)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -236,10 +243,11 @@ def test_max_pool_all_minus_inf_routes_to_first_tap(device, dtype):
     k, stride, pad, dil = [3, 3], [2, 1], [1, 1], [1, 2]
     y_ref, idx = max_pool_ref(x, k, stride, pad, dil, True)
     gy = np.arange(1, y_ref.size + 1, dtype=dtype).reshape(y_ref.shape)
-    y = _C.max_pool_forward(nd(x, device), k, stride, pad, dil, True).numpy()
-    gx = _C.max_pool_backward(nd(x, device), nd(gy, device), k, stride, pad, dil, True).numpy()
-    np.testing.assert_array_equal(y, y_ref)
-    np.testing.assert_array_equal(gx, max_pool_grad_ref(idx, gy, 5, 9))
+    for ops, dev in ((R, "cpu"), (_C, device)):
+        y = ops.max_pool_forward(nd(x, dev), k, stride, pad, dil, True).numpy()
+        gx = ops.max_pool_backward(nd(x, dev), nd(gy, dev), k, stride, pad, dil, True).numpy()
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(gx, max_pool_grad_ref(idx, gy, 5, 9))
 
 
 @pytest.mark.parametrize("shape, k, pad, dil", [
@@ -252,11 +260,11 @@ def test_max_pool_window_in_padding_only(device, dtype, shape, k, pad, dil):
     Its output is -inf (as in PyTorch) and its gradient goes nowhere (PyTorch writes it out of bounds)."""
     x = np.arange(np.prod(shape), dtype=dtype).reshape(shape)
     stride = [1] * len(k)
-    y = _C.max_pool_forward(nd(x, device), k, stride, pad, dil, False).numpy()
-    np.testing.assert_array_equal(y, np.full(y.shape, -np.inf, dtype))
-    gy = np.ones(y.shape, dtype)
-    gx = _C.max_pool_backward(nd(x, device), nd(gy, device), k, stride, pad, dil, False).numpy()
-    np.testing.assert_array_equal(gx, np.zeros_like(x))
+    for ops, dev in ((R, "cpu"), (_C, device)):
+        y = ops.max_pool_forward(nd(x, dev), k, stride, pad, dil, False).numpy()
+        np.testing.assert_array_equal(y, np.full(y.shape, -np.inf, dtype))
+        gx = ops.max_pool_backward(nd(x, dev), nd(np.ones(y.shape, dtype), dev), k, stride, pad, dil, False).numpy()
+        np.testing.assert_array_equal(gx, np.zeros_like(x))
 
 
 # ---- average pool ---------------------------------------------------------------------------------------------
@@ -269,14 +277,15 @@ def test_avg_pool_matches_reference(device, dtype, ndim, seed):
     shape, k, stride, pad, _, ceil_mode = draw_case(rng, ndim, dilated=False)
     count_include_pad = bool(rng.integers(2))
     x = rng.standard_normal(shape).astype(dtype)
-    y = _C.avg_pool_forward(nd(x, device), k, stride, pad, ceil_mode, count_include_pad).numpy()
     x2, k2, s2, p2, _ = as_2d(x, k, stride, pad, [1] * ndim)
     draw_gy = lambda s: rng.standard_normal(s).astype(dtype)  # noqa: E731
-    y_ref, gy, gx_ref = avg_pool_ref(x2, draw_gy, k2, s2, p2, ceil_mode, count_include_pad)
-    np.testing.assert_allclose(y, y_ref.reshape(y.shape), **TOL[dtype])
-    gx = _C.avg_pool_backward(nd(gy.reshape(y.shape), device), shape[2:], k, stride, pad, ceil_mode,
-                              count_include_pad).numpy()
-    np.testing.assert_allclose(gx, gx_ref.reshape(x.shape), **TOL[dtype])
+    y_np, gy, gx_np = avg_pool_ref(x2, draw_gy, k2, s2, p2, ceil_mode, count_include_pad)
+    gy = gy.reshape(y_np.shape[:2] + y_np.shape[4 - ndim:])
+    for ops, dev in ((R, "cpu"), (_C, device)):  # the reference against NumPy, the kernels against both
+        y = ops.avg_pool_forward(nd(x, dev), k, stride, pad, ceil_mode, count_include_pad).numpy()
+        gx = ops.avg_pool_backward(nd(gy, dev), shape[2:], k, stride, pad, ceil_mode, count_include_pad).numpy()
+        np.testing.assert_allclose(y, y_np.reshape(y.shape), **TOL[dtype])
+        np.testing.assert_allclose(gx, gx_np.reshape(x.shape), **TOL[dtype])
 
 
 @pytest.mark.parametrize("seed", TORCH_SEEDS)
@@ -294,10 +303,11 @@ def test_avg_pool_matches_torch(device, dtype, ndim, seed):
     gy = rng.standard_normal(tuple(yt.shape)).astype(dtype)
     yt.backward(torch.from_numpy(gy))
 
-    y = _C.avg_pool_forward(nd(x, device), k, stride, pad, ceil_mode, count_include_pad).numpy()
-    gx = _C.avg_pool_backward(nd(gy, device), shape[2:], k, stride, pad, ceil_mode, count_include_pad).numpy()
-    np.testing.assert_allclose(y, yt.detach().numpy(), **TOL[dtype])
-    np.testing.assert_allclose(gx, xt.grad.numpy(), **TOL[dtype])
+    for ops, dev in ((R, "cpu"), (_C, device)):
+        y = ops.avg_pool_forward(nd(x, dev), k, stride, pad, ceil_mode, count_include_pad).numpy()
+        gx = ops.avg_pool_backward(nd(gy, dev), shape[2:], k, stride, pad, ceil_mode, count_include_pad).numpy()
+        np.testing.assert_allclose(y, yt.detach().numpy(), **TOL[dtype])
+        np.testing.assert_allclose(gx, xt.grad.numpy(), **TOL[dtype])
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
@@ -306,9 +316,10 @@ def test_avg_pool_ceil_mode_divisor(device, count_include_pad):
     runs one cell past the right padding. Divisors: 3, 3, 3, 2 with count_include_pad (cut at the padded
     end), 2, 3, 3, 1 without (real elements only)."""
     x = np.array([[[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]]])
-    y = _C.avg_pool_forward(nd(x, device), [3], [2], [1], True, count_include_pad).numpy()
     divisors = [3, 3, 3, 2] if count_include_pad else [2, 3, 3, 1]
-    np.testing.assert_allclose(y[0, 0], np.array([3.0, 14.0, 56.0, 32.0]) / divisors, rtol=1e-12)
+    for ops, dev in ((R, "cpu"), (_C, device)):
+        y = ops.avg_pool_forward(nd(x, dev), [3], [2], [1], True, count_include_pad).numpy()
+        np.testing.assert_allclose(y[0, 0], np.array([3.0, 14.0, 56.0, 32.0]) / divisors, rtol=1e-12)
 
 
 # ---- adaptive average pool --------------------------------------------------------------------------------------
@@ -326,13 +337,15 @@ def test_adaptive_avg_pool_matches_reference(device, dtype, ndim, seed):
     rng = np.random.default_rng([seed, ndim, 31])
     shape, out = draw_adaptive(rng, ndim)
     x = rng.standard_normal(shape).astype(dtype)
-    y = _C.adaptive_avg_pool_forward(nd(x, device), out).numpy()
     x2 = x if ndim == 2 else x[:, :, None, :]
     out2 = out if ndim == 2 else [1] + out
-    y_ref, gy, gx_ref = adaptive_avg_pool_ref(x2, lambda s: rng.standard_normal(s).astype(dtype), out2)
-    np.testing.assert_allclose(y, y_ref.reshape(y.shape), **TOL[dtype])
-    gx = _C.adaptive_avg_pool_backward(nd(gy.reshape(y.shape), device), shape[2:]).numpy()
-    np.testing.assert_allclose(gx, gx_ref.reshape(x.shape), **TOL[dtype])
+    y_np, gy, gx_np = adaptive_avg_pool_ref(x2, lambda s: rng.standard_normal(s).astype(dtype), out2)
+    gy = gy.reshape(shape[:2] + out)
+    for ops, dev in ((R, "cpu"), (_C, device)):  # the reference against NumPy, the kernels against both
+        y = ops.adaptive_avg_pool_forward(nd(x, dev), out).numpy()
+        gx = ops.adaptive_avg_pool_backward(nd(gy, dev), shape[2:]).numpy()
+        np.testing.assert_allclose(y, y_np.reshape(y.shape), **TOL[dtype])
+        np.testing.assert_allclose(gx, gx_np.reshape(x.shape), **TOL[dtype])
 
 
 @pytest.mark.parametrize("out", [[1, 1], [2, 1], [1, 2], [3, 2], [1, 300]])
@@ -344,10 +357,9 @@ def test_adaptive_avg_pool_large_windows(device, dtype, out):
     shape = [2, 3, 47, 53] if out[-1] < 300 else [1, 2, 1, 901]
     x = rng.standard_normal(shape).astype(dtype) + 3.0  # a mean far from 0, so lost terms would show
     y_ref, gy, gx_ref = adaptive_avg_pool_ref(x, lambda s: rng.standard_normal(s).astype(dtype), out)
-    y = _C.adaptive_avg_pool_forward(nd(x, device), out).numpy()
-    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
-    gx = _C.adaptive_avg_pool_backward(nd(gy, device), shape[2:]).numpy()
-    np.testing.assert_allclose(gx, gx_ref, **TOL[dtype])
+    for ops, dev in ((R, "cpu"), (_C, device)):
+        np.testing.assert_allclose(ops.adaptive_avg_pool_forward(nd(x, dev), out).numpy(), y_ref, **TOL[dtype])
+        np.testing.assert_allclose(ops.adaptive_avg_pool_backward(nd(gy, dev), shape[2:]).numpy(), gx_ref, **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -357,10 +369,10 @@ def test_avg_pool_large_windows(device, dtype):
     x = rng.standard_normal((2, 3, 61, 70)).astype(dtype) + 3.0
     args = ([40, 35], [9, 9], [3, 3])
     y_ref, gy, gx_ref = avg_pool_ref(x, lambda s: rng.standard_normal(s).astype(dtype), *args, False, True)
-    y = _C.avg_pool_forward(nd(x, device), *args, False, True).numpy()
-    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
-    gx = _C.avg_pool_backward(nd(gy, device), [61, 70], *args, False, True).numpy()
-    np.testing.assert_allclose(gx, gx_ref, **TOL[dtype])
+    for ops, dev in ((R, "cpu"), (_C, device)):
+        np.testing.assert_allclose(ops.avg_pool_forward(nd(x, dev), *args, False, True).numpy(), y_ref, **TOL[dtype])
+        np.testing.assert_allclose(ops.avg_pool_backward(nd(gy, dev), [61, 70], *args, False, True).numpy(), gx_ref,
+                                   **TOL[dtype])
 
 
 @pytest.mark.parametrize("seed", TORCH_SEEDS)
@@ -377,10 +389,11 @@ def test_adaptive_avg_pool_matches_torch(device, dtype, ndim, seed):
     gy = rng.standard_normal(tuple(yt.shape)).astype(dtype)
     yt.backward(torch.from_numpy(gy))
 
-    y = _C.adaptive_avg_pool_forward(nd(x, device), out).numpy()
-    gx = _C.adaptive_avg_pool_backward(nd(gy, device), shape[2:]).numpy()
-    np.testing.assert_allclose(y, yt.detach().numpy(), **TOL[dtype])
-    np.testing.assert_allclose(gx, xt.grad.numpy(), **TOL[dtype])
+    for ops, dev in ((R, "cpu"), (_C, device)):
+        y = ops.adaptive_avg_pool_forward(nd(x, dev), out).numpy()
+        gx = ops.adaptive_avg_pool_backward(nd(gy, dev), shape[2:]).numpy()
+        np.testing.assert_allclose(y, yt.detach().numpy(), **TOL[dtype])
+        np.testing.assert_allclose(gx, xt.grad.numpy(), **TOL[dtype])
 
 
 # ---- threads and bad arguments ----------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ struct Backend {
                                  NDArray& y);
   void (*conv_depthwise_backward_input)(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
   void (*conv_depthwise_backward_weight)(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw);
-  // Recomputes by the definition (common/conv_definition.h) the elements of gx that are NaN, when w is not
+  // Recomputes by the definition (common/reference.h) the elements of gx that are NaN, when w is not
   // finite; leaves gx alone when it is.
   void (*conv_redo_nan_grad_input)(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
 
@@ -107,6 +107,22 @@ struct Backend {
 };
 
 const Backend& backend(Device device);
+
+// The reference table (cpu/reference.cpp): the CPU's, with every conv and pool entry computed by definition
+// (common/reference.h) one element at a time. While a UseReference lives on the calling thread, backend()
+// gives it for host arrays and refuses device ones: convlab._C.reference so runs the ops' own frontends
+// (the same checks, shapes and 1-D handling) on the spec instead of the fast kernels.
+const Backend& reference_backend();
+class UseReference {
+ public:
+  UseReference();
+  ~UseReference();
+  UseReference(const UseReference&) = delete;
+  UseReference& operator=(const UseReference&) = delete;
+
+ private:
+  bool outer_;  // scopes nest
+};
 
 // User switches read by kernels at launch (cl.backends.*): `deterministic` rules out kernels whose float
 // results depend on the order atomics land; `allow_tf32` lets float32 GPU matmuls use TF32 tensor cores.

@@ -1,12 +1,13 @@
-// Convolution backward-input on the phased layout (conv_layout.h). Stride 1: the adjoint is itself a
-// convolution, run as a forward pass. Other strides: gxq[k][e] += sum_co W[co][k] * gy[co][e], a GEMM whose
-// C rows are the runs (scatter-added), then un-phased into gx.
+// Convolution backward-input (the spec: reference::conv_backward_input_at in common/reference.h) on the
+// phased layout (conv_layout.h). Stride 1: the adjoint is itself a convolution, run as a forward pass.
+// Other strides: gxq[k][e] += sum_co W[co][k] * gy[co][e], a GEMM whose C rows are the runs
+// (scatter-added), then un-phased into gx.
 #include <algorithm>
 #include <numeric>
 #include <utility>
 #include <vector>
 
-#include "../common/conv_definition.h"
+#include "../common/reference.h"
 #include "conv_layout.h"
 #include "gemm.h"
 #include "kernels.h"
@@ -100,7 +101,7 @@ void redo_nan_typed(const T* gy, const T* w, const ConvParams& p, T* gx) {
   for (int64_t plane = 0; plane < p.n * p.c_in; plane++)
     for (int64_t i = 0; i < p.h * p.w; i++) {
       T& v = gx[plane * p.h * p.w + i];
-      if (v != v) v = grad_input_by_definition(gy, w, p, plane / p.c_in, plane % p.c_in, i / p.w, i % p.w);
+      if (v != v) v = reference::conv_backward_input_at(gy, w, p, plane / p.c_in, plane % p.c_in, i / p.w, i % p.w);
     }
 }
 

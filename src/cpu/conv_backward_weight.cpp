@@ -1,4 +1,5 @@
-// Convolution backward-weight on the phased layout (conv_layout.h): gw[co][k] = sum_n,e gy[co][e] * X[k][e].
+// Convolution backward-weight (the spec: reference::conv_backward_weight_at in common/reference.h) on the
+// phased layout (conv_layout.h): gw[co][k] = sum_n,e gy[co][e] * X[k][e].
 // With at least 16 output channels per group it is a GEMM over the real outputs, B = X^T packed straight
 // from the runs by in-register transposes; with fewer, dot products of gy rows with the runs along the
 // extended grid (vectorised along e), where 0 * inf at garbage columns is redone with x masked there.
@@ -204,6 +205,10 @@ void weight_grad_block(const DotChunk<T>& d, const ConvParams& p, const Phased& 
   }
 }
 
+// Tile of the dot products: R x S accumulators, S vectors of x and one of gy in registers (4 x 6 with 32
+// registers; 3 x 3 with 16, where 4 x 6 would spill).
+constexpr int R = kVecRegisters >= 32 ? 4 : 3, S = kVecRegisters >= 32 ? 6 : 3;
+
 // The dot products run over the whole extended grid: at garbage columns gy is 0, but the x runs there
 // hold elements this tap never pairs with a real output (other taps' columns, the next row, elements no
 // window reads), and 0 * inf or 0 * NaN is NaN. For finite x those terms are exactly 0, and a NaN from
@@ -216,11 +221,10 @@ void backward_weight_dot(const T* x, const T* gy, const ConvParams& p, const Pha
   const int64_t ldg = ceil_div(q.np, lanes<T>) * lanes<T>;
   const std::vector<int64_t> x_off = run_offsets(p, q);
   std::fill(gw, gw + p.c_out * K, T(0));
-  constexpr int S = 6;
   const int64_t kb = 8 * S, k_blocks = ceil_div(K, kb), tasks = G * k_blocks, chunk = images_per_chunk(p, q);
   std::vector<char> redo(tasks, 0);
   auto accumulate = [&](const Mask<T>* keep) {
-    const auto block = cog >= 4 ? (keep ? weight_grad_block<T, 4, S, true> : weight_grad_block<T, 4, S, false>)
+    const auto block = cog >= R ? (keep ? weight_grad_block<T, R, S, true> : weight_grad_block<T, R, S, false>)
                                 : (keep ? weight_grad_block<T, 1, S, true> : weight_grad_block<T, 1, S, false>);
     for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
       const int64_t nn = std::min(chunk, p.n - n0);

@@ -1,5 +1,6 @@
-// Depthwise convolution (groups == c_in, output channel co reads input channel co / mult), direct kernels on
-// the phased layout of conv_layout.h, vectorised along the extended output grid p (or phase position r):
+// Depthwise convolution (groups == c_in, output channel co reads input channel co / mult; the spec is
+// common/reference.h's conv passes), direct kernels on the phased layout of conv_layout.h, vectorised along
+// the extended output grid p (or phase position r):
 //   forward         y[co][p]        = sum_t w[co][t] * xq[co/mult][tap_t + p]
 //   backward-input  gxq[ci][ph][r]  = sum_{j < mult} sum_{t in phase ph} w[ci*mult+j][t] * gy[ci*mult+j][r - shift_t]
 // (the gather form of the adjoint: each gx element is written once, no scatter). A step holds `block`

@@ -1,6 +1,7 @@
-// Convolution forward on the phased layout (conv_layout.h): y[co][e] = sum_k W[co][k] * X[k][e], one GEMM
-// per (image, group) whose B rows are the runs. Small images instead gather the runs at real outputs into an
-// explicit im2col matrix and run one GEMM per group over all images of a chunk.
+// Convolution forward (the spec: reference::conv_forward_at in common/reference.h) on the phased layout
+// (conv_layout.h): y[co][e] = sum_k W[co][k] * X[k][e], one GEMM per (image, group) whose B rows are the
+// runs. Small images instead gather the runs at real outputs into an explicit im2col matrix and run one
+// GEMM per group over all images of a chunk.
 #include <algorithm>
 #include <vector>
 

@@ -1,4 +1,5 @@
-// Pooling over contiguous (N, C, H, W) planes: max, average and adaptive average, forward and backward.
+// Pooling over contiguous (N, C, H, W) planes: max, average and adaptive average, forward and backward, as
+// common/reference.h defines them (max_pool_*_at, avg_pool_*_at).
 // One (n, c) plane per OpenMP iteration: backward scatters only inside its own plane, so overlapping
 // windows accumulate without races and in a fixed order (results do not depend on the thread count).
 #include <algorithm>

@@ -2,7 +2,7 @@
 // gemm_tile.cuh gathers its 16 rows of it straight from x (or gy) into shared memory, zero where a tap
 // falls in the padding. A small per-step table in shared memory holds the decoded (channel, kh, kw) or
 // (n, oh, ow) of those 16 depth indices, so the 64-bit divisions happen 16 times per step, not 1024.
-#include "../common/conv_definition.h"
+#include "../common/reference.h"
 #include "gemm_tile.cuh"
 
 namespace convlab::cuda {
@@ -30,15 +30,15 @@ __device__ void store_pixel_tile(const T (&acc)[kSub][kSub], T* out, const T* bi
   }
 }
 
-// y[n, g*copg+co, oh, ow] = bias[.] + sum_{ci,kh,kw} w[g*copg+co, ci, kh, kw] * x[n, g*cig+ci, oh*sh-pt+kh*dh, ow*sw-pl+kw*dw]
-// Per group: rows co (copg), columns output pixels (n*oh*ow), depth (ci, kh, kw) = w's row layout.
+// reference::conv_forward_at. Per group: rows co (cog), columns output pixels (n*oh*ow), depth (ci, kh, kw) =
+// w's row layout.
 template <class T, bool kPointwise>
 __global__ void forward_kernel(const T* x, const T* w, const T* bias, T* y, ConvParams p) {
   __shared__ TileStage<T> s;
   __shared__ int64_t tap_chan[kTileK], tap_dh[kTileK], tap_dw[kTileK];  // ci*h*w (-1 past the end), kh*dh, kw*dw
-  const int64_t cig = p.c_in / p.groups, copg = p.c_out / p.groups, taps = p.kh * p.kw, depth = cig * taps;
+  const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, taps = p.kh * p.kw, depth = cig * taps;
   const int64_t hw = p.h * p.w, ohw = p.oh * p.ow, pixels = p.n * ohw;
-  const int64_t tiles_m = ceil_div(copg, kTileM), tiles_n = ceil_div(pixels, kTileN);
+  const int64_t tiles_m = ceil_div(cog, kTileM), tiles_n = ceil_div(pixels, kTileN);
   for (int64_t tile = blockIdx.x; tile < p.groups * tiles_m * tiles_n; tile += gridDim.x) {
     int64_t g = tile / (tiles_m * tiles_n), rest = tile % (tiles_m * tiles_n);
     int64_t m0 = rest / tiles_n * kTileM, p0 = rest % tiles_n * kTileN;
@@ -46,7 +46,7 @@ __global__ void forward_kernel(const T* x, const T* w, const T* bias, T* y, Conv
     int64_t pix = p0 + b_col(), img = pix / ohw, opix = pix % ohw;
     int64_t ih0 = opix / p.ow * p.stride_h - p.pad_top, iw0 = opix % p.ow * p.stride_w - p.pad_left;
     const T* x_img = x + (img * p.c_in + g * cig) * hw;
-    const T* w_g = w + g * copg * depth;
+    const T* w_g = w + g * cog * depth;
     T acc[kSub][kSub] = {};
     for (int64_t k0 = 0; k0 < depth; k0 += kTileK) {
       if (!kPointwise && threadIdx.x < kTileK) {
@@ -57,7 +57,7 @@ __global__ void forward_kernel(const T* x, const T* w, const T* bias, T* y, Conv
       }
       for (int i = 0; i < kSub; ++i) {
         int64_t co = m0 + a_row(i), k = k0 + a_depth();
-        s.a[a_depth()][a_row(i)] = co < copg && k < depth ? w_g[co * depth + k] : T(0);
+        s.a[a_depth()][a_row(i)] = co < cog && k < depth ? w_g[co * depth + k] : T(0);
       }
       __syncthreads();
       for (int i = 0; i < kSub; ++i) {
@@ -76,19 +76,19 @@ __global__ void forward_kernel(const T* x, const T* w, const T* bias, T* y, Conv
       tile_multiply(s, acc);
       __syncthreads();
     }
-    store_pixel_tile(acc, y, bias, g, copg, p.c_out, ohw, pixels, m0, p0);
+    store_pixel_tile(acc, y, bias, g, cog, p.c_out, ohw, pixels, m0, p0);
   }
 }
 
-// gx[n, g*cig+ci, ih, iw] = sum_{co,kh,kw} w[g*copg+co, ci, kh, kw] * gy[n, g*copg+co, oh, ow] over the taps
-// with oh*sh = ih+pt-kh*dh and ow*sw = iw+pl-kw*dw; taps off the stride grid or outside gy add nothing.
-// Per group: rows ci (cig), columns input pixels (n*h*w), depth (co, kh, kw): the flipped, transposed w.
+// reference::conv_backward_input_at, but taps off the stride grid or outside gy are zeros times w (see
+// redo_nan_grad_input). Per group: rows ci (cig), columns input pixels (n*h*w), depth (co, kh, kw): the
+// flipped, transposed w.
 template <class T, bool kPointwise>
 __global__ void backward_input_kernel(const T* gy, const T* w, T* gx, ConvParams p) {
   __shared__ TileStage<T> s;
   // per depth index (co, kh, kw): w offset of (co, ci=0, kh, kw) (-1 past the end), co*oh*ow, kh*dh, kw*dw
   __shared__ int64_t tap_w[kTileK], tap_chan[kTileK], tap_dh[kTileK], tap_dw[kTileK];
-  const int64_t cig = p.c_in / p.groups, copg = p.c_out / p.groups, taps = p.kh * p.kw, depth = copg * taps;
+  const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, taps = p.kh * p.kw, depth = cog * taps;
   const int64_t hw = p.h * p.w, ohw = p.oh * p.ow, pixels = p.n * hw;
   const int64_t tiles_m = ceil_div(cig, kTileM), tiles_n = ceil_div(pixels, kTileN);
   for (int64_t tile = blockIdx.x; tile < p.groups * tiles_m * tiles_n; tile += gridDim.x) {
@@ -96,12 +96,12 @@ __global__ void backward_input_kernel(const T* gy, const T* w, T* gx, ConvParams
     int64_t m0 = rest / tiles_n * kTileM, p0 = rest % tiles_n * kTileN;
     int64_t pix = p0 + b_col(), img = pix / hw, ipix = pix % hw;
     int64_t ih_pad = ipix / p.w + p.pad_top, iw_pad = ipix % p.w + p.pad_left;
-    const T* gy_img = gy + (img * p.c_out + g * copg) * ohw;
+    const T* gy_img = gy + (img * p.c_out + g * cog) * ohw;
     T acc[kSub][kSub] = {};
     for (int64_t k0 = 0; k0 < depth; k0 += kTileK) {
       if (threadIdx.x < kTileK) {
         int64_t k = k0 + threadIdx.x, co = k / taps, tap = k % taps;
-        tap_w[threadIdx.x] = k < depth ? (g * copg + co) * cig * taps + tap : -1;
+        tap_w[threadIdx.x] = k < depth ? (g * cog + co) * cig * taps + tap : -1;
         tap_chan[threadIdx.x] = co * ohw;
         tap_dh[threadIdx.x] = tap / p.kw * p.dil_h;
         tap_dw[threadIdx.x] = tap % p.kw * p.dil_w;
@@ -135,9 +135,9 @@ __global__ void backward_input_kernel(const T* gy, const T* w, T* gx, ConvParams
   }
 }
 
-// gw[g*copg+co, ci, kh, kw] = sum_{n,oh,ow} gy[n, g*copg+co, oh, ow] * x[n, g*cig+ci, oh*sh-pt+kh*dh, ow*sw-pl+kw*dw]
-// Per group: rows co (copg), columns (ci, kh, kw) (cig*kh*kw), depth (n, oh, ow). The depth is cut into
-// `splits` ranges; split s writes its partial gw to part + s*|gw| (or to gw itself when there is one).
+// reference::conv_backward_weight_at. Per group: rows co (cog), columns (ci, kh, kw) (cig*kh*kw), depth
+// (n, oh, ow). The depth is cut into `splits` ranges; split s writes its partial gw to part + s*|gw| (or to
+// gw itself when there is one).
 template <class T>
 __global__ void backward_weight_kernel(const T* x, const T* gy, T* part, ConvParams p, int64_t splits,
                                        int64_t split_len) {
@@ -145,9 +145,9 @@ __global__ void backward_weight_kernel(const T* x, const T* gy, T* part, ConvPar
   // per depth index (n, oh, ow): gy offset of (n, co=0, oh, ow) (-1 outside this split), x offset of
   // (n, ci=0, 0, 0), oh*sh - pt, ow*sw - pl
   __shared__ int64_t pos_gy[kTileK], pos_x[kTileK], pos_ih[kTileK], pos_iw[kTileK];
-  const int64_t cig = p.c_in / p.groups, copg = p.c_out / p.groups, taps = p.kh * p.kw, cols = cig * taps;
+  const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups, taps = p.kh * p.kw, cols = cig * taps;
   const int64_t hw = p.h * p.w, ohw = p.oh * p.ow, depth = p.n * ohw, gw_size = p.c_out * cols;
-  const int64_t tiles_m = ceil_div(copg, kTileM), tiles_n = ceil_div(cols, kTileN);
+  const int64_t tiles_m = ceil_div(cog, kTileM), tiles_n = ceil_div(cols, kTileN);
   const int64_t tiles = p.groups * tiles_m * tiles_n;
   for (int64_t tile = blockIdx.x; tile < splits * tiles; tile += gridDim.x) {
     int64_t split = tile / tiles, g = tile % tiles / (tiles_m * tiles_n), rest = tile % (tiles_m * tiles_n);
@@ -168,7 +168,7 @@ __global__ void backward_weight_kernel(const T* x, const T* gy, T* part, ConvPar
       __syncthreads();
       for (int i = 0; i < kSub; ++i) {
         int64_t co = m0 + a_row(i), gy_off = pos_gy[a_depth()];
-        s.a[a_depth()][a_row(i)] = co < copg && gy_off >= 0 ? gy[gy_off + (g * copg + co) * ohw] : T(0);
+        s.a[a_depth()][a_row(i)] = co < cog && gy_off >= 0 ? gy[gy_off + (g * cog + co) * ohw] : T(0);
       }
       for (int i = 0; i < kSub; ++i) {
         int kk = b_depth(i);
@@ -183,10 +183,10 @@ __global__ void backward_weight_kernel(const T* x, const T* gy, T* part, ConvPar
     T* out = part + split * gw_size;
     for (int i = 0; i < kSub; ++i) {
       int64_t co = m0 + sub_row(i);
-      if (co >= copg) continue;
+      if (co >= cog) continue;
       for (int j = 0; j < kSub; ++j) {
         int64_t c = c0 + sub_col(j);
-        if (c < cols) out[(g * copg + co) * cols + c] = acc[i][j];
+        if (c < cols) out[(g * cog + co) * cols + c] = acc[i][j];
       }
     }
   }
@@ -210,14 +210,14 @@ __global__ void nonfinite_flag_kernel(const T* a, int64_t size, int* flag) {
     if (!(a[i] - a[i] == T(0))) *flag = 1;
 }
 
-// When *flag is set, each NaN element of gx is recomputed by the definition (common/conv_definition.h).
+// When *flag is set, each NaN element of gx is recomputed by the definition, reference::conv_backward_input_at.
 template <class T>
 __global__ void redo_nan_grad_input_kernel(const T* gy, const T* w, ConvParams p, const int* flag, T* gx) {
   if (!*flag) return;
   const int64_t hw = p.h * p.w;
   for (int64_t i = thread_index(); i < p.n * p.c_in * hw; i += thread_count())
     if (gx[i] != gx[i])
-      gx[i] = grad_input_by_definition(gy, w, p, i / (p.c_in * hw), i / hw % p.c_in, i % hw / p.w, i % p.w);
+      gx[i] = reference::conv_backward_input_at(gy, w, p, i / hw / p.c_in, i / hw % p.c_in, i % hw / p.w, i % p.w);
 }
 
 int64_t tile_count(int64_t groups, int64_t rows, int64_t cols) {
