@@ -506,6 +506,19 @@ PYBIND11_MODULE(_C, m) {
         },
         py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
         py::arg("output_padding"), py::arg("dilation"), py::arg("groups"), nogil());
+  m.def("unfold",
+        [=](const NDArray& x, std::vector<int64_t> kernel_size, std::vector<int64_t> dilation, Pads padding,
+            std::vector<int64_t> stride) {
+          return unfold(x, kernel_size, conv_args(stride, padding, dilation, 1));
+        },
+        py::arg("x"), py::arg("kernel_size"), py::arg("dilation"), py::arg("padding"), py::arg("stride"), nogil());
+  m.def("fold",
+        [=](const NDArray& cols, std::vector<int64_t> output_size, std::vector<int64_t> kernel_size,
+            std::vector<int64_t> dilation, Pads padding, std::vector<int64_t> stride) {
+          return fold(cols, output_size, kernel_size, conv_args(stride, padding, dilation, 1));
+        },
+        py::arg("cols"), py::arg("output_size"), py::arg("kernel_size"), py::arg("dilation"), py::arg("padding"),
+        py::arg("stride"), nogil());
   m.def("conv_output_shape",
         [=](const std::string& op, const Shape& x, const Shape& w, std::vector<int64_t> stride, Pads padding,
             std::vector<int64_t> output_padding, std::vector<int64_t> dilation, int64_t groups, bool transposed) {

@@ -353,6 +353,7 @@ def functional_calls(F):
             x, x.detach().sigmoid(), w.reshape(12, 9)[1], pos_weight=w.reshape(12, 9)[0]),
         "pixel_shuffle": lambda x, w: F.pixel_shuffle(x, 2) + F.pixel_unshuffle(F.pixel_shuffle(x, 2), 2).sum(),
         "local_response_norm": lambda x, w: F.local_response_norm(x, 3, alpha=0.5, k=2.0),
+        "unfold": lambda x, w: F.fold(F.unfold(x, (2, 3), padding=1, stride=2), (9, 9), (2, 3), padding=1, stride=2),
         "normalize": lambda x, w: F.normalize(x, dim=2) + F.cosine_similarity(x, x.flip(3), dim=1).unsqueeze(1)
         + F.pairwise_distance(x, x.detach() * 0.5, keepdim=True),
         "embedding": lambda x, w: F.embedding(cl.tensor([[0, 3], [11, 2]], device=x.device), w.reshape(12, 9))
@@ -386,7 +387,7 @@ def test_every_function_is_checked():
     checked = set(functional_calls(F)) | {"relu", "leaky_relu", "sigmoid", "tanh", "log_softmax",  # in groups
                                           "relu6", "hardtanh", "hardsigmoid", "hardswish", "elu", "silu", "gelu",
                                           "logsigmoid", "softplus", "mish", "prelu", "one_hot",
-                                          "pixel_unshuffle", "cosine_similarity", "pairwise_distance"}
+                                          "pixel_unshuffle", "cosine_similarity", "pairwise_distance", "fold"}
     assert public <= checked, f"functions without an input-unchanged check: {sorted(public - checked)}"
 
 

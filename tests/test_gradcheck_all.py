@@ -108,6 +108,10 @@ CASES = {
         [randn(2, 2, 5)]),
     "pixel_shuffle_strided_view": (lambda x: F.pixel_shuffle(x[..., ::2], 3), [randn(1, 9, 2, 6)]),
     "pixel_unshuffle_unbatched_transposed": (lambda x: F.pixel_unshuffle(x.transpose(1, 2), 2), [randn(2, 4, 6)]),
+    "unfold_strided_view_dilated_stride_over_kernel": (
+        lambda x: F.unfold(x[..., ::2], (2, 3), dilation=(2, 1), padding=1, stride=(1, 4)), [randn(1, 2, 5, 10)]),
+    "fold_unbatched_overlaps_cropped_by_padding": (lambda c: F.fold(c[:, ::2], (5, 4), 2, padding=1),
+                                                  [randn(8, 60)]),
     "local_response_norm_window_wider_than_channels": (
         lambda x: F.local_response_norm(x, 6, alpha=0.8, beta=0.6, k=0.5), [randn(2, 3, 4)]),
     "normalize_p3_dim0": (lambda x: F.normalize(x, 3.0, 0), [randn(4, 3)]),

@@ -77,6 +77,11 @@ struct Backend {
   // Recomputes by the definition (common/reference.h) the elements of gx that are NaN, when w is not
   // finite; leaves gx alone when it is.
   void (*conv_redo_nan_grad_input)(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx);
+  // im2col (F.unfold) and its adjoint col2im (F.fold), all contiguous, geometry p of a conv (c_out unused):
+  // cols (N, C*KH*KW, OH*OW) with cols[n][(c, kh, kw)][(oh, ow)] = x[n][c][oh*sh + kh*dh - pt][ow*sw + kw*dw - pl]
+  // (0 outside x); col2im writes every element of x (N, C, H, W): the sum of the column entries that read it.
+  void (*im2col)(const NDArray& x, const ConvParams& p, NDArray& cols);
+  void (*col2im)(const NDArray& cols, const ConvParams& p, NDArray& x);
 
   // Pooling, all contiguous (N, C, H, W) -> (N, C, OH, OW). Max-pool backward recomputes each window's
   // argmax from x as PyTorch does: a strictly larger value or any NaN takes over, so ties keep the first

@@ -459,6 +459,46 @@ NDArray conv_transpose_forward(const NDArray& x, const NDArray& w, const NDArray
   return bias ? add_channel_bias(y, *bias) : y;
 }
 
+// ---- im2col ------------------------------------------------------------------------------------------
+// The blocks are the windows of a one-output-channel conv over x, so make_conv_params checks the geometry.
+
+NDArray unfold(const NDArray& x, const std::vector<int64_t>& kernel_size, const ConvArgs& args) {
+  const char* op = "unfold";
+  check_floating(op, "input", x);
+  if (x.ndim() != 4) value_error(op, ": input must be 4-D (N, C, H, W), got shape ", shape_str(x.shape));
+  if (kernel_size.size() != 2) value_error(op, ": kernel_size needs 2 values, got ", kernel_size.size());
+  ConvParams p = make_conv_params(op, x.shape, weight_shape(1, x.shape[1], kernel_size), args);
+  NDArray cols = NDArray::empty({p.n, p.c_in * p.kh * p.kw, p.oh * p.ow}, x.dtype, x.device());
+  if (cols.size() > 0) backend(x.device()).im2col(x.compact(), p, cols);
+  return cols;
+}
+
+NDArray fold(const NDArray& cols, const std::vector<int64_t>& output_size, const std::vector<int64_t>& kernel_size,
+             const ConvArgs& args) {
+  const char* op = "fold";
+  check_floating(op, "input", cols);
+  if (cols.ndim() != 3) value_error(op, ": input must be 3-D (N, C*KH*KW, L), got shape ", shape_str(cols.shape));
+  if (kernel_size.size() != 2) value_error(op, ": kernel_size needs 2 values, got ", kernel_size.size());
+  if (output_size.size() != 2) value_error(op, ": output_size needs 2 values, got ", output_size.size());
+  for (int64_t k : kernel_size)
+    if (k < 1) value_error(op, ": kernel_size must be >= 1, got ", k);
+  for (int64_t s : output_size)
+    if (s < 0) value_error(op, ": output_size must be >= 0, got ", s);
+  const int64_t taps = kernel_size[0] * kernel_size[1];
+  if (cols.shape[1] % taps != 0)
+    value_error(op, ": input's dim 1 (", cols.shape[1], ") must be divisible by the product of kernel_size (",
+                taps, ")");
+  Shape xs = {cols.shape[0], cols.shape[1] / taps, output_size[0], output_size[1]};
+  ConvParams p = make_conv_params(op, xs, weight_shape(1, xs[1], kernel_size), args);
+  if (cols.shape[2] != p.oh * p.ow)
+    value_error(op, ": input has ", cols.shape[2], " blocks (dim 2) but output_size ", shape_str(output_size),
+                " holds ", p.oh, " x ", p.ow, " = ", p.oh * p.ow,
+                " blocks of this kernel_size, dilation, padding and stride");
+  NDArray x = NDArray::empty(xs, cols.dtype, cols.device());
+  if (x.size() > 0) backend(cols.device()).col2im(cols.compact(), p, x);
+  return x;
+}
+
 Shape conv_output_shape(const std::string& op, const Shape& x, const Shape& w, const ConvArgs& args, bool transposed) {
   if (transposed) {
     ConvParams p = make_conv_transpose_params(op.c_str(), x, w, args);

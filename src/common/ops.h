@@ -57,6 +57,12 @@ NDArray conv_backward_weight(const NDArray& x, const NDArray& gy, const std::vec
 // Transposed conv (PyTorch's conv_transpose): w is (C_in, C_out/groups, *k). Its backward passes are
 // conv_forward(gy, w) (to input) and conv_backward_weight(gy, x) (to weight) with the same args.
 NDArray conv_transpose_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args);
+
+// PyTorch's F.unfold (im2col): x (N, C, H, W) -> (N, C*KH*KW, L), L sliding blocks of a conv with these args
+// (groups 1); and F.fold (col2im), its adjoint: cols (N, C*KH*KW, L) -> (N, C, *output_size), overlaps summed.
+NDArray unfold(const NDArray& x, const std::vector<int64_t>& kernel_size, const ConvArgs& args);
+NDArray fold(const NDArray& cols, const std::vector<int64_t>& output_size, const std::vector<int64_t>& kernel_size,
+             const ConvArgs& args);
 // The output shape of conv / conv_transpose for input shape x and weight shape w, validated as the ops
 // validate them: Python asks for it here instead of repeating params.cpp's arithmetic.
 Shape conv_output_shape(const std::string& op, const Shape& x, const Shape& w, const ConvArgs& args, bool transposed);

@@ -24,6 +24,8 @@ const Backend cpu_backend = {
     // The dot-product form of the general kernel is already the one for few channels per group.
     .conv_depthwise_backward_weight = cpu::conv_backward_weight,
     .conv_redo_nan_grad_input = cpu::redo_nan_grad_input,
+    .im2col = cpu::im2col,
+    .col2im = cpu::col2im,
     .max_pool_forward = cpu::max_pool_forward,
     .max_pool_backward = cpu::max_pool_backward,
     .avg_pool_forward = cpu::avg_pool_forward,

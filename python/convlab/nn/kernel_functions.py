@@ -60,6 +60,29 @@ class ConvTranspose(Function):
         return gx, gw, _bias_grad(g) if need_b else None
 
 
+class Unfold(Function):
+    """im2col; its backward is col2im (fold) of the gradient with the same geometry: the two are adjoints."""
+
+    def forward(self, x, kernel_size, dilation, padding, stride):
+        self.input_size = list(x.shape[2:])
+        self.args = (kernel_size, dilation, padding, stride)
+        return _C.unfold(x, *self.args)
+
+    def backward(self, g):
+        return (_C.fold(g.compact(), self.input_size, *self.args),)
+
+
+class Fold(Function):
+    """col2im; its backward is im2col (unfold) of the gradient."""
+
+    def forward(self, cols, output_size, kernel_size, dilation, padding, stride):
+        self.args = (kernel_size, dilation, padding, stride)
+        return _C.fold(cols, output_size, *self.args)
+
+    def backward(self, g):
+        return (_C.unfold(g.compact(), *self.args),)
+
+
 class MaxPool(Function):
     def forward(self, x, kernel_size, stride, padding, dilation, ceil_mode):
         self.x = x.compact()
