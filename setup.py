@@ -1,6 +1,10 @@
-# `pip install .` builds the extension convlab._C by driving CMake (the pybind11 cmake_example pattern).
-# Environment: CONVLAB_CUDA=AUTO|ON|OFF, CONVLAB_CUDA_ARCH, CONVLAB_PORTABLE=1, CONVLAB_SANITIZE=address,...
+# `pip install .` builds the extension convlab._C by driving CMake (the pybind11 cmake_example pattern); this
+# is the one build path: scripts/dev_build.sh runs `setup.py build_ext` too.
+# Environment: CONVLAB_CUDA=AUTO|ON|OFF, CONVLAB_CUDA_ARCH, CONVLAB_PORTABLE=1, CONVLAB_SANITIZE=address,...,
+# CONVLAB_BUILD_TYPE (default Release), CONVLAB_CMAKE_ARGS (more CMake arguments, appended last so they win).
 import os
+import runpy
+import shlex
 import shutil
 import subprocess
 import sys
@@ -10,7 +14,7 @@ from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
-VERSION = "0.1.0"
+VERSION = runpy.run_path(str(ROOT / "python" / "convlab" / "_version.py"))["__version__"]
 
 
 class CMakeExtension(Extension):
@@ -23,7 +27,7 @@ class CMakeBuild(build_ext):
         import pybind11
 
         out_dir = Path(self.get_ext_fullpath(ext.name)).parent.resolve()
-        build_dir = Path(self.build_temp).resolve() / ext.name
+        build_dir = Path(self.build_temp).resolve()
         build_dir.mkdir(parents=True, exist_ok=True)
         args = [
             f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out_dir}",
@@ -39,7 +43,9 @@ class CMakeBuild(build_ext):
             args.append("-DCONVLAB_PORTABLE=ON")
         if shutil.which("ninja"):
             args.append("-GNinja")
+        args += shlex.split(os.environ.get("CONVLAB_CMAKE_ARGS", ""))
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+        print(f"convlab: building {ext.name} with CMake in {build_dir} ({jobs} jobs; a few minutes)", flush=True)
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
         subprocess.run(["cmake", "--build", str(build_dir), "-j", jobs], check=True)
 

@@ -11,6 +11,7 @@ from conftest import DEVICES
 
 THREADS = 4
 ROUNDS = 6
+GIL_PROBE_CALLS = 500  # a GIL-holding kernel runs this many times before the test fails
 
 
 def nd(rng, shape, device):
@@ -109,30 +110,42 @@ def gil_probe_calls():
     }
 
 
-@pytest.mark.parametrize("name", list(gil_probe_calls()))
-def test_kernel_releases_the_gil(name):
-    """With a switch interval of minutes, the interpreter only hands the GIL to another thread when the
-    running code releases it. A thread that was made runnable just before a kernel call can therefore only
-    have run by the time the call returns if the kernel released the GIL. No timing is asserted: a loaded
-    machine gets several tries, and a GIL-holding kernel can never pass."""
-    call = gil_probe_calls()[name]
+def other_thread_ran_during(call, max_calls):
+    """With a switch interval of minutes, the interpreter hands the GIL to a waiting thread only when the
+    running code releases it. The other thread below is made runnable and then waits for the GIL; this
+    thread calls `call` again and again, touching nothing else that could release the GIL, until the other
+    thread has run or max_calls calls are done. So the other thread can only have run inside a call, and
+    only if that call released the GIL: a GIL-holding call never lets it, a releasing one does as soon as
+    the OS has put the other thread on a core during one of the calls, however loaded the machine. No time
+    is measured. Returns whether it ran, and the number of calls made."""
+    go, ran = threading.Event(), []
+    other = threading.Thread(target=lambda: (go.wait(), ran.append(True)))
+    other.start()
     old = sys.getswitchinterval()
+    sys.setswitchinterval(300.0)
     try:
-        for _ in range(5):
-            go, ran = threading.Event(), []
-            other = threading.Thread(target=lambda: (go.wait(), ran.append(True)))
-            other.start()
-            sys.setswitchinterval(300.0)
-            go.set()
+        go.set()
+        calls = 0
+        while not ran and calls < max_calls:
             call()
-            overlapped = bool(ran)  # read before anything else can release the GIL
-            sys.setswitchinterval(old)
-            other.join()
-            if overlapped:
-                return
-        pytest.fail(f"no other Python thread ran during five {name} calls: the GIL seems to be held")
+            calls += 1
+        overlapped = bool(ran)  # read before anything else can release the GIL
     finally:
         sys.setswitchinterval(old)
+        other.join()
+    return overlapped, calls
+
+
+@pytest.mark.parametrize("name", list(gil_probe_calls()))
+def test_kernel_releases_the_gil(name):
+    overlapped, calls = other_thread_ran_during(gil_probe_calls()[name], GIL_PROBE_CALLS)
+    assert overlapped, f"no other Python thread ran during {calls} {name} calls: the GIL seems to be held"
+
+
+def test_gil_probe_catches_a_call_that_holds_the_gil():
+    """The probe above must be able to fail: pure Python code holds the GIL throughout."""
+    overlapped, calls = other_thread_ran_during(lambda: sum(i * i for i in range(20_000)), 50)
+    assert not overlapped and calls == 50
 
 
 @pytest.mark.parametrize("preset", [None, "123"])

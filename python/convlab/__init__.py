@@ -1,5 +1,6 @@
 """convlab: convolutional networks you can read to the bottom, on the CPU and the GPU."""
 import builtins  # convlab.bool, convlab.int and convlab.float are dtypes, as in PyTorch
+import importlib.util
 import os
 
 
@@ -15,6 +16,14 @@ def _import_core():
         os.environ["GOMP_SPINCOUNT"] = "10000"
     try:
         from . import _C
+    except ImportError:
+        # No compiled file at all (a source checkout on sys.path): say so, instead of Python's guess of a
+        # circular import. An extension that is there but fails to load keeps its own error.
+        if importlib.util.find_spec(f"{__name__}._C") is None:
+            raise ImportError(f"the extension convlab._C is not built: run pip install . (or bash "
+                              f"scripts/dev_build.sh and export the PYTHONPATH it prints); convlab was imported "
+                              f"from {__path__[0]}") from None
+        raise
     finally:
         if ours:
             del os.environ["GOMP_SPINCOUNT"]
@@ -23,8 +32,7 @@ def _import_core():
 
 _C = _import_core()
 from ._C import NDArray  # noqa: E402
-
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 
 class _Cuda:
