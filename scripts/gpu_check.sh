@@ -36,6 +36,8 @@ say "$(nvcc --version 2>&1 | tail -1)"
 missing=$(python3 -c "
 import importlib.util as u
 print(' '.join(m for m in ('numpy', 'pytest', 'pybind11', 'setuptools') if u.find_spec(m) is None))")
+python3 -c "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 77)" 2>/dev/null ||
+  missing="$missing setuptools>=77"  # pyproject's SPDX license field; --no-build-isolation below uses this one
 command -v cmake >/dev/null || missing="$missing cmake"
 if [ -n "$missing" ]; then say "missing: $missing (install first)"; exit 1; fi
 
