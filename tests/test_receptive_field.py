@@ -181,7 +181,8 @@ def conv_matrix_reference(w, input_shape, stride, padding, dilation):
     """M[(co, oh, ow), (ci, ih, iw)] = sum of w[co, ci, kh, kw] over the taps with ih = oh*s + kh*d - p."""
     c_out, c_in, kh_, kw_ = w.shape
     _, h, wd = input_shape
-    oh_, ow_ = (h + 2 * padding - dilation * (kh_ - 1) - 1) // stride + 1, (wd + 2 * padding - dilation * (kw_ - 1) - 1) // stride + 1
+    oh_ = (h + 2 * padding - dilation * (kh_ - 1) - 1) // stride + 1
+    ow_ = (wd + 2 * padding - dilation * (kw_ - 1) - 1) // stride + 1
     m = np.zeros((c_out, oh_, ow_, c_in, h, wd))
     for co, ci, kh, kw, oh, ow in np.ndindex(c_out, c_in, kh_, kw_, oh_, ow_):
         ih, iw = oh * stride + kh * dilation - padding, ow * stride + kw * dilation - padding

@@ -46,7 +46,8 @@ def test_2d_matches_reference_and_scipy(shapes, boundary, device):
     a, k = rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1])
     fill = 1.5 if boundary == "fill" else 0
     for mode in ("full", "same", "valid"):
-        for name, flip, start in (("correlate2d", False, lambda n: n // 2), ("convolve2d", True, lambda n: (n - 1) // 2)):
+        for name, flip, start in (("correlate2d", False, lambda n: n // 2),
+                                  ("convolve2d", True, lambda n: (n - 1) // 2)):
             if mode == "valid" and not (all(x >= y for x, y in zip(*shapes)) or all(x <= y for x, y in zip(*shapes))):
                 continue
             want = getattr(scipy_signal, name)(a, k, mode, boundary, fill)
