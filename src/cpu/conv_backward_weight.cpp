@@ -20,13 +20,20 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // ---- the GEMM form -------------------------------------------------------------------------------------
 
-// buf = the GEMM's packed B for B[j][c] = run n0 + c of one image at its real output j0 + j (j < kc, c < nc):
-// the transposed im2col, read straight from the runs. An output row is contiguous in every run, so `lanes`
+// The GEMM's B as a packer (PackB): B[j][c] = run c of one image (xi, x_off) at its real output j0 + j, the
+// transposed im2col, packed straight from the runs. An output row is contiguous in every run, so `lanes`
 // runs at up to `lanes` outputs of one row are that many vector loads and one transpose; loads that
 // overhang the row end (into the run's slack) land in rows that are not stored.
 template <class T>
-void pack_runs_transposed(T* buf, const T* xi, const int64_t* x_off, int64_t ow, int64_t wq, int64_t j0, int64_t kc,
-                          int64_t n0, int64_t nc) {
+struct TransposedRuns {
+  const T* xi;
+  const int64_t* x_off;
+  int64_t ow, wq, j0;
+  void operator()(T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const;
+};
+
+template <class T>
+void TransposedRuns<T>::operator()(T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
   constexpr int L = lanes<T>;
   constexpr int64_t nr = gemm_nr<T>;
   for (int64_t c0 = 0; c0 < ceil_div(nc, nr) * nr; c0 += L) {
@@ -42,7 +49,7 @@ void pack_runs_transposed(T* buf, const T* xi, const int64_t* x_off, int64_t ow,
       run[c] = xi + x_off[n0 + c0 + std::min<int64_t>(c, cols - 1)];
       keep[c] = c < cols ? -1 : 0;
     }
-    for (int64_t jj = 0, j = j0; jj < kc;) {
+    for (int64_t jj = 0, j = j0 + k0; jj < kc;) {
       const int64_t e = j / ow * wq + j % ow, t = std::min({int64_t(L), ow - j % ow, kc - jj});
       Vec<T> v[L];
       for (int c = 0; c < L; c++) v[c] = load(run[c] + e);
@@ -115,9 +122,7 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
       for (int64_t i = std::max(n0, s0 / pix); i < std::min(n0 + nn, ceil_div(s1, pix)); i++) {
         const int64_t j0 = std::max(s0 - i * pix, int64_t(0)), j1 = std::min(s1 - i * pix, pix);
         const T* xi = xq + (i - n0) * p.c_in * q.chan;
-        const PackB<T> pack = [&](T* buf, int64_t k0, int64_t kc, int64_t col0, int64_t cols) {
-          pack_runs_transposed(buf, xi, x_off.data() + g * K, p.ow, q.wq, j0 + k0, kc, col0, cols);
-        };
+        const PackB<T> pack = TransposedRuns<T>{xi, x_off.data() + g * K, p.ow, q.wq, j0};
         const MatrixView<T> a = row_major(gy + (i * p.c_out + g * cog) * pix + j0, cog, j1 - j0, pix);
         gemm_block(a, pack, out, {0, cog, c0, c1}, i * pix + j0 > s0 ? Update::add : Update::store);
       }
