@@ -439,8 +439,6 @@ PYBIND11_MODULE(_C, m) {
       .def("matmul", &matmul, nogil())
       .def("__matmul__", &matmul, nogil())
       .def("pad", &pad, py::arg("pads"), py::arg("mode") = "constant", py::arg("value") = 0.0, nogil())
-      .def("dilate", &dilate, py::arg("axes"), py::arg("factor"), nogil())
-      .def("undilate", &undilate, py::arg("axes"), py::arg("factor"), nogil())
       // indexing (int64/int32 index arrays)
       .def("gather", &gather, py::arg("axis"), py::arg("index"), nogil())
       .def("index_select", &index_select, py::arg("axis"), py::arg("index"), nogil())

@@ -1,5 +1,5 @@
-"""pad in its four modes and dilate/undilate, against references that compute every output element's
-source index from the mode's definition, and against np.pad / torch.nn.functional.pad."""
+"""pad in its four modes, against references that compute every output element's source index from the
+mode's definition, and against np.pad / torch.nn.functional.pad."""
 import itertools
 
 import numpy as np
@@ -119,32 +119,3 @@ def test_pad_errors(device):
         a.pad([(1, 1)] * 3, "constant")
     with pytest.raises(ValueError, match="replicate"):
         cl.NDArray.from_numpy(np.zeros((2, 0), np.float32), device=device).pad([(1, 0)], "replicate")
-
-
-def dilate_ref(x, axes, factor):
-    out_shape = tuple((n - 1) * factor + 1 if d in axes and n else n for d, n in enumerate(x.shape))
-    out = np.zeros(out_shape, x.dtype)
-    for i in itertools.product(*(range(n) for n in x.shape)):
-        out[tuple(k * factor if d in axes else k for d, k in enumerate(i))] = x[i]
-    return out
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_dilate_undilate(device, dtype):
-    rng = np.random.default_rng(4)
-    for shape, axes, factor in [((3, 4), (1,), 2), ((2, 3, 5), (0, 2), 3), ((4,), (0,), 1), ((2, 0, 3), (1, 2), 2),
-                                ((1, 5), (-1,), 4)]:
-        for layout in ["contiguous", "sliced"]:
-            a, x = as_view(rng, rand(rng, shape, dtype), layout, device)
-            before = a.numpy()
-            norm = tuple(ax % len(shape) for ax in axes)
-            d = a.dilate(axes, factor)
-            check(d, dilate_ref(x, norm, factor))
-            check(d.undilate(axes, factor), x)
-            np.testing.assert_array_equal(a.numpy(), before)
-    u = cl.NDArray.from_numpy(np.arange(10.0, dtype=dtype).reshape(2, 5), device=device).undilate((1,), 2)
-    check(u, np.arange(10.0, dtype=dtype).reshape(2, 5)[:, ::2])
-    with pytest.raises(ValueError, match="factor"):
-        a.dilate((0,), 0)
-    with pytest.raises(ValueError, match="axis"):
-        a.undilate((2,), 2)

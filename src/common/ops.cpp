@@ -362,32 +362,6 @@ NDArray pad(const NDArray& a, const Pads& pads, const std::string& mode_name, do
   return out;
 }
 
-namespace {
-// The view of `a` that keeps every factor-th element along `axes`: undilate's result, dilate's target.
-NDArray every_nth(const NDArray& a, const std::vector<int64_t>& axes, int64_t factor, const char* op) {
-  if (factor < 1) value_error(op, ": factor must be >= 1, got ", factor);
-  std::vector<AxisIndex> idx(a.ndim());
-  for (int d = 0; d < a.ndim(); ++d) idx[d] = {false, 0, a.shape[d], 1};
-  for (int d : resolve_axes(op, axes, a.ndim())) idx[d].step = factor;
-  return a.index(idx);
-}
-}  // namespace
-
-NDArray dilate(const NDArray& a, const std::vector<int64_t>& axes, int64_t factor) {
-  if (factor < 1) value_error("dilate: factor must be >= 1, got ", factor);
-  Shape out_shape = a.shape;
-  std::vector<int> ax = resolve_axes("dilate", axes, a.ndim());
-  for (int d : ax) out_shape[d] = a.shape[d] == 0 ? 0 : (a.shape[d] - 1) * factor + 1;
-  NDArray out = NDArray::empty(out_shape, a.dtype, a.device());
-  fill(out, 0.0);
-  assign(every_nth(out, axes, factor, "dilate"), a);
-  return out;
-}
-
-NDArray undilate(const NDArray& a, const std::vector<int64_t>& axes, int64_t factor) {
-  return every_nth(a, axes, factor, "undilate").copy();
-}
-
 // ---- convolution -------------------------------------------------------------------------------------
 
 NDArray conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args) {

@@ -43,10 +43,6 @@ NDArray matmul(const NDArray& a, const NDArray& b);
 // pads: one (lo, hi) per axis, from the first; fewer pairs than axes pad the trailing axes.
 NDArray pad(const NDArray& a, const Pads& pads, const std::string& mode, double value);
 PadMode parse_pad_mode(const std::string& mode);
-// dilate inserts factor-1 zeros between neighbours along each axis: n -> (n-1)*factor+1; undilate keeps
-// every factor-th element (its inverse).
-NDArray dilate(const NDArray& a, const std::vector<int64_t>& axes, int64_t factor);
-NDArray undilate(const NDArray& a, const std::vector<int64_t>& axes, int64_t factor);
 
 // Convolution over 1 or 2 spatial dims (x.ndim() == 3 or 4).
 NDArray conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args);

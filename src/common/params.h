@@ -24,8 +24,6 @@ struct ConvParams {
 
   int64_t c_in_per_group() const { return c_in / groups; }
   int64_t c_out_per_group() const { return c_out / groups; }
-  // 2 * multiply-adds of the forward pass; each backward pass costs the same.
-  double flops() const { return 2.0 * n * c_out * oh * ow * c_in_per_group() * kh * kw; }
 };
 
 // The user-facing arguments of a conv / conv_transpose call, one entry per spatial dim (1 or 2 of them).
