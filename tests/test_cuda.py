@@ -287,6 +287,69 @@ def test_adaptive_avg_pool_matches_cpu(dtype, spatial, out):
     run_both(lambda gy: C.adaptive_avg_pool_backward(gy, list(spatial)), gy, dtype=dtype)
 
 
+# ---- initcheck ---------------------------------------------------------------------------------------------
+
+POISON_INT32 = np.int32(np.uint32(0xFFF5A5A5).view(np.int32))
+
+
+def initcheck_cases(rng, dtype):
+    """(name, fn) for every kernel family: fn runs it on finite CUDA inputs and returns its fresh output."""
+    g = lambda *shape: pair(rng.standard_normal(shape).astype(dtype))[1]
+    x4, x_pool = g(2, 6, 9, 10), g(2, 3, 20, 21)
+    conv = [(2, 6, 8, (9, 10), (3, 3), (2, 1), [(1, 0), (2, 1)], (1, 2), 2),  # dense, grouped, dilated
+            (2, 9, 70, (5, 7), (1, 1), (1, 1), [(0, 0), (0, 0)], (1, 1), 1),  # 1x1
+            (2, 4, 8, (9, 10), (3, 3), (2, 2), [(1, 1), (1, 1)], (1, 1), 4),  # depthwise
+            CONV_CASES[-1]]                                                   # split weight gradient
+    cases = [("binary", lambda: g(3, 4, 5) + g(4, 1)), ("compare", lambda: g(3, 70) < g(3, 70)),
+             ("scalar", lambda: 2.5 - g(7, 33)), ("unary", lambda: g(5, 67).tanh()),
+             ("copy", lambda: g(4, 3, 6).permute((2, 0, 1)).compact()), ("astype", lambda: g(4, 37).astype("float64")),
+             ("sum", lambda: g(3, 4099).sum(axes=(1,))), ("max", lambda: g(6, 7, 5).max(axes=(0, 2))),
+             ("argmax", lambda: g(3, 5000).argmax(axis=1)), ("matmul", lambda: g(3, 70, 20) @ g(3, 20, 130)),
+             ("pad", lambda: g(2, 5, 6).pad([(0, 1), (2, 3), (4, 1)], mode="reflect"))]
+    for i, case in enumerate(conv):
+        x, w, b, gy = (pair(a)[1] for a in conv_arrays(rng, case, dtype))
+        n, c_in, c_out, spatial, k, st, pad, d, groups = case
+        cases += [(f"conv{i}_forward", lambda x=x, w=w, b=b, st=st, pad=pad, d=d, gr=groups:
+                   C.conv_forward(x, w, b, list(st), pad, list(d), gr)),
+                  (f"conv{i}_backward_input", lambda gy=gy, w=w, sp=spatial, st=st, pad=pad, d=d, gr=groups:
+                   C.conv_backward_input(gy, w, list(sp), list(st), pad, list(d), gr)),
+                  (f"conv{i}_backward_weight", lambda x=x, gy=gy, k=k, st=st, pad=pad, d=d, gr=groups:
+                   C.conv_backward_weight(x, gy, list(k), list(st), pad, list(d), gr))]
+    pool = ([3, 3], [2, 2], [1, 1])
+    y_max = C.max_pool_forward(x4, *pool, [1, 1], True)
+    y_avg = C.avg_pool_forward(x4, *pool, True, False)
+    cases += [("max_pool_forward", lambda: C.max_pool_forward(x4, *pool, [1, 1], True)),
+              ("max_pool_backward", lambda: C.max_pool_backward(x4, g(*y_max.shape), *pool, [1, 1], True)),
+              ("avg_pool_forward", lambda: C.avg_pool_forward(x4, *pool, True, False)),
+              ("avg_pool_backward", lambda: C.avg_pool_backward(g(*y_avg.shape), [9, 10], *pool, True, False)),
+              ("adaptive_forward", lambda: C.adaptive_avg_pool_forward(x4, [4, 3])),
+              ("adaptive_forward_warp", lambda: C.adaptive_avg_pool_forward(x_pool, [1, 1])),
+              ("adaptive_backward", lambda: C.adaptive_avg_pool_backward(g(2, 6, 4, 3), [9, 10]))]
+    index = pair(rng.integers(0, 5, (4, 3)))[1]
+    cond = pair(rng.random((4, 5)) < 0.5)[1]
+    cases += [("gather", lambda: g(4, 5).gather(1, index)),
+              ("scatter_add", lambda: C.scatter_add((4, 5), 1, index, g(4, 3))),
+              ("where", lambda: C.where(cond, g(4, 5), g(1, 5))),
+              ("nonzero", lambda: g(4, 5).nonzero())]
+    return cases
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_kernel_writes_every_output_element(dtype):
+    """initcheck: on the emulator every fresh allocation holds NaN (int32 words 0xfff5a5a5, bytes 0xa5), and
+    scripts/cuda_emulator/check.sh turns the caching allocator off, so an output element no thread wrote is
+    still poison. On a GPU memory is not poisoned and this is only a finiteness check."""
+    rng = np.random.default_rng(20)
+    for name, fn in initcheck_cases(rng, dtype):
+        out = fn().numpy()
+        if out.dtype == np.bool_:
+            assert (out.view(np.uint8) <= 1).all(), name
+        elif out.dtype.kind == "f":
+            assert np.isfinite(out).all(), name
+        else:
+            assert not (out.view(np.int32) == POISON_INT32).any(), name
+
+
 # ---- memory, transfers, errors -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(), (0,), (3, 0, 2), (1,), (1000, 3)])
