@@ -356,6 +356,12 @@ def functional_calls(F):
         "unfold": lambda x, w: F.fold(F.unfold(x, (2, 3), padding=1, stride=2), (9, 9), (2, 3), padding=1, stride=2),
         "normalize": lambda x, w: F.normalize(x, dim=2) + F.cosine_similarity(x, x.flip(3), dim=1).unsqueeze(1)
         + F.pairwise_distance(x, x.detach() * 0.5, keepdim=True),
+        "locally_connected2d": lambda x, w: F.locally_connected2d(
+            x, w[:2].reshape(1, 1, 1, 4, 3, 3).expand(3, 3, 1, 4, 3, 3), w[0, 0].reshape(3, 3, 1), stride=3),
+        "locally_connected1d": lambda x, w: F.locally_connected1d(
+            x[:, :, 0], w[:2].reshape(1, 1, 4, 9)[..., :3].expand(7, 1, 4, 3), w.reshape(108)[:7].reshape(7, 1)),
+        "tiled_conv2d": lambda x, w: F.tiled_conv2d(x, w.reshape(1, 3, 1, 4, 3, 3), w[0, 0, 0].reshape(1, 3, 1),
+                                                    padding=1, dilation=2),
         "embedding": lambda x, w: F.embedding(cl.tensor([[0, 3], [11, 2]], device=x.device), w.reshape(12, 9))
         + F.one_hot(cl.tensor([1, 0], device=x.device), 9),  # one_hot: its index tensor alone, as a constant
     }

@@ -119,6 +119,14 @@ CASES = {
                                     [randn(1, 3, 5), randn(4, 1, 5, seed=1)]),
     "pairwise_distance_p1_keepdim": (lambda a, b: F.pairwise_distance(a, b, 1.0, keepdim=True),
                                      [randn(3, 5), randn(3, 5, seed=1)]),
+    "locally_connected2d_transposed_view_strided_dilated": (
+        lambda x, w, b: F.locally_connected2d(x.transpose(2, 3), w, b, stride=(2, 1), padding=1, dilation=(1, 2)),
+        [randn(1, 2, 5, 6), randn(3, 3, 2, 2, 3, 3, seed=1), randn(3, 3, 2, seed=2)]),
+    "locally_connected1d_stride_over_kernel": (lambda x, w, b: F.locally_connected1d(x, w, b, stride=3),
+                                               [randn(2, 3, 10), randn(3, 2, 3, 2, seed=1), randn(3, 2, seed=2)]),
+    "tiled_conv2d_tile_not_dividing_output": (lambda x, w, b: F.tiled_conv2d(x, w, b, padding=1),
+                                              [randn(1, 2, 5, 4), randn(4, 2, 2, 2, 2, 2, seed=1),
+                                               randn(4, 2, 2, seed=2)]),
 }
 
 

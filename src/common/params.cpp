@@ -148,6 +148,32 @@ ConvParams make_conv_transpose_params(const char* op, const Shape& x, const Shap
   return p;
 }
 
+TiledParams make_tiled_params(const char* op, const Shape& x, const Shape& w, const ConvArgs& a, bool unshared) {
+  int dims = spatial_dims(op, "input", x);
+  const char* layout = dims == 1 ? (unshared ? "(out_l, C_out, C_in, k)" : "(tile_l, C_out, C_in, k)")
+                                 : (unshared ? "(out_h, out_w, C_out, C_in, k_h, k_w)"
+                                             : "(tile_h, tile_w, C_out, C_in, k_h, k_w)");
+  if (static_cast<int>(w.size()) != 2 * dims + 2)
+    value_error(op, ": weight must have rank ", 2 * dims + 2, " ", layout, ", got shape ", shape_str(w));
+  if (a.groups != 1) value_error(op, ": groups must be 1, got ", a.groups);
+  for (int d = 0; d < dims; ++d) check_range(op, "weight tile size", w[d], 1);
+  if (w[dims + 1] != x[1])
+    value_error(op, ": input has ", x[1], " channels but weight expects ", w[dims + 1], "; weight shape ",
+                shape_str(w), " is ", layout);
+  Shape conv_w(w.begin() + dims, w.end());  // (C_out, C_in, *kernel): the geometry of one weight set
+  TiledParams p;
+  static_cast<ConvParams&>(p) = make_conv_params(op, x, conv_w, a);
+  p.tile_h = dims == 1 ? 1 : w[0];
+  p.tile_w = w[dims - 1];
+  if (unshared && (p.tile_h != (dims == 1 ? 1 : p.oh) || p.tile_w != p.ow)) {
+    Shape want = dims == 1 ? Shape{p.ow} : Shape{p.oh, p.ow};
+    want.insert(want.end(), conv_w.begin(), conv_w.end());
+    value_error(op, ": weight must have shape ", layout, " = ", shape_str(want), " for input shape ",
+                shape_str(x), ", got ", shape_str(w));
+  }
+  return p;
+}
+
 int64_t pool_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dilation, bool ceil_mode) {
   int64_t out = floor_div(in + 2 * pad - dilation * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0), stride) + 1;
   if (ceil_mode && (out - 1) * stride >= in + pad) --out;

@@ -46,6 +46,16 @@ void check_conv_layer(const char* op, int64_t in_channels, int64_t out_channels,
 // *forward* conv whose backward-input is this transposed conv (so its "input" is the transposed output).
 ConvParams make_conv_transpose_params(const char* op, const Shape& x, const Shape& w, const ConvArgs& args);
 
+// Tiled convolution: a tile_h x tile_w grid of weight sets cycles over the output, position (oh, ow) using
+// set (oh % tile_h, ow % tile_w). Tile (1, 1) is a convolution, tile (oh, ow) a locally connected layer.
+struct TiledParams : ConvParams {
+  int64_t tile_h = 1, tile_w = 1;
+};
+
+// x (N, C_in, *spatial) against w (*tile, C_out, C_in, *kernel), groups 1. `unshared` (a locally connected
+// layer) also requires the tile to be the output size.
+TiledParams make_tiled_params(const char* op, const Shape& x, const Shape& w, const ConvArgs& args, bool unshared);
+
 struct PoolParams {
   int64_t n = 0, c = 0;
   int64_t h = 0, w = 0, oh = 0, ow = 0;

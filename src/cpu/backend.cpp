@@ -37,6 +37,9 @@ const Backend cpu_backend = {
     .where = cpu::where,
     .count_nonzero = cpu::count_nonzero,
     .nonzero = cpu::nonzero,
+    .tiled_conv_forward = cpu::tiled_conv_forward,
+    .tiled_conv_backward_input = cpu::tiled_conv_backward_input,
+    .tiled_conv_backward_weight = cpu::tiled_conv_backward_weight,
 };
 
 }  // namespace convlab

@@ -38,6 +38,9 @@ const Backend cuda_backend = {
     .where = cuda::where,
     .count_nonzero = cuda::count_nonzero,
     .nonzero = cuda::nonzero,
+    .tiled_conv_forward = cuda::tiled_conv_forward,
+    .tiled_conv_backward_input = cuda::tiled_conv_backward_input,
+    .tiled_conv_backward_weight = cuda::tiled_conv_backward_weight,
 };
 
 int cuda_device_count() {

@@ -10,6 +10,7 @@ from .layers import (ConstantPad1d, ConstantPad2d, CosineSimilarity, LocalRespon
                      PixelShuffle, PixelUnshuffle, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d,
                      ReplicationPad2d, ZeroPad1d, ZeroPad2d)
 from .layers import Fold, Unfold
+from .layers import LocallyConnected1d, LocallyConnected2d, TiledConv2d
 from .lazy import (LazyBatchNorm1d, LazyBatchNorm2d, LazyConv1d, LazyConv2d, LazyConvTranspose1d, LazyConvTranspose2d,
                    LazyLinear)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
@@ -32,5 +33,6 @@ __all__ = [
     "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d", "ReflectionPad2d",
     "ReplicationPad1d", "ReplicationPad2d", "PixelShuffle", "PixelUnshuffle", "LocalResponseNorm",
     "CosineSimilarity", "PairwiseDistance", "Unfold", "Fold",
+    "LocallyConnected1d", "LocallyConnected2d", "TiledConv2d",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
 ]

@@ -65,6 +65,43 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            dilation)
 
 
+# ---- locally connected (unshared) and tiled convolution ----
+def _tiled_conv(op, d, x, weight, bias, stride, padding, dilation, unshared):
+    x, unbatched = batched(op, x, d)
+    check_tensor(op, "weight", weight)
+    check_tensor(op, "bias", bias, optional=True)
+    if weight.ndim != 2 * d + 2:
+        layout = "out" if unshared else "tile"
+        raise ValueError(f"{op}: weight must be {2 * d + 2}-D ({layout} size per spatial dim, C_out, C_in, *kernel), "
+                         f"got shape {weight.shape}")
+    stride = ntuple(op, "stride", stride, d)
+    dilation = ntuple(op, "dilation", dilation, d)
+    pads = conv_padding(op, padding, d, list(weight.shape[d + 2:]), stride, dilation)
+    y = kf.TiledConv.apply(x, weight, bias, stride=stride, padding=pads, dilation=dilation, unshared=unshared)
+    return unbatch(y, unbatched)
+
+
+def locally_connected1d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Unshared 1-D convolution, one weight set per output position:
+    y[n, co, l] = sum_{c, k} weight[l, co, c, k] * x_padded[n, c, l * stride + k * dilation] + bias[l, co],
+    weight (out_l, C_out, C_in, k), bias (out_l, C_out)."""
+    return _tiled_conv("locally_connected1d", 1, input, weight, bias, stride, padding, dilation, True)
+
+
+def locally_connected2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Unshared 2-D convolution, one weight set per output position (i, j): weight (out_h, out_w, C_out, C_in,
+    k_h, k_w) (weight[i, j].reshape(C_out, -1) is the (C_out, C_in * k_h * k_w) matrix applied to the patch
+    that F.unfold gives for (i, j)), bias (out_h, out_w, C_out)."""
+    return _tiled_conv("locally_connected2d", 2, input, weight, bias, stride, padding, dilation, True)
+
+
+def tiled_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Tiled convolution: t_h * t_w kernels cycle over the output, position (i, j) using weight[i % t_h, j % t_w]
+    (C_out, C_in, k_h, k_w) and bias[i % t_h, j % t_w]; weight (t_h, t_w, C_out, C_in, k_h, k_w), bias
+    (t_h, t_w, C_out). Tile (1, 1) is conv2d; a tile of the output size is locally_connected2d."""
+    return _tiled_conv("tiled_conv2d", 2, input, weight, bias, stride, padding, dilation, False)
+
+
 # ---- pooling ----
 def _max_pool(op, d, x, kernel_size, stride, padding, dilation, ceil_mode):
     x, unbatched = batched(op, x, d)

@@ -141,6 +141,103 @@ class ConvTranspose2d(_ConvTranspose):
     dims = 2
 
 
+class _TiledConvNd(Module):
+    """Shared by LocallyConnected1d/2d and TiledConv2d: weight (*tile, C_out, C_in, *kernel) and bias
+    (*tile, C_out), one kernel and bias per weight set, each initialised as PyTorch initialises a conv's:
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C_in * prod(kernel)."""
+
+    dims = 2
+    unshared = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, tile, stride, padding, bias, dilation, device,
+                 dtype):
+        super().__init__()
+        name, d = type(self).__name__, self.dims
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = tuple(ntuple(name, "kernel_size", kernel_size, d))
+        self.stride = tuple(ntuple(name, "stride", stride, d))
+        self.dilation = tuple(ntuple(name, "dilation", dilation, d))
+        self.padding = padding if isinstance(padding, str) else tuple(ntuple(name, "padding", padding, d))
+        self._pads = conv_padding(name, self.padding, d, list(self.kernel_size), list(self.stride),
+                                  list(self.dilation))
+        self.tile = self._tile(name, tile)
+        for arg, value, low in [("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
+                                ("kernel_size", min(self.kernel_size), 1), ("stride", min(self.stride), 1),
+                                ("dilation", min(self.dilation), 1), ("tile", min(self.tile), 1)]:
+            if value < low:
+                raise ValueError(f"{name}: {arg} must be >= {low}, got {value}")
+        dtype = dtype or "float32"
+        self.weight = Parameter(zeros(self.tile + (out_channels, in_channels) + self.kernel_size, dtype=dtype,
+                                      device=device))
+        if bias:
+            self.bias = Parameter(zeros(self.tile + (out_channels,), dtype=dtype, device=device))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1 / math.sqrt(self.in_channels * math.prod(self.kernel_size))
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input):
+        fn = {(1, True): F.locally_connected1d, (2, True): F.locally_connected2d,
+              (2, False): F.tiled_conv2d}[self.dims, self.unshared]
+        return fn(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+        s += f"in_size={self.in_size}" if self.unshared else f"tile={self.tile}"
+        s += f", stride={self.stride}"
+        if self.padding != (0,) * self.dims:
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * self.dims:
+            s += f", dilation={self.dilation}"
+        return s + (", bias=False" if self.bias is None else "")
+
+
+class _LocallyConnected(_TiledConvNd):
+    """Unshared convolution: one weight set per output position, so the input size is fixed at construction
+    and the tile is the output size it gives."""
+
+    unshared = True
+
+    def __init__(self, in_channels, out_channels, in_size, kernel_size, stride=1, padding=0, bias=True,
+                 dilation=1, device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, in_size, stride, padding, bias, dilation, device,
+                         dtype)
+
+    def _tile(self, name, in_size):
+        self.in_size = tuple(ntuple(name, "in_size", in_size, self.dims))
+        out = tuple((n + lo + hi - dl * (k - 1) - 1) // s + 1 for n, (lo, hi), dl, k, s in
+                    zip(self.in_size, self._pads, self.dilation, self.kernel_size, self.stride))
+        if min(out) < 1:
+            raise ValueError(f"{name}: in_size {self.in_size} is too small for kernel_size {self.kernel_size} "
+                             f"(dilation {self.dilation}, padding {self.padding}): the output would be {out}")
+        return out
+
+
+class LocallyConnected1d(_LocallyConnected):
+    dims = 1
+
+
+class LocallyConnected2d(_LocallyConnected):
+    dims = 2
+
+
+class TiledConv2d(_TiledConvNd):
+    """Tiled convolution: tile[0] * tile[1] kernels cycling over the output positions."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, tile, stride=1, padding=0, bias=True, dilation=1,
+                 device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, tile, stride, padding, bias, dilation, device,
+                         dtype)
+
+    def _tile(self, name, tile):
+        return tuple(ntuple(name, "tile", tile, self.dims))
+
+
 class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
