@@ -1,4 +1,5 @@
 """The two examples run as a newcomer runs them, and reach what their docstrings promise."""
+import importlib.util
 import os
 import re
 import subprocess
@@ -46,3 +47,21 @@ def test_readme_python_blocks_run():
     for block in blocks:
         result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"README block failed:\n{block}\n{result.stderr}"
+
+
+def test_gallery_quick_writes_every_picture(tmp_path):
+    """gallery.py --quick writes each picture as a real, non-blank PNG into --out and prints the folder."""
+    plt = pytest.importorskip("matplotlib.pyplot")
+    result = run_example("gallery.py", "--quick", "--device", "cpu", "--out", str(tmp_path / "pictures"))
+    assert result.returncode == 0, result.stderr
+    assert f"wrote the gallery to {tmp_path / 'pictures'}" in result.stdout
+    names = ["filters.png", "edge_kernel.png", "receptive_field.png", "parameters.png"]
+    if importlib.util.find_spec("sklearn") and importlib.util.find_spec("tqdm"):  # lenet_digits.py's imports
+        names.append("lenet.png")
+    else:
+        assert "lenet.png skipped" in result.stdout
+    for name in names:
+        path = tmp_path / "pictures" / name
+        assert path.stat().st_size > 1000, name
+        image = plt.imread(path)
+        assert image.ndim == 3 and min(image.shape[:2]) > 100 and image.std() > 0.01, name
