@@ -536,30 +536,6 @@ PYBIND11_MODULE(_C, m) {
         py::arg("padding"), py::arg("output_padding"), py::arg("dilation"), py::arg("groups"),
         py::arg("transposed"));
 
-  // Tiled convolution; unshared selects the locally connected layer (tile == output size, checked).
-  m.def("tiled_conv_forward",
-        [=](const NDArray& x, const NDArray& w, std::optional<NDArray> bias, std::vector<int64_t> stride,
-            Pads padding, std::vector<int64_t> dilation, bool unshared) {
-          return tiled_conv_forward(x, w, bias ? &*bias : nullptr, conv_args(stride, padding, dilation, 1),
-                                    unshared);
-        },
-        py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("unshared"), nogil());
-  m.def("tiled_conv_backward_input",
-        [=](const NDArray& gy, const NDArray& w, std::vector<int64_t> input_size, std::vector<int64_t> stride,
-            Pads padding, std::vector<int64_t> dilation, bool unshared) {
-          return tiled_conv_backward_input(gy, w, input_size, conv_args(stride, padding, dilation, 1), unshared);
-        },
-        py::arg("gy"), py::arg("w"), py::arg("input_size"), py::arg("stride"), py::arg("padding"),
-        py::arg("dilation"), py::arg("unshared"), nogil());
-  m.def("tiled_conv_backward_weight",
-        [=](const NDArray& x, const NDArray& gy, Shape weight_shape, std::vector<int64_t> stride, Pads padding,
-            std::vector<int64_t> dilation, bool unshared) {
-          return tiled_conv_backward_weight(x, gy, weight_shape, conv_args(stride, padding, dilation, 1), unshared);
-        },
-        py::arg("x"), py::arg("gy"), py::arg("weight_shape"), py::arg("stride"), py::arg("padding"),
-        py::arg("dilation"), py::arg("unshared"), nogil());
-
   auto pool_args = [](std::vector<int64_t> kernel, std::vector<int64_t> stride, std::vector<int64_t> padding,
                       std::vector<int64_t> dilation, bool ceil_mode, bool count_include_pad) {
     PoolArgs a;
@@ -567,13 +543,27 @@ PYBIND11_MODULE(_C, m) {
     a.dilation = std::move(dilation), a.ceil_mode = ceil_mode, a.count_include_pad = count_include_pad;
     return a;
   };
+  // With return_indices, (y, indices): each window's argmax, what backward_indices routes gy through.
   m.def("max_pool_forward",
         [=](const NDArray& x, std::vector<int64_t> k, std::vector<int64_t> s, std::vector<int64_t> p,
-            std::vector<int64_t> d, bool ceil_mode) {
-          return max_pool_forward(x, pool_args(k, s, p, d, ceil_mode, true));
+            std::vector<int64_t> d, bool ceil_mode, bool return_indices) -> py::object {
+          NDArray y, indices;
+          {
+            py::gil_scoped_release nogil_;
+            y = max_pool_forward(x, pool_args(k, s, p, d, ceil_mode, true), return_indices ? &indices : nullptr);
+          }
+          if (return_indices) return py::make_tuple(y, indices);
+          return py::cast(y);
         },
         py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("ceil_mode"), nogil());
+        py::arg("ceil_mode"), py::arg("return_indices") = false);
+  m.def("max_pool_backward_indices",
+        [=](const NDArray& indices, const NDArray& gy, std::vector<int64_t> input_size, std::vector<int64_t> k,
+            std::vector<int64_t> s, std::vector<int64_t> p, std::vector<int64_t> d, bool ceil_mode) {
+          return max_pool_backward_indices(indices, gy, input_size, pool_args(k, s, p, d, ceil_mode, true));
+        },
+        py::arg("indices"), py::arg("gy"), py::arg("input_size"), py::arg("kernel_size"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"), nogil());
   m.def("max_pool_backward",
         [=](const NDArray& x, const NDArray& gy, std::vector<int64_t> k, std::vector<int64_t> s,
             std::vector<int64_t> p, std::vector<int64_t> d, bool ceil_mode) {
@@ -604,7 +594,8 @@ PYBIND11_MODULE(_C, m) {
   // common/reference.h instead of the fast kernels (CPU arrays only). The tests' first oracle.
   py::module_ ref = m.def_submodule("reference", "conv and pool passes computed by definition (the spec)");
   for (const char* name : {"conv_forward", "conv_backward_input", "conv_backward_weight", "conv_transpose_forward",
-                           "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
+                           "max_pool_forward", "max_pool_backward", "max_pool_backward_indices",
+                           "avg_pool_forward", "avg_pool_backward",
                            "adaptive_avg_pool_forward", "adaptive_avg_pool_backward"}) {
     py::object fast = m.attr(name);
     ref.def(name, [fast](py::args args, py::kwargs kwargs) {

@@ -217,6 +217,52 @@ def test_max_pool_matches_torch(device, dtype, ndim, seed):
         np.testing.assert_allclose(gx, xt.grad.numpy(), **TOL[dtype])
 
 
+@pytest.mark.parametrize("seed", TORCH_SEEDS)
+@pytest.mark.parametrize("ndim", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_indices_match_torch(device, dtype, ndim, seed):
+    """The argmax the forward keeps for autograd is PyTorch's return_indices (plane positions), and routing
+    gy through it (max_pool_backward_indices, what autograd runs) is PyTorch's gradient."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng([seed, ndim, 13])
+    case = draw_case(rng, ndim, dilated=True)
+    while has_empty_window(*case):
+        case = draw_case(rng, ndim, dilated=True)
+    shape, k, stride, pad, dil, ceil_mode = case
+    x = max_input(rng, shape, dtype)
+    pool = torch.nn.functional.max_pool2d if ndim == 2 else torch.nn.functional.max_pool1d
+    xt = torch.from_numpy(x).requires_grad_()
+    yt, it = pool(xt, k, stride, pad, dil, ceil_mode=ceil_mode, return_indices=True)
+    gy = rng.standard_normal(tuple(yt.shape)).astype(dtype)
+    yt.backward(torch.from_numpy(gy))
+    for ops, dev in ((R, "cpu"), (_C, device)):
+        y, idx = ops.max_pool_forward(nd(x, dev), k, stride, pad, dil, ceil_mode, return_indices=True)
+        np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+        assert idx.dtype == "int64"
+        np.testing.assert_array_equal(idx.numpy(), it.numpy())
+        gx = ops.max_pool_backward_indices(idx, nd(gy, dev), list(shape[2:]), k, stride, pad, dil, ceil_mode)
+        np.testing.assert_allclose(gx.numpy(), xt.grad.numpy(), **TOL[dtype])
+
+
+def test_max_pool_backward_indices_checks(device):
+    """Indices of the wrong dtype or shape are refused by name; an index outside the plane (a window with
+    no tap on x has -1) selects no element on either device, whatever its value."""
+    x = nd(np.arange(24.0).reshape(1, 2, 3, 4), device)
+    args = ([2, 2], [2, 2], [0, 0], [1, 1], False)
+    y, idx = _C.max_pool_forward(x, *args, return_indices=True)
+    gy = nd(np.ones((1, 2, 1, 2)), device)
+    with pytest.raises(TypeError, match="indices"):
+        _C.max_pool_backward_indices(idx.astype("float64"), gy, [3, 4], *args)
+    with pytest.raises(ValueError, match="indices"):
+        _C.max_pool_backward_indices(nd(np.zeros((1, 2, 2, 1), np.int64), device), gy, [3, 4], *args)
+    wild = nd(np.array([-1, 12, -(1 << 40), 1 << 40], np.int64).reshape(1, 2, 1, 2), device)
+    gx = _C.max_pool_backward_indices(wild, gy, [3, 4], *args).numpy()
+    np.testing.assert_array_equal(gx, np.zeros((1, 2, 3, 4)))
+    expected = np.zeros((1, 2, 3, 4))
+    expected.reshape(2, 12)[:, [5, 7]] = 1
+    np.testing.assert_array_equal(_C.max_pool_backward_indices(idx, gy, [3, 4], *args).numpy(), expected)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_ties_nan_and_overlap(device, dtype):
     """Ties go to the first maximum, NaN beats everything and the last NaN wins, overlapping windows add."""

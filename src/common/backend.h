@@ -83,11 +83,13 @@ struct Backend {
   void (*im2col)(const NDArray& x, const ConvParams& p, NDArray& cols);
   void (*col2im)(const NDArray& cols, const ConvParams& p, NDArray& x);
 
-  // Pooling, all contiguous (N, C, H, W) -> (N, C, OH, OW). Max-pool backward recomputes each window's
-  // argmax from x as PyTorch does: a strictly larger value or any NaN takes over, so ties keep the first
-  // maximum in window scan order and among NaNs the last wins.
-  void (*max_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y);
-  void (*max_pool_backward)(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx);
+  // Pooling, all contiguous (N, C, H, W) -> (N, C, OH, OW). Max-pool forward picks each window's argmax
+  // as PyTorch does (a strictly larger value or any NaN takes over, so ties keep the first maximum in window
+  // scan order and among NaNs the last wins) and, when indices is not null, writes it there: int64
+  // (N, C, OH, OW), the plane index ih * W + iw, -1 for a window with no tap on x. Max-pool backward
+  // routes gy through those indices (an index outside the plane selects nothing), so it never reads x.
+  void (*max_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y, NDArray* indices);
+  void (*max_pool_backward)(const NDArray& indices, const NDArray& gy, const PoolParams& p, NDArray& gx);
   void (*avg_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y);
   void (*avg_pool_backward)(const NDArray& gy, const PoolParams& p, NDArray& gx);
   void (*adaptive_avg_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y);
@@ -109,16 +111,6 @@ struct Backend {
   // int64 out (count, ndim), in row-major order.
   int64_t (*count_nonzero)(const NDArray& a);
   void (*nonzero)(const NDArray& a, NDArray& out);
-
-  // Tiled convolution (a locally connected layer when the tile is the output size), all contiguous:
-  // x (N, C_in, H, W), w (tile_h, tile_w, C_out, C_in, KH, KW), bias null or (tile_h, tile_w, C_out),
-  // y (N, C_out, OH, OW); output (oh, ow) uses weight set and bias (oh % tile_h, ow % tile_w).
-  // backward_input writes gx (the adjoint: only taps that land inside x are terms), backward_weight gw
-  // (w's shape; a set no output uses gets zeros).
-  void (*tiled_conv_forward)(const NDArray& x, const NDArray& w, const NDArray* bias, const TiledParams& p,
-                             NDArray& y);
-  void (*tiled_conv_backward_input)(const NDArray& gy, const NDArray& w, const TiledParams& p, NDArray& gx);
-  void (*tiled_conv_backward_weight)(const NDArray& x, const NDArray& gy, const TiledParams& p, NDArray& gw);
 };
 
 const Backend& backend(Device device);

@@ -54,15 +54,6 @@ NDArray conv_backward_weight(const NDArray& x, const NDArray& gy, const std::vec
 // conv_forward(gy, w) (to input) and conv_backward_weight(gy, x) (to weight) with the same args.
 NDArray conv_transpose_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args);
 
-// Tiled convolution over 1 or 2 spatial dims: w is (*tile, C_out, C_in, *kernel), bias (*tile, C_out),
-// groups 1. unshared: a locally connected layer, whose tile must be the output size.
-NDArray tiled_conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args,
-                           bool unshared);
-NDArray tiled_conv_backward_input(const NDArray& gy, const NDArray& w, const std::vector<int64_t>& input_size,
-                                  const ConvArgs& args, bool unshared);
-NDArray tiled_conv_backward_weight(const NDArray& x, const NDArray& gy, const Shape& weight_shape,
-                                   const ConvArgs& args, bool unshared);
-
 // PyTorch's F.unfold (im2col): x (N, C, H, W) -> (N, C*KH*KW, L), L sliding blocks of a conv with these args
 // (groups 1); and F.fold (col2im), its adjoint: cols (N, C*KH*KW, L) -> (N, C, *output_size), overlaps summed.
 NDArray unfold(const NDArray& x, const std::vector<int64_t>& kernel_size, const ConvArgs& args);
@@ -73,7 +64,12 @@ NDArray fold(const NDArray& cols, const std::vector<int64_t>& output_size, const
 Shape conv_output_shape(const std::string& op, const Shape& x, const Shape& w, const ConvArgs& args, bool transposed);
 
 // Pooling over 1 or 2 spatial dims.
-NDArray max_pool_forward(const NDArray& x, const PoolArgs& args);
+// Max pooling; with indices, also each window's argmax (int64, y's shape, the plane index as PyTorch's
+// return_indices gives it) for max_pool_backward_indices, which routes gy through them to the input_size
+// spatial shape. max_pool_backward(x, gy) is the two composed: the gradient by definition.
+NDArray max_pool_forward(const NDArray& x, const PoolArgs& args, NDArray* indices = nullptr);
+NDArray max_pool_backward_indices(const NDArray& indices, const NDArray& gy, const std::vector<int64_t>& input_size,
+                                  const PoolArgs& args);
 NDArray max_pool_backward(const NDArray& x, const NDArray& gy, const PoolArgs& args);
 NDArray avg_pool_forward(const NDArray& x, const PoolArgs& args);
 NDArray avg_pool_backward(const NDArray& gy, const std::vector<int64_t>& input_size, const PoolArgs& args);

@@ -122,30 +122,37 @@ void for_each_argmax_row(const NDArray& x, const PoolParams& p, F&& f) {
 
 // y[n, c, oh, ow] = max over kh, kw of x[n, c, oh*s_h - p_h + kh*d_h, ow*s_w - p_w + kw*d_w] (real taps only);
 // loops: plane (parallel), oh, window taps, ow. A window without real taps gives -inf, as in PyTorch.
+// indices, when not null, gets each window's argmax (its plane index, -1 for none) for the backward.
 template <class T>
-void max_pool_forward_t(const NDArray& x, const PoolParams& p, NDArray& y) {
+void max_pool_forward_t(const NDArray& x, const PoolParams& p, NDArray& y, NDArray* indices) {
   const T* xd = x.data<T>();
   T* yd = y.data<T>();
+  int64_t* id = indices ? indices->data<int64_t>() : nullptr;
   for_each_argmax_row<T>(x, p, [&](int64_t plane, int64_t oh, const int64_t* arg) {
     const T* xp = xd + plane * p.h * p.w;
-    T* yr = yd + (plane * p.oh + oh) * p.ow;
-    for (int64_t ow = 0; ow < p.ow; ++ow) yr[ow] = arg[ow] < 0 ? -std::numeric_limits<T>::infinity() : xp[arg[ow]];
+    const int64_t row = (plane * p.oh + oh) * p.ow;
+    for (int64_t ow = 0; ow < p.ow; ++ow)
+      yd[row + ow] = arg[ow] < 0 ? -std::numeric_limits<T>::infinity() : xp[arg[ow]];
+    if (id) std::copy(arg, arg + p.ow, id + row);
   });
 }
 
-// gx[argmax of window (oh, ow)] += gy[oh, ow], the argmax recomputed from x with the forward's rule;
-// loops: plane (parallel), oh, ow. Several windows may pick one element: their gradients add up.
+// gx[indices[oh, ow]] += gy[oh, ow] (reference::max_pool_backward_at with the forward's argmax table);
+// loops: plane (parallel), oh, ow. Several windows may pick one element: their gradients add up, in window
+// order. An index outside the plane (-1: a window with no tap on x) selects nothing.
 template <class T>
-void max_pool_backward_t(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx) {
+void max_pool_backward_t(const NDArray& indices, const NDArray& gy, const PoolParams& p, NDArray& gx) {
+  const int64_t* id = indices.data<int64_t>();
   const T* gyd = gy.data<T>();
   T* gxd = gx.data<T>();
-  for_each_argmax_row<T>(x, p, [&](int64_t plane, int64_t oh, const int64_t* arg) {
-    T* gxp = gxd + plane * p.h * p.w;
-    if (oh == 0) std::fill(gxp, gxp + p.h * p.w, T(0));
-    const T* gyr = gyd + (plane * p.oh + oh) * p.ow;
-    for (int64_t ow = 0; ow < p.ow; ++ow)
-      if (arg[ow] >= 0) gxp[arg[ow]] += gyr[ow];
-  });
+  const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < p.n * p.c; ++plane) {
+    T* gxp = gxd + plane * hw;
+    std::fill(gxp, gxp + hw, T(0));
+    for (int64_t o = plane * ohw; o < (plane + 1) * ohw; ++o)
+      if (static_cast<uint64_t>(id[o]) < static_cast<uint64_t>(hw)) gxp[id[o]] += gyd[o];
+  }
 }
 
 // A box window along one axis: real input [lo, hi) and this axis' factor of the divisor.
@@ -244,12 +251,12 @@ void box_pool_backward(const NDArray& gy, const PoolParams& p, const std::vector
 
 }  // namespace
 
-void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {
-  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) { max_pool_forward_t<decltype(t)>(x, p, y); });
+void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y, NDArray* indices) {
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) { max_pool_forward_t<decltype(t)>(x, p, y, indices); });
 }
 
-void max_pool_backward(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx) {
-  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) { max_pool_backward_t<decltype(t)>(x, gy, p, gx); });
+void max_pool_backward(const NDArray& indices, const NDArray& gy, const PoolParams& p, NDArray& gx) {
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) { max_pool_backward_t<decltype(t)>(indices, gy, p, gx); });
 }
 
 void avg_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {

@@ -51,27 +51,32 @@ void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams&
 }
 
 // Pooling: element i of an (N, C, OH, OW) or (N, C, H, W) array is (plane i / plane size, row, column).
-void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {
+void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y, NDArray* indices) {
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     const T* xd = x.data<T>();
     T* yd = y.data<T>();
+    int64_t* id = indices ? indices->data<int64_t>() : nullptr;
     const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
     for_each_element(y.size(), [&](int64_t i) {
-      yd[i] = max_pool_forward_at(xd + i / ohw * hw, p, i % ohw / p.ow, i % p.ow);
+      const T* plane = xd + i / ohw * hw;
+      yd[i] = max_pool_forward_at(plane, p, i % ohw / p.ow, i % p.ow);
+      if (id) id[i] = max_pool_argmax(plane, p, i % ohw / p.ow, i % p.ow);
     });
   });
 }
 
-void max_pool_backward(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx) {
-  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
+// The argmax table is the forward's indices.
+void max_pool_backward(const NDArray& indices, const NDArray& gy, const PoolParams& p, NDArray& gx) {
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
     using T = decltype(t);
-    const T *xd = x.data<T>(), *gyd = gy.data<T>();
+    const T* gyd = gy.data<T>();
+    const int64_t* id = indices.data<int64_t>();
     T* gxd = gx.data<T>();
     const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
     for_each_element(gx.size(), [&](int64_t i) {
-      const T* plane = xd + i / hw * hw;
-      auto argmax_of = [&](int64_t oh, int64_t ow) { return max_pool_argmax(plane, p, oh, ow); };
+      const int64_t* plane_id = id + i / hw * ohw;
+      auto argmax_of = [&](int64_t oh, int64_t ow) { return plane_id[oh * p.ow + ow]; };
       gxd[i] = max_pool_backward_at(gyd + i / hw * ohw, p, i % hw / p.w, i % p.w, argmax_of);
     });
   });

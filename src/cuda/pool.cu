@@ -8,23 +8,21 @@
 namespace convlab::cuda {
 namespace {
 
-// One thread per output element: reference::max_pool_forward_at.
+// One thread per output element: y = x at reference::max_pool_argmax of the window (max_pool_forward_at),
+// and that argmax into indices when asked (null: inference, nothing to remember).
 template <class T>
-__global__ void max_forward_kernel(const T* x, T* y, PoolParams p) {
+__global__ void max_forward_kernel(const T* x, T* y, int64_t* indices, PoolParams p) {
   const int64_t ohw = p.oh * p.ow, total = p.n * p.c * ohw;
-  for (int64_t i = thread_index(); i < total; i += thread_count())
-    y[i] = reference::max_pool_forward_at(x + i / ohw * p.h * p.w, p, i % ohw / p.ow, i % p.ow);
+  for (int64_t i = thread_index(); i < total; i += thread_count()) {
+    const T* plane = x + i / ohw * p.h * p.w;
+    const int64_t best = reference::max_pool_argmax(plane, p, i % ohw / p.ow, i % p.ow);
+    y[i] = best < 0 ? T(-INFINITY) : plane[best];
+    if (indices) indices[i] = best;
+  }
 }
 
-// argmax[n, c, oh, ow] = reference::max_pool_argmax of the window, so backward reads each once.
-template <class T>
-__global__ void max_argmax_kernel(const T* x, int64_t* argmax, PoolParams p) {
-  const int64_t ohw = p.oh * p.ow, total = p.n * p.c * ohw;
-  for (int64_t i = thread_index(); i < total; i += thread_count())
-    argmax[i] = reference::max_pool_argmax(x + i / ohw * p.h * p.w, p, i % ohw / p.ow, i % p.ow);
-}
-
-// One thread per input element: reference::max_pool_backward_at with the argmax table.
+// One thread per input element: reference::max_pool_backward_at with the forward's indices as the argmax
+// table (a thread writes only its own element, so an index outside the plane selects nothing).
 template <class T>
 __global__ void max_backward_kernel(const int64_t* argmax, const T* gy, T* gx, PoolParams p) {
   const int64_t hw = p.h * p.w, ohw = p.oh * p.ow, total = p.n * p.c * hw;
@@ -94,29 +92,25 @@ void box_backward(const NDArray& gy, const PoolParams& p, bool adaptive, NDArray
 
 }  // namespace
 
-void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {
+void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y, NDArray* indices) {
   const int64_t total = y.size();
   if (total == 0) return;
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
-    max_forward_kernel<<<blocks_for(total), kThreads>>>(x.data<T>(), y.data<T>(), p);
+    int64_t* id = indices ? indices->data<int64_t>() : nullptr;
+    max_forward_kernel<<<blocks_for(total), kThreads>>>(x.data<T>(), y.data<T>(), id, p);
   });
   check_launch("max_pool_forward");
 }
 
-void max_pool_backward(const NDArray& x, const NDArray& gy, const PoolParams& p, NDArray& gx) {
-  const int64_t outputs = gy.size(), total = gx.size();
+void max_pool_backward(const NDArray& indices, const NDArray& gy, const PoolParams& p, NDArray& gx) {
+  const int64_t total = gx.size();
   if (total == 0) return;
-  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
+  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
     using T = decltype(t);
-    Workspace<int64_t> argmax(outputs);
-    if (outputs > 0) {
-      max_argmax_kernel<<<blocks_for(outputs), kThreads>>>(x.data<T>(), argmax.ptr, p);
-      check_launch("max_pool_backward (argmax)");
-    }
-    max_backward_kernel<<<blocks_for(total), kThreads>>>(argmax.ptr, gy.data<T>(), gx.data<T>(), p);
-    check_launch("max_pool_backward");
+    max_backward_kernel<<<blocks_for(total), kThreads>>>(indices.data<int64_t>(), gy.data<T>(), gx.data<T>(), p);
   });
+  check_launch("max_pool_backward");
 }
 
 void avg_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y) {

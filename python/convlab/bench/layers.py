@@ -134,9 +134,11 @@ class PoolLayer:
             return {"forward": lambda: _C.adaptive_avg_pool_forward(x, self.out_size),
                     "backward_input": lambda: _C.adaptive_avg_pool_backward(gy, self.size)}
         k, s, p = self.k, self.stride, self.padding
-        if self.op == "max_pool2d":  # convlab's backward recomputes each window's argmax from x
-            return {"forward": lambda: _C.max_pool_forward(x, k, s, p, [1, 1], False),
-                    "backward_input": lambda: _C.max_pool_backward(x, gy, k, s, p, [1, 1], False)}
+        if self.op == "max_pool2d":  # as autograd runs them: the forward keeps the argmax the backward reads
+            indices = _C.max_pool_forward(x, k, s, p, [1, 1], False, return_indices=True)[1]
+            return {"forward": lambda: _C.max_pool_forward(x, k, s, p, [1, 1], False, return_indices=True)[0],
+                    "backward_input": lambda: _C.max_pool_backward_indices(indices, gy, self.size, k, s, p, [1, 1],
+                                                                           False)}
         return {"forward": lambda: _C.avg_pool_forward(x, k, s, p, False, True),
                 "backward_input": lambda: _C.avg_pool_backward(gy, self.size, k, s, p, False, True)}
 
