@@ -517,14 +517,13 @@ PYBIND11_MODULE(_C, m) {
         },
         py::arg("cols"), py::arg("output_size"), py::arg("kernel_size"), py::arg("dilation"), py::arg("padding"),
         py::arg("stride"), nogil());
-  m.def("conv_output_shape",
-        [=](const std::string& op, const Shape& x, const Shape& w, std::vector<int64_t> stride, Pads padding,
-            std::vector<int64_t> output_padding, std::vector<int64_t> dilation, int64_t groups, bool transposed) {
-          return conv_output_shape(op, x, w, conv_args(stride, padding, dilation, groups, output_padding),
-                                   transposed);
-        },
-        py::arg("op"), py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("padding"), py::arg("output_padding"),
-        py::arg("dilation"), py::arg("groups"), py::arg("transposed"));
+  // One axis of the geometry (params.cpp's formulas), so Python never writes them again.
+  m.def("conv_out_len", &conv_out_len, py::arg("in_size"), py::arg("kernel_size"), py::arg("stride"),
+        py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"));
+  m.def("conv_transpose_out_len", &conv_transpose_out_len, py::arg("in_size"), py::arg("kernel_size"),
+        py::arg("stride"), py::arg("pad_lo"), py::arg("pad_hi"), py::arg("dilation"), py::arg("output_padding"));
+  m.def("pool_out_len", &pool_out_len, py::arg("in_size"), py::arg("kernel_size"), py::arg("stride"), py::arg("pad"),
+        py::arg("dilation"), py::arg("ceil_mode"));
   m.def("check_conv_layer",
         [=](const std::string& op, int64_t in_channels, int64_t out_channels, std::vector<int64_t> kernel_size,
             std::vector<int64_t> stride, Pads padding, std::vector<int64_t> output_padding,

@@ -473,15 +473,6 @@ NDArray fold(const NDArray& cols, const std::vector<int64_t>& output_size, const
   return x;
 }
 
-Shape conv_output_shape(const std::string& op, const Shape& x, const Shape& w, const ConvArgs& args, bool transposed) {
-  if (transposed) {
-    ConvParams p = make_conv_transpose_params(op.c_str(), x, w, args);
-    return spatial_shape({p.n, p.c_in}, static_cast<int>(x.size()) - 2, p.h, p.w);
-  }
-  ConvParams p = make_conv_params(op.c_str(), x, w, args);
-  return spatial_shape({p.n, p.c_out}, static_cast<int>(x.size()) - 2, p.oh, p.ow);
-}
-
 // ---- pooling -----------------------------------------------------------------------------------------
 
 namespace {

@@ -59,9 +59,6 @@ NDArray conv_transpose_forward(const NDArray& x, const NDArray& w, const NDArray
 NDArray unfold(const NDArray& x, const std::vector<int64_t>& kernel_size, const ConvArgs& args);
 NDArray fold(const NDArray& cols, const std::vector<int64_t>& output_size, const std::vector<int64_t>& kernel_size,
              const ConvArgs& args);
-// The output shape of conv / conv_transpose for input shape x and weight shape w, validated as the ops
-// validate them: Python asks for it here instead of repeating params.cpp's arithmetic.
-Shape conv_output_shape(const std::string& op, const Shape& x, const Shape& w, const ConvArgs& args, bool transposed);
 
 // Pooling over 1 or 2 spatial dims.
 // Max pooling; with indices, also each window's argmax (int64, y's shape, the plane index as PyTorch's

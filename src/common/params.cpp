@@ -83,6 +83,11 @@ void check_conv_layer(const char* op, int64_t in_channels, int64_t out_channels,
   check_groups(op, "out_channels", out_channels, a.groups);
 }
 
+int64_t conv_transpose_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad_lo, int64_t pad_hi, int64_t dilation,
+                               int64_t output_padding) {
+  return (in - 1) * stride - pad_lo - pad_hi + dilation * (k - 1) + output_padding + 1;
+}
+
 ConvParams make_conv_params(const char* op, const Shape& x, const Shape& w, const ConvArgs& a) {
   int dims = spatial_dims(op, "input", x);
   if (w.size() != x.size())
@@ -135,8 +140,8 @@ ConvParams make_conv_transpose_params(const char* op, const Shape& x, const Shap
     int64_t in = x[2 + d], k = w[2 + d];
     check_range(op, "kernel size", k, 1);
     check_range(op, "input size", in, 1);
-    int64_t out = (in - 1) * a.stride[d] - a.padding[d].first - a.padding[d].second +
-                  a.dilation[d] * (k - 1) + a.output_padding[d] + 1;
+    int64_t out = conv_transpose_out_len(in, k, a.stride[d], a.padding[d].first, a.padding[d].second, a.dilation[d],
+                                         a.output_padding[d]);
     if (out < 1)
       value_error(op, ": output size along spatial dim ", d, " would be ", out,
                   " (input ", in, ", kernel ", k, ", stride ", a.stride[d], ", padding ", a.padding[d].first,

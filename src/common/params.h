@@ -12,6 +12,10 @@ namespace convlab {
 // Output length of a sliding window along one axis:
 //   floor((in + pad_lo + pad_hi - dilation*(k-1) - 1) / stride) + 1
 int64_t conv_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad_lo, int64_t pad_hi, int64_t dilation);
+// Output length of a transposed convolution along one axis (the input length of the conv it is the adjoint of):
+//   (in - 1)*stride - pad_lo - pad_hi + dilation*(k-1) + output_padding + 1
+int64_t conv_transpose_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad_lo, int64_t pad_hi, int64_t dilation,
+                               int64_t output_padding);
 
 struct ConvParams {
   int64_t n = 0, c_in = 0, c_out = 0, groups = 1;

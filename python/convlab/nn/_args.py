@@ -29,7 +29,7 @@ def conv_padding(op, padding, d, kernel_size, stride, dilation):
             return [(0, 0)] * d
         if padding == "same":
             if any(s != 1 for s in stride):
-                raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride={stride})")
+                raise ValueError(f"{op}: padding='same' needs stride 1, got stride={tuple(stride)}")
             totals = [dl * (k - 1) for dl, k in zip(dilation, kernel_size)]
             return [(t // 2, t - t // 2) for t in totals]
         raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")

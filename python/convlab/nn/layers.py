@@ -118,9 +118,8 @@ class _ConvTranspose(_ConvNd):
             return self.output_padding
         d, name = self.dims, type(self).__name__
         sizes = list(output_size)[-d:]
-        x = batched(name, input, d)[0]
-        smallest = _C.conv_output_shape(name, x.shape, self.weight.shape, self.stride, self._pads, [0] * d,
-                                        self.dilation, self.groups, True)[2:]
+        smallest = [_C.conv_transpose_out_len(n, k, s, lo, hi, dl, 0) for n, k, s, (lo, hi), dl in
+                    zip(input.shape[-d:], self.kernel_size, self.stride, self._pads, self.dilation)]
         for i, (size, low, stride) in enumerate(zip(sizes, smallest, self.stride)):
             if not low <= size < low + stride:
                 raise ValueError(f"{name}: output_size {tuple(sizes)} is not reachable; dim {i} must be in "

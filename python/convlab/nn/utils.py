@@ -4,9 +4,11 @@ import math
 import numbers
 from collections import namedtuple
 
+from .. import _C
 from ..autograd import enable_grad, no_grad
 from ..tensor import Tensor, eye, zeros
 from . import functional as F
+from ._args import conv_padding
 from .module import Module
 
 
@@ -62,29 +64,12 @@ def _per_dim(op, name, value, d):
     raise ValueError(f"{op}: {name} must be an int or a tuple of {d} ints, got {value!r}")
 
 
-def _pads(op, padding, kernel, stride, dilation):
-    """(lo, hi) per dim from an int, a tuple or 'same' / 'valid'; 'same' puts the odd cell at the end, as
-    PyTorch's conv does."""
-    if padding == "valid":
-        return tuple((0, 0) for _ in kernel)
-    if padding == "same":
-        if any(s != 1 for s in stride):
-            raise ValueError(f"{op}: padding='same' needs stride 1, got stride={stride}")
-        spans = [dl * (k - 1) for k, dl in zip(kernel, dilation)]
-        return tuple((t // 2, t - t // 2) for t in spans)
-    if isinstance(padding, str):
-        raise ValueError(f"{op}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
-    return tuple((p, p) for p in _per_dim(op, "padding", padding, len(kernel)))
-
-
 def conv_output_shape(in_size, kernel_size, stride=1, padding=0, dilation=1, *, transposed=False, output_padding=0,
                       ceil_mode=False):
     """Output length(s) of a convolution, transposed convolution (transposed=True) or pooling window
     (ceil_mode as in PyTorch's pools; a pool's stride defaults to its kernel there, so pass it) over in_size
-    (an int or a tuple, one entry per spatial dim):
-      conv / pool   floor-or-ceil((in + lo + hi - dilation*(k-1) - 1) / stride) + 1
-      transposed    (in - 1)*stride - lo - hi + dilation*(k-1) + output_padding + 1
-    Returns an int for an int in_size, else a tuple."""
+    (an int or a tuple, one entry per spatial dim), by the formulas the kernels use (params.cpp's conv_out_len,
+    conv_transpose_out_len and pool_out_len). Returns an int for an int in_size, else a tuple."""
     op = "conv_output_shape"
     scalar = isinstance(in_size, numbers.Integral)
     sizes = (int(in_size),) if scalar else _per_dim(op, "in_size", in_size, len(in_size))
@@ -100,21 +85,21 @@ def conv_output_shape(in_size, kernel_size, stride=1, padding=0, dilation=1, *, 
         raise ValueError(f"{op}: a transposed convolution takes no string padding, got {padding!r}")
     if ceil_mode and transposed:
         raise ValueError(f"{op}: ceil_mode is for pooling, not for a transposed convolution")
-    pads = _pads(op, padding, kernel, stride, dilation)
+    pads = conv_padding(op, padding, d, kernel, stride, dilation)
     if any(lo < 0 for lo, _ in pads):
         raise ValueError(f"{op}: padding must be >= 0, got {padding!r}")
     out = []
     for n, k, s, dl, (lo, hi), op_ in zip(sizes, kernel, stride, dilation, pads, out_pad):
         span = dl * (k - 1) + 1
         if transposed:
-            o = (n - 1) * s - lo - hi + span - 1 + op_ + 1
+            o = _C.conv_transpose_out_len(n, k, s, lo, hi, dl, op_)
         else:
             if span > n + lo + hi:
                 raise ValueError(f"{op}: the window (kernel_size {k}, dilation {dl}: span {span}) is larger than "
                                  f"the padded input {n + lo + hi}")
-            o = (n + lo + hi - span + (s - 1 if ceil_mode else 0)) // s + 1
-            if ceil_mode and (o - 1) * s >= n + lo:  # PyTorch: the last window may not start in the right pad
-                o -= 1
+            if ceil_mode and lo != hi:
+                raise ValueError(f"{op}: ceil_mode (pooling) needs the same padding on both sides, got {padding!r}")
+            o = _C.pool_out_len(n, k, s, lo, dl, True) if ceil_mode else _C.conv_out_len(n, k, s, lo, hi, dl)
         if o < 0:
             raise ValueError(f"{op}: the output size would be negative ({o}) for in_size {n}")
         out.append(o)
@@ -163,7 +148,7 @@ def _window_of(module, in_size):
     kernel = _per_dim(name, "kernel_size", module.kernel_size, d)
     stride = _per_dim(name, "stride", module.stride if module.stride is not None else kernel, d)
     dilation = _per_dim(name, "dilation", getattr(module, "dilation", 1), d)
-    return kernel, stride, dilation, _pads(name, getattr(module, "padding", 0), kernel, stride, dilation)
+    return kernel, stride, dilation, conv_padding(name, getattr(module, "padding", 0), d, kernel, stride, dilation)
 
 
 def receptive_field(model, input_shape):
