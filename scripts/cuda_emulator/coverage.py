@@ -1,5 +1,6 @@
 """Coverage of src/cuda by the emulator's gcov data (check.sh coverage): per .cu/.cuh file the lines run,
-the branches taken and the functions (kernels, launchers) never entered; the total line last.
+the branches taken and the functions (kernels and launchers, one per template instance) run, then the
+names of those never entered; the total line last.
 Usage: python coverage.py BUILD_DIR SRC_CUDA_DIR"""
 import collections
 import gzip
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 
-build, src = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]).resolve()
+build, src = pathlib.Path(sys.argv[1]).resolve(), pathlib.Path(sys.argv[2]).resolve()
 lines = collections.defaultdict(dict)     # file -> line -> count (summed over translation units)
 branches = collections.defaultdict(dict)  # file -> (line, i) -> count
 functions = collections.defaultdict(dict)  # file -> demangled name -> count
@@ -17,7 +18,7 @@ with tempfile.TemporaryDirectory() as tmp:
     gcda = sorted(build.rglob("cuda_emulator/src/cuda/*.gcda"))
     if not gcda:
         sys.exit(f"coverage.py: no .gcda files under {build} (was it built with CONVLAB_EMULATOR_COVERAGE=ON?)")
-    subprocess.run(["gcov", "--json-format", *map(str, gcda)], cwd=tmp, check=True, capture_output=True)
+    subprocess.run(["gcov", "--json-format", "--branch-probabilities", *map(str, gcda)], cwd=tmp, check=True, capture_output=True)
     for report in pathlib.Path(tmp).glob("*.gcov.json.gz"):
         for f in json.loads(gzip.decompress(report.read_bytes()))["files"]:
             path = pathlib.Path(f["file"]).resolve()
@@ -39,9 +40,10 @@ def pct(d):
 print(f"{'file':22} {'lines':>18} {'branches':>18} {'functions':>18}")
 for name in sorted(lines):
     print(f"{name:22} {pct(lines[name]):>18} {pct(branches[name]):>18} {pct(functions[name]):>18}")
-    for fn, count in sorted(functions[name].items()):
-        if count == 0:
-            print(f"    never entered: {fn}")
+    # Template instances never run (a dtype, a variant), by name without arguments.
+    never = sorted({fn.split("(")[0].removeprefix("void ") for fn, count in functions[name].items() if count == 0})
+    for fn in never:
+        print(f"    never entered: {fn}")
 all_lines = {(f, n): c for f in lines for n, c in lines[f].items()}
 all_branches = {(f, k): c for f in branches for k, c in branches[f].items()}
 all_functions = {(f, n): c for f in functions for n, c in functions[f].items()}
