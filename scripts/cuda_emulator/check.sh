@@ -24,7 +24,11 @@ case $mode in
   coverage) flags=(-DCONVLAB_EMULATOR_COVERAGE=ON) ;;
   *) echo "check.sh: unknown mode '$mode' (plain, address, thread or coverage)" >&2; exit 2 ;;
 esac
-eval "$(bash "$here/build.sh" "$build" "${flags[@]}" | tail -n 1)"
+export_line=$(bash "$here/build.sh" "$build" "${flags[@]}" | tail -n 1)  # a failed build stops here
+eval "$export_line"
+# An installed convlab without the emulator would skip every CUDA test and pass.
+python3 -c "import convlab, sys; sys.exit(not convlab.cuda.is_available())" ||
+  { echo "check.sh: convlab on PYTHONPATH ($PYTHONPATH) has no emulated CUDA device" >&2; exit 1; }
 
 # Sanitizer runtimes go first into the uninstrumented CPython (see scripts/sanitize.sh for the ASan options).
 # OpenMP's runtime is not instrumented, so TSan would see its CPU kernels' workers as racing: one thread.
