@@ -57,7 +57,8 @@ tests=$(pwd)/tests
 say "    $(grep -E '^[0-9]+ (passed|failed)|passed|failed' "$out/pytest.log" | tail -1)"
 say "    skip lines naming CUDA/GPU: $(grep -c 'SKIPPED.*\(CUDA\|GPU\)' "$out/pytest.log") (0 expected here)"
 
-# Every CUDA kernel once, on small odd shapes, for the sanitizers.
+# Every CUDA kernel once, on small odd shapes, for the sanitizers; with the caching allocator off, so each
+# array is its own cudaMalloc and memcheck/initcheck see its exact bounds and fresh memory.
 probe=$(mktemp --suffix=.py)
 cat >"$probe" <<'PY'
 import numpy as np
@@ -90,7 +91,7 @@ PY
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck initcheck; do
     step "compute-sanitizer --tool $tool" 120 "$out/sanitizer_$tool.log" \
-      compute-sanitizer --tool "$tool" --error-exitcode 1 python3 "$probe"
+      env CONVLAB_CUDA_NO_CACHING=1 compute-sanitizer --tool "$tool" --error-exitcode 1 python3 "$probe"
     say "    $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer_$tool.log" | tail -1)"
   done
 else
