@@ -26,9 +26,6 @@ case $mode in
 esac
 export_line=$(bash "$here/build.sh" "$build" "${flags[@]}" | tail -n 1)  # a failed build stops here
 eval "$export_line"
-# An installed convlab without the emulator would skip every CUDA test and pass.
-python3 -c "import convlab, sys; sys.exit(not convlab.cuda.is_available())" ||
-  { echo "check.sh: convlab on PYTHONPATH ($PYTHONPATH) has no emulated CUDA device" >&2; exit 1; }
 
 # Sanitizer runtimes go first into the uninstrumented CPython (see scripts/sanitize.sh for the ASan options).
 # OpenMP's runtime is not instrumented, so TSan would see its CPU kernels' workers as racing: one thread.
@@ -46,6 +43,10 @@ case $mode in
 esac
 
 cd "$root"
+# An installed convlab without the emulator would skip every CUDA test and pass (checked with the sanitizer
+# runtime loaded: the instrumented extension needs it).
+python3 -c "import convlab, sys; sys.exit(not convlab.cuda.is_available())" ||
+  { echo "check.sh: convlab on PYTHONPATH ($PYTHONPATH) has no emulated CUDA device" >&2; exit 1; }
 if [ $# -eq 0 ]; then mapfile -t args < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' tests/cuda_profile.txt); else args=("$@"); fi
 pytest=(python3 -m pytest -q -x -p no:cacheprovider)
 caching=(tests/test_cuda.py::test_caching_allocator_reuses_released_blocks
