@@ -1,5 +1,6 @@
 // The CPU backend's kernels, one family per file: memory.cpp, elementwise.cpp, reduce.cpp, matmul.cpp,
-// pad.cpp, conv.cpp (+ conv_layout, conv_depthwise, gemm), pool.cpp, index.cpp.
+// pad.cpp, conv_forward / conv_backward_input / conv_backward_weight.cpp (on conv_layout, gemm, simd.h,
+// workspace), conv_depthwise.cpp, pool.cpp, index.cpp.
 #pragma once
 #include "../common/backend.h"
 
