@@ -535,6 +535,30 @@ PYBIND11_MODULE(_C, m) {
         py::arg("padding"), py::arg("output_padding"), py::arg("dilation"), py::arg("groups"),
         py::arg("transposed"));
 
+  // Tiled convolution; unshared selects the locally connected layer (tile == output size, checked).
+  m.def("tiled_conv_forward",
+        [=](const NDArray& x, const NDArray& w, std::optional<NDArray> bias, std::vector<int64_t> stride,
+            Pads padding, std::vector<int64_t> dilation, bool unshared) {
+          return tiled_conv_forward(x, w, bias ? &*bias : nullptr, conv_args(stride, padding, dilation, 1),
+                                    unshared);
+        },
+        py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("unshared"), nogil());
+  m.def("tiled_conv_backward_input",
+        [=](const NDArray& gy, const NDArray& w, std::vector<int64_t> input_size, std::vector<int64_t> stride,
+            Pads padding, std::vector<int64_t> dilation, bool unshared) {
+          return tiled_conv_backward_input(gy, w, input_size, conv_args(stride, padding, dilation, 1), unshared);
+        },
+        py::arg("gy"), py::arg("w"), py::arg("input_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"), py::arg("unshared"), nogil());
+  m.def("tiled_conv_backward_weight",
+        [=](const NDArray& x, const NDArray& gy, Shape weight_shape, std::vector<int64_t> stride, Pads padding,
+            std::vector<int64_t> dilation, bool unshared) {
+          return tiled_conv_backward_weight(x, gy, weight_shape, conv_args(stride, padding, dilation, 1), unshared);
+        },
+        py::arg("x"), py::arg("gy"), py::arg("weight_shape"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"), py::arg("unshared"), nogil());
+
   auto pool_args = [](std::vector<int64_t> kernel, std::vector<int64_t> stride, std::vector<int64_t> padding,
                       std::vector<int64_t> dilation, bool ceil_mode, bool count_include_pad) {
     PoolArgs a;

@@ -111,6 +111,16 @@ struct Backend {
   // int64 out (count, ndim), in row-major order.
   int64_t (*count_nonzero)(const NDArray& a);
   void (*nonzero)(const NDArray& a, NDArray& out);
+
+  // Tiled convolution (a locally connected layer when the tile is the output size), all contiguous:
+  // x (N, C_in, H, W), w (tile_h, tile_w, C_out, C_in, KH, KW), bias null or (tile_h, tile_w, C_out),
+  // y (N, C_out, OH, OW); output (oh, ow) uses weight set and bias (oh % tile_h, ow % tile_w).
+  // backward_input writes gx (the adjoint: only taps that land inside x are terms), backward_weight gw
+  // (w's shape; a set no output uses gets zeros).
+  void (*tiled_conv_forward)(const NDArray& x, const NDArray& w, const NDArray* bias, const TiledParams& p,
+                             NDArray& y);
+  void (*tiled_conv_backward_input)(const NDArray& gy, const NDArray& w, const TiledParams& p, NDArray& gx);
+  void (*tiled_conv_backward_weight)(const NDArray& x, const NDArray& gy, const TiledParams& p, NDArray& gw);
 };
 
 const Backend& backend(Device device);

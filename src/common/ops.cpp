@@ -473,6 +473,78 @@ NDArray fold(const NDArray& cols, const std::vector<int64_t>& output_size, const
   return x;
 }
 
+// ---- tiled convolution and locally connected layers ---------------------------------------------------
+
+namespace {
+const char* tiled_name(int64_t ndim, bool unshared) {
+  if (ndim == 3) return unshared ? "locally_connected1d" : "tiled_conv1d";
+  return unshared ? "locally_connected2d" : "tiled_conv2d";
+}
+
+// The kernels' 2-D view of a weight, (tile_h, tile_w, C_out, C_in, KH, KW): a 1-D one gets height-1 tile
+// and kernel.
+NDArray tiled_weight_2d(const NDArray& w) {
+  NDArray c = w.compact();
+  if (c.ndim() == 6) return c;
+  return c.view({1, c.shape[0], c.shape[1], c.shape[2], 1, c.shape[3]});
+}
+}  // namespace
+
+NDArray tiled_conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args,
+                           bool unshared) {
+  const char* op = tiled_name(x.ndim(), unshared);
+  check_pair(op, "input", x, "weight", w);
+  check_floating(op, "input", x);
+  TiledParams p = make_tiled_params(op, x.shape, w.shape, args, unshared);
+  int dims = x.ndim() - 2;
+  if (bias) {
+    check_pair(op, "input", x, "bias", *bias);
+    check_shape(op, "bias", bias->shape, Shape(w.shape.begin(), w.shape.begin() + dims + 1));
+  }
+  NDArray y = NDArray::empty(spatial_shape({p.n, p.c_out}, dims, p.oh, p.ow), x.dtype, x.device());
+  if (y.size() == 0) return y;
+  NDArray y4 = y.view({p.n, p.c_out, p.oh, p.ow});
+  NDArray b = bias ? bias->compact() : NDArray();
+  backend(x.device()).tiled_conv_forward(as_2d(x), tiled_weight_2d(w), bias ? &b : nullptr, p, y4);
+  return y;
+}
+
+NDArray tiled_conv_backward_input(const NDArray& gy, const NDArray& w, const std::vector<int64_t>& input_size,
+                                  const ConvArgs& args, bool unshared) {
+  const char* op = tiled_name(gy.ndim(), unshared);
+  check_pair(op, "grad_output", gy, "weight", w);
+  check_floating(op, "grad_output", gy);
+  if (gy.ndim() != 3 && gy.ndim() != 4)
+    value_error(op, ": grad_output must have rank 3 or 4, got shape ", shape_str(gy.shape));
+  int dims = gy.ndim() - 2;
+  if (w.ndim() != 2 * dims + 2)
+    value_error(op, ": weight must have rank ", 2 * dims + 2, ", got shape ", shape_str(w.shape));
+  Shape xs = {gy.shape[0], w.shape[dims + 1]};
+  xs.insert(xs.end(), input_size.begin(), input_size.end());
+  TiledParams p = make_tiled_params(op, xs, w.shape, args, unshared);
+  check_shape(op, "grad_output", gy.shape, spatial_shape({p.n, p.c_out}, dims, p.oh, p.ow));
+  NDArray gx = NDArray::empty(xs, gy.dtype, gy.device());
+  if (gx.size() == 0) return gx;
+  NDArray gx4 = gx.view({p.n, p.c_in, p.h, p.w});
+  backend(gy.device()).tiled_conv_backward_input(as_2d(gy), tiled_weight_2d(w), p, gx4);
+  return gx;
+}
+
+NDArray tiled_conv_backward_weight(const NDArray& x, const NDArray& gy, const Shape& weight_shape,
+                                   const ConvArgs& args, bool unshared) {
+  const char* op = tiled_name(x.ndim(), unshared);
+  check_pair(op, "input", x, "grad_output", gy);
+  check_floating(op, "input", x);
+  TiledParams p = make_tiled_params(op, x.shape, weight_shape, args, unshared);
+  int dims = x.ndim() - 2;
+  check_shape(op, "grad_output", gy.shape, spatial_shape({p.n, p.c_out}, dims, p.oh, p.ow));
+  NDArray gw = NDArray::empty(weight_shape, x.dtype, x.device());
+  NDArray gw6 = gw.view({p.tile_h, p.tile_w, p.c_out, p.c_in, p.kh, p.kw});
+  if (p.n == 0) fill(gw, 0.0);
+  else backend(x.device()).tiled_conv_backward_weight(as_2d(x), as_2d(gy), p, gw6);
+  return gw;
+}
+
 // ---- pooling -----------------------------------------------------------------------------------------
 
 namespace {

@@ -54,6 +54,15 @@ NDArray conv_backward_weight(const NDArray& x, const NDArray& gy, const std::vec
 // conv_forward(gy, w) (to input) and conv_backward_weight(gy, x) (to weight) with the same args.
 NDArray conv_transpose_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args);
 
+// Tiled convolution over 1 or 2 spatial dims: w is (*tile, C_out, C_in, *kernel), bias (*tile, C_out),
+// groups 1. unshared: a locally connected layer, whose tile must be the output size.
+NDArray tiled_conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvArgs& args,
+                           bool unshared);
+NDArray tiled_conv_backward_input(const NDArray& gy, const NDArray& w, const std::vector<int64_t>& input_size,
+                                  const ConvArgs& args, bool unshared);
+NDArray tiled_conv_backward_weight(const NDArray& x, const NDArray& gy, const Shape& weight_shape,
+                                   const ConvArgs& args, bool unshared);
+
 // PyTorch's F.unfold (im2col): x (N, C, H, W) -> (N, C*KH*KW, L), L sliding blocks of a conv with these args
 // (groups 1); and F.fold (col2im), its adjoint: cols (N, C*KH*KW, L) -> (N, C, *output_size), overlaps summed.
 NDArray unfold(const NDArray& x, const std::vector<int64_t>& kernel_size, const ConvArgs& args);

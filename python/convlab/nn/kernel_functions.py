@@ -219,3 +219,36 @@ class Pad(Function):
         gx = NDArray.full(self.shape, 0.0, self.dtype, self.device)
         gx[self.crop] = g
         return (gx,)
+
+
+def _tiled_bias_grad(g, tile):
+    """gb[t][co]: g summed over the batch and the output positions that use weight set t (position % tile
+    == t along every axis). g is padded with zeros to whole tiles, then each axis splits into (blocks, tile)."""
+    out = g.shape[2:]
+    whole = [-(-o // t) * t for o, t in zip(out, tile)]
+    if whole != list(out):
+        g = g.pad([(0, w - o) for w, o in zip(whole, out)])
+    g = g.reshape(g.shape[:2] + tuple(s for w, t in zip(whole, tile) for s in (w // t, t)))
+    d = len(tile)
+    g = g.sum((0,) + tuple(2 + 2 * i for i in range(d)))  # (C_out, *tile)
+    return g.permute(tuple(range(1, d + 1)) + (0,)).compact()
+
+
+class TiledConv(Function):
+    """y = tiled_conv(x, w) + b, output position p using weight set and bias p % tile (unshared: tile == the
+    output size, a locally connected layer); gx = tiled_conv_backward_input(g, w),
+    gw = tiled_conv_backward_weight(x, g), gb = g summed per weight set."""
+
+    def forward(self, x, w, bias, stride, padding, dilation, unshared):
+        x, w = x.compact(), w.compact()
+        self.x, self.w, self.args = x, w, (stride, padding, dilation, unshared)
+        return _C.tiled_conv_forward(x, w, None if bias is None else bias.compact(), *self.args)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        g = g.compact()
+        x, w, args = self.x, self.w, self.args
+        gx = _C.tiled_conv_backward_input(g, w, list(x.shape[2:]), *args) if need_x else None
+        gw = _C.tiled_conv_backward_weight(x, g, list(w.shape), *args) if need_w else None
+        d = x.ndim - 2
+        return gx, gw, _tiled_bias_grad(g, w.shape[:d]) if need_b else None
