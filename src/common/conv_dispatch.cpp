@@ -2,7 +2,7 @@
 
 namespace convlab {
 
-bool is_depthwise(const ConvParams& p) { return p.groups > 1 && p.c_in_per_group() == 1; }
+bool is_depthwise(const ConvParams& p) { return p.c_in_per_group() == 1 && (p.groups > 1 || p.c_out == 1); }
 
 void run_conv_forward(const Backend& b, const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p,
                       NDArray& y) {

@@ -7,7 +7,9 @@ namespace convlab {
 
 // Depthwise (PyTorch's test too): groups > 1 with one input channel per group, so every output channel
 // reads a single input channel; its reduction is only the kernel's taps, too shallow for GEMM tiles, and the
-// direct kernels win. c_in = groups = 1 stays a plain convolution, parallel over its output channels.
+// direct kernels win. So does a one-in, one-out convolution (cl.signal's filtering of one image: the GEMM
+// ran it at a third of the direct kernel's speed). c_in = groups = 1 with several output channels (LeNet's
+// first layer) stays a plain convolution, parallel over its output channels.
 bool is_depthwise(const ConvParams& p);
 
 // The passes of backend.h's contract, each on the device's depthwise or general kernel. Backward-input
