@@ -612,6 +612,21 @@ PYBIND11_MODULE(_C, m) {
         py::arg("ceil_mode"), py::arg("count_include_pad"), nogil());
   m.def("adaptive_avg_pool_forward", &adaptive_avg_pool_forward, py::arg("x"), py::arg("output_size"), nogil());
   m.def("adaptive_avg_pool_backward", &adaptive_avg_pool_backward, py::arg("gy"), py::arg("input_size"), nogil());
+  m.def("batch_norm_forward",
+        [](const NDArray& x, std::optional<NDArray> running_mean, std::optional<NDArray> running_var,
+           std::optional<NDArray> weight, std::optional<NDArray> bias, bool training, double eps) {
+          auto p = [](std::optional<NDArray>& a) { return a ? &*a : nullptr; };
+          return batch_norm_forward(x, p(running_mean), p(running_var), p(weight), p(bias), training, eps);
+        },
+        py::arg("x"), py::arg("running_mean"), py::arg("running_var"), py::arg("weight"), py::arg("bias"),
+        py::arg("training"), py::arg("eps"), nogil());
+  m.def("batch_norm_backward",
+        [](const NDArray& x, const NDArray& gy, const NDArray& mean, const NDArray& var, std::optional<NDArray> weight,
+           bool training, double eps) {
+          return batch_norm_backward(x, gy, mean, var, weight ? &*weight : nullptr, training, eps);
+        },
+        py::arg("x"), py::arg("gy"), py::arg("mean"), py::arg("var"), py::arg("weight"), py::arg("training"),
+        py::arg("eps"), nogil());
 
   // convlab._C.reference: the conv and pool ops above with their arguments, run on the definitions in
   // common/reference.h instead of the fast kernels (CPU arrays only). The tests' first oracle.

@@ -95,6 +95,18 @@ struct Backend {
   void (*adaptive_avg_pool_forward)(const NDArray& x, const PoolParams& p, NDArray& y);
   void (*adaptive_avg_pool_backward)(const NDArray& gy, const PoolParams& p, NDArray& gx);
 
+  // Batch norm over contiguous, non-empty x (N, C, S), S the product of the spatial dims; mean, var, w, b,
+  // gw, gb contiguous (C) of x's dtype (w, b may be null: 1 and 0). stats writes each channel's mean and
+  // biased variance over its N * S elements. apply writes y = (x - mean) / sqrt(var + eps) * w + b.
+  // backward writes gb = sum(gy), gw = sum(gy * xhat) with xhat = (x - mean) / sqrt(var + eps), and gx:
+  // training (mean and var are x's own statistics) invstd * w * (gy - mean(gy) - xhat * mean(gy * xhat));
+  // otherwise (constants) invstd * w * gy. Reductions run in a fixed order (deterministic).
+  void (*batch_norm_stats)(const NDArray& x, NDArray& mean, NDArray& var);
+  void (*batch_norm_apply)(const NDArray& x, const NDArray& mean, const NDArray& var, const NDArray* w,
+                           const NDArray* b, double eps, NDArray& y);
+  void (*batch_norm_backward)(const NDArray& x, const NDArray& gy, const NDArray& mean, const NDArray& var,
+                              const NDArray* w, double eps, bool training, NDArray& gx, NDArray& gw, NDArray& gb);
+
   // Indexing along the middle axis of (outer, n, inner) arrays. index is an int32/int64 view of shape
   // (outer, n_index, inner) with any strides (0 where it is broadcast) and every entry in [-n, n) of the axis
   // it indexes, negative ones counting from the end (x[-1]).

@@ -661,6 +661,82 @@ NDArray adaptive_avg_pool_backward(const NDArray& gy, const std::vector<int64_t>
   return gx;
 }
 
+// ---- batch norm --------------------------------------------------------------------------------------
+
+namespace {
+
+// x (N, C, ...) as the (N, C, S) view the kernels take, after the checks every batch-norm op shares.
+NDArray batch_norm_input(const char* op, const NDArray& x, double eps) {
+  check_floating(op, "input", x);
+  if (x.ndim() < 2) value_error(op, ": input must have at least 2 dims (N, C, ...), got shape ", shape_str(x.shape));
+  if (!(eps >= 0)) value_error(op, ": eps must be >= 0, got ", eps);
+  int64_t s = 1;
+  for (int i = 2; i < x.ndim(); ++i) s *= x.shape[i];
+  return x.compact().view({x.shape[0], x.shape[1], s});
+}
+
+// A per-channel (C) argument: x's dtype and device, contiguous. Null stays null.
+std::optional<NDArray> channel_arg(const char* op, const char* arg, const NDArray& x, const NDArray* a) {
+  if (!a) return std::nullopt;
+  check_pair(op, "input", x, arg, *a);
+  check_shape(op, arg, a->shape, {x.shape[1]});
+  return a->compact();
+}
+
+const NDArray* ptr(const std::optional<NDArray>& a) { return a ? &*a : nullptr; }
+
+}  // namespace
+
+std::tuple<NDArray, NDArray, NDArray> batch_norm_forward(const NDArray& x, const NDArray* running_mean,
+                                                         const NDArray* running_var, const NDArray* weight,
+                                                         const NDArray* bias, bool training, double eps) {
+  const char* op = "batch_norm";
+  NDArray x3 = batch_norm_input(op, x, eps);
+  auto w = channel_arg(op, "weight", x, weight), b = channel_arg(op, "bias", x, bias);
+  auto rm = channel_arg(op, "running_mean", x, running_mean), rv = channel_arg(op, "running_var", x, running_var);
+  const int64_t c = x.shape[1];
+  NDArray mean, var;
+  if (training) {
+    if (x3.shape[0] * x3.shape[2] <= 1)
+      value_error(op, ": expected more than 1 value per channel when training, got input shape ", shape_str(x.shape));
+    mean = NDArray::empty({c}, x.dtype, x.device());
+    var = NDArray::empty({c}, x.dtype, x.device());
+    if (c > 0) backend(x.device()).batch_norm_stats(x3, mean, var);
+  } else {
+    if (!rm || !rv) value_error(op, ": running_mean and running_var are required when training=False");
+    mean = *rm, var = *rv;
+  }
+  NDArray y = NDArray::empty(x.shape, x.dtype, x.device());
+  if (x.size() > 0) {
+    NDArray y3 = y.view(x3.shape);
+    backend(x.device()).batch_norm_apply(x3, mean, var, ptr(w), ptr(b), eps, y3);
+  }
+  return {y, mean, var};
+}
+
+std::tuple<NDArray, NDArray, NDArray> batch_norm_backward(const NDArray& x, const NDArray& gy, const NDArray& mean,
+                                                          const NDArray& var, const NDArray* weight, bool training,
+                                                          double eps) {
+  const char* op = "batch_norm_backward";
+  NDArray x3 = batch_norm_input(op, x, eps);
+  check_pair(op, "input", x, "grad_output", gy);
+  check_shape(op, "grad_output", gy.shape, x.shape);
+  auto w = channel_arg(op, "weight", x, weight);
+  NDArray m = *channel_arg(op, "mean", x, &mean), v = *channel_arg(op, "var", x, &var);
+  const int64_t c = x.shape[1];
+  NDArray gx = NDArray::empty(x.shape, x.dtype, x.device());
+  NDArray gw = NDArray::empty({c}, x.dtype, x.device()), gb = NDArray::empty({c}, x.dtype, x.device());
+  if (x.size() > 0) {
+    NDArray gx3 = gx.view(x3.shape);
+    backend(x.device()).batch_norm_backward(x3, gy.compact().view(x3.shape), m, v, ptr(w), eps, training, gx3, gw,
+                                            gb);
+  } else {
+    fill(gw, 0.0);
+    fill(gb, 0.0);
+  }
+  return {gx, gw, gb};
+}
+
 // ---- indexing ----------------------------------------------------------------------------------------
 
 namespace {

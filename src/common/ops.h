@@ -2,6 +2,7 @@
 // bindings.cpp exposes exactly these; nothing below them checks arguments again.
 #pragma once
 #include <optional>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -81,6 +82,18 @@ NDArray avg_pool_forward(const NDArray& x, const PoolArgs& args);
 NDArray avg_pool_backward(const NDArray& gy, const std::vector<int64_t>& input_size, const PoolArgs& args);
 NDArray adaptive_avg_pool_forward(const NDArray& x, const std::vector<int64_t>& output_size);
 NDArray adaptive_avg_pool_backward(const NDArray& gy, const std::vector<int64_t>& input_size);
+
+// Batch norm over axis 1 of x (N, C, ...); every other array is (C) of x's dtype and device, weight and bias
+// optional. Forward gives (y, mean, var): training normalises by the batch's mean and biased variance (and
+// returns them; the caller updates running stats), otherwise by running_mean and running_var (returned).
+// Backward takes those mean and var and gives (gx, gw, gb); gw and gb are computed whether weight is given
+// or not (they are by-products of gx's reductions).
+std::tuple<NDArray, NDArray, NDArray> batch_norm_forward(const NDArray& x, const NDArray* running_mean,
+                                                         const NDArray* running_var, const NDArray* weight,
+                                                         const NDArray* bias, bool training, double eps);
+std::tuple<NDArray, NDArray, NDArray> batch_norm_backward(const NDArray& x, const NDArray& gy, const NDArray& mean,
+                                                          const NDArray& var, const NDArray* weight, bool training,
+                                                          double eps);
 
 // Indexing. Index arrays are int64 or int32; an entry outside its axis raises IndexError. PyTorch's ops
 // (gather, scatter_add, index_select, index_add) take entries in [0, n); take/put/ravel_index, which

@@ -1,6 +1,6 @@
 // The CPU backend's kernels, one family per file: memory.cpp, elementwise.cpp, reduce.cpp, matmul.cpp,
 // pad.cpp, conv_forward / conv_backward_input / conv_backward_weight.cpp (on conv_layout, gemm, simd.h,
-// workspace), conv_depthwise.cpp, pool.cpp, index.cpp.
+// workspace), conv_depthwise.cpp, pool.cpp, batch_norm.cpp, index.cpp.
 #pragma once
 #include "../common/backend.h"
 

@@ -570,32 +570,20 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         check_tensor("batch_norm", name, t, optional=True)
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected input of at least 2 dims (N, C, ...), got shape {input.shape}")
-    axes = (0,) + tuple(range(2, input.ndim))
-    shape = _channel_shape(input)
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+    stats = []
+    running = (None, None) if training else (running_mean, running_var)
+    y = kf.BatchNorm.apply(input, weight, bias, *running, training=bool(training), eps=float(eps), stats=stats)
     if training:
         count = input.numel() // input.shape[1]
-        if count <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
-                             f"shape {input.shape}")
-        mean = input.mean(axes, keepdim=True)
-        centred = input - mean
-        var = (centred * centred).mean(axes, keepdim=True)
+        mean, var = stats[0]
         m = float(momentum)  # the running stats are updated in place, as in PyTorch
         if running_mean is not None:
-            write_(running_mean, running_mean._data * (1.0 - m) + mean._data.reshape(running_mean.shape) * m)
+            write_(running_mean, running_mean._data * (1.0 - m) + mean.reshape(running_mean.shape) * m)
         if running_var is not None:
-            unbiased = var._data.reshape(running_var.shape) * (count / (count - 1))
+            unbiased = var.reshape(running_var.shape) * (count / (count - 1))
             write_(running_var, running_var._data * (1.0 - m) + unbiased * m)
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
-        centred = input - running_mean.reshape(shape)
-        var = running_var.reshape(shape)
-    y = centred / (var + eps).sqrt()
-    if weight is not None:
-        y = y * weight.reshape(shape)
-    if bias is not None:
-        y = y + bias.reshape(shape)
     return y
 
 

@@ -1,4 +1,4 @@
-"""Autograd Functions over the convlab._C convolution, pooling and padding kernels.
+"""Autograd Functions over the convlab._C convolution, pooling, padding and batch-norm kernels.
 
 Geometry arrives already normalised by functional.py: one entry per spatial dim, conv padding as (lo, hi)
 pairs. Each backward is made of the same device kernels as the forward (docs/ndarray.md), so a device that
@@ -252,3 +252,20 @@ class TiledConv(Function):
         gw = _C.tiled_conv_backward_weight(x, g, list(w.shape), *args) if need_w else None
         d = x.ndim - 2
         return gx, gw, _tiled_bias_grad(g, w.shape[:d]) if need_b else None
+
+
+class BatchNorm(Function):
+    """Batch norm over axis 1 by the fused kernels: training normalises by the batch's mean and biased
+    variance, eval by the running ones. The forward appends the (mean, var) it used to `stats` (the caller
+    moves the running statistics toward them); the backward needs only x and those."""
+
+    def forward(self, x, weight, bias, running_mean, running_var, training, eps, stats):
+        y, self.mean, self.var = _C.batch_norm_forward(x, running_mean, running_var, weight, bias, training, eps)
+        self.x, self.w, self.args = x, weight, (training, eps)
+        stats.append((self.mean, self.var))
+        return y
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        gx, gw, gb = _C.batch_norm_backward(self.x, g, self.mean, self.var, self.w, *self.args)
+        return gx if need_x else None, gw if need_w else None, gb if need_b else None, None, None
