@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 using std::exp; using std::log; using std::sqrt; using std::tanh; using std::pow; using std::fabs;
+inline float rsqrt(float x) { return 1.0f / std::sqrt(x); }  // CUDA's device math; not in <cmath>
+inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
 #define __global__
 #define __device__
 #define __host__
