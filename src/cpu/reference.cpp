@@ -7,102 +7,79 @@
 namespace convlab::reference {
 namespace {
 
-// Calls element(i) for every i < total; elements are independent, so threads split them freely.
+// out[i] = element(i, T{}) for every element of out, T its float type (element reads its inputs as T*).
+// Elements are independent, so threads split them freely.
 template <class F>
-void for_each_element(int64_t total, F element) {
+void for_each_element(NDArray& out, F element) {
+  dispatch_dtype<DTypes::floating>(out.dtype, [&](auto t) {
+    decltype(t)* o = out.data<decltype(t)>();
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < total; ++i) element(i);
+    for (int64_t i = 0; i < out.size(); ++i) o[i] = element(i, t);
+  });
 }
 
+// Element i of an (N, C, OH, OW) output is (i / (C*OH*OW), i / (OH*OW) % C, row, column); the same for
+// the (N, C, H, W) gradients of the inputs.
 void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
-  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
+  const int64_t ohw = p.oh * p.ow;
+  for_each_element(y, [&](int64_t i, auto t) {
     using T = decltype(t);
-    const T *xd = x.data<T>(), *wd = w.data<T>(), *b = bias ? bias->data<T>() : nullptr;
-    T* yd = y.data<T>();
-    const int64_t ohw = p.oh * p.ow;
-    for_each_element(y.size(), [&](int64_t i) {
-      yd[i] = conv_forward_at(xd, wd, b, p, i / ohw / p.c_out, i / ohw % p.c_out, i % ohw / p.ow, i % p.ow);
-    });
+    const T* b = bias ? bias->data<T>() : nullptr;
+    return conv_forward_at(x.data<T>(), w.data<T>(), b, p, i / ohw / p.c_out, i / ohw % p.c_out, i % ohw / p.ow,
+                           i % p.ow);
   });
 }
 
 void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
-  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
+  const int64_t hw = p.h * p.w;
+  for_each_element(gx, [&](int64_t i, auto t) {
     using T = decltype(t);
-    const T *gyd = gy.data<T>(), *wd = w.data<T>();
-    T* gxd = gx.data<T>();
-    const int64_t hw = p.h * p.w;
-    for_each_element(gx.size(), [&](int64_t i) {
-      gxd[i] = conv_backward_input_at(gyd, wd, p, i / hw / p.c_in, i / hw % p.c_in, i % hw / p.w, i % p.w);
-    });
+    return conv_backward_input_at(gy.data<T>(), w.data<T>(), p, i / hw / p.c_in, i / hw % p.c_in, i % hw / p.w,
+                                  i % p.w);
   });
 }
 
 void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
-  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
+  const int64_t taps = p.kh * p.kw, cig = p.c_in_per_group();
+  for_each_element(gw, [&](int64_t i, auto t) {
     using T = decltype(t);
-    const T *xd = x.data<T>(), *gyd = gy.data<T>();
-    T* gwd = gw.data<T>();
-    const int64_t taps = p.kh * p.kw, cig = p.c_in_per_group();
-    for_each_element(gw.size(), [&](int64_t i) {
-      gwd[i] = conv_backward_weight_at(xd, gyd, p, i / taps / cig, i / taps % cig, i % taps / p.kw, i % p.kw);
-    });
+    return conv_backward_weight_at(x.data<T>(), gy.data<T>(), p, i / taps / cig, i / taps % cig, i % taps / p.kw,
+                                   i % p.kw);
   });
 }
 
-// Pooling: element i of an (N, C, OH, OW) or (N, C, H, W) array is (plane i / plane size, row, column).
+// Pooling: element i is (plane i / plane size, row, column); indices, when asked, get each window's argmax.
 void max_pool_forward(const NDArray& x, const PoolParams& p, NDArray& y, NDArray* indices) {
-  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
-    using T = decltype(t);
-    const T* xd = x.data<T>();
-    T* yd = y.data<T>();
-    int64_t* id = indices ? indices->data<int64_t>() : nullptr;
-    const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
-    for_each_element(y.size(), [&](int64_t i) {
-      const T* plane = xd + i / ohw * hw;
-      yd[i] = max_pool_forward_at(plane, p, i % ohw / p.ow, i % p.ow);
-      if (id) id[i] = max_pool_argmax(plane, p, i % ohw / p.ow, i % p.ow);
-    });
+  const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
+  int64_t* id = indices ? indices->data<int64_t>() : nullptr;
+  for_each_element(y, [&](int64_t i, auto t) {
+    const decltype(t)* plane = x.data<decltype(t)>() + i / ohw * hw;
+    if (id) id[i] = max_pool_argmax(plane, p, i % ohw / p.ow, i % p.ow);
+    return max_pool_forward_at(plane, p, i % ohw / p.ow, i % p.ow);
   });
 }
 
 // The argmax table is the forward's indices.
 void max_pool_backward(const NDArray& indices, const NDArray& gy, const PoolParams& p, NDArray& gx) {
-  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
-    using T = decltype(t);
-    const T* gyd = gy.data<T>();
-    const int64_t* id = indices.data<int64_t>();
-    T* gxd = gx.data<T>();
-    const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
-    for_each_element(gx.size(), [&](int64_t i) {
-      const int64_t* plane_id = id + i / hw * ohw;
-      auto argmax_of = [&](int64_t oh, int64_t ow) { return plane_id[oh * p.ow + ow]; };
-      gxd[i] = max_pool_backward_at(gyd + i / hw * ohw, p, i % hw / p.w, i % p.w, argmax_of);
-    });
+  const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
+  for_each_element(gx, [&](int64_t i, auto t) {
+    const int64_t* plane_id = indices.data<int64_t>() + i / hw * ohw;
+    auto argmax_of = [&](int64_t oh, int64_t ow) { return plane_id[oh * p.ow + ow]; };
+    return max_pool_backward_at(gy.data<decltype(t)>() + i / hw * ohw, p, i % hw / p.w, i % p.w, argmax_of);
   });
 }
 
 void box_pool_forward(const NDArray& x, const PoolParams& p, bool adaptive, NDArray& y) {
-  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
-    using T = decltype(t);
-    const T* xd = x.data<T>();
-    T* yd = y.data<T>();
-    const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
-    for_each_element(y.size(), [&](int64_t i) {
-      yd[i] = avg_pool_forward_at(xd + i / ohw * hw, p, adaptive, i % ohw / p.ow, i % p.ow);
-    });
+  const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
+  for_each_element(y, [&](int64_t i, auto t) {
+    return avg_pool_forward_at(x.data<decltype(t)>() + i / ohw * hw, p, adaptive, i % ohw / p.ow, i % p.ow);
   });
 }
 
 void box_pool_backward(const NDArray& gy, const PoolParams& p, bool adaptive, NDArray& gx) {
-  dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
-    using T = decltype(t);
-    const T* gyd = gy.data<T>();
-    T* gxd = gx.data<T>();
-    const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
-    for_each_element(gx.size(), [&](int64_t i) {
-      gxd[i] = avg_pool_backward_at(gyd + i / hw * ohw, p, adaptive, i % hw / p.w, i % p.w);
-    });
+  const int64_t hw = p.h * p.w, ohw = p.oh * p.ow;
+  for_each_element(gx, [&](int64_t i, auto t) {
+    return avg_pool_backward_at(gy.data<decltype(t)>() + i / hw * ohw, p, adaptive, i % hw / p.w, i % p.w);
   });
 }
 
