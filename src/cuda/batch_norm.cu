@@ -1,7 +1,8 @@
-// Batch norm over contiguous (N, C, S) arrays as backend.h defines it. Reductions: one block per channel,
-// each thread summing a strided share of the channel's N * S elements in double, then a fixed tree over the
-// block in shared memory (no atomics: the same result on every run). The elementwise parts: one thread per
-// element, the channel's constants recomputed from the (C) arrays, which stay in cache.
+// Batch norm over contiguous (N, C, S) arrays as backend.h defines it. Reductions: a block per channel (a
+// grid-stride loop over channels), each thread summing a strided share of the channel's N * S elements in
+// double, then a fixed tree over the block in shared memory (no atomics: the same result on every run).
+// The elementwise parts: one thread per element, the channel's constants recomputed from the (C) arrays,
+// which stay in cache.
 #include "common.cuh"
 
 namespace convlab::cuda {
@@ -29,19 +30,21 @@ __device__ inline int64_t at(int64_t j, int64_t c, int64_t channels, int64_t s) 
 template <class T>
 __global__ void stats_kernel(const T* x, int64_t n, int64_t channels, int64_t s, T* mean, T* var) {
   __shared__ double shared[kThreads];
-  const int64_t c = blockIdx.x, count = n * s;
-  double sum = 0;
-  for (int64_t j = threadIdx.x; j < count; j += kThreads) sum += double(x[at(j, c, channels, s)]);
-  const double mu = block_sum(sum, shared) / double(count);
-  double sq = 0;
-  for (int64_t j = threadIdx.x; j < count; j += kThreads) {
-    const double v = double(x[at(j, c, channels, s)]) - mu;
-    sq += v * v;
-  }
-  sq = block_sum(sq, shared);
-  if (threadIdx.x == 0) {
-    mean[c] = T(mu);
-    var[c] = T(sq / double(count));
+  const int64_t count = n * s;
+  for (int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
+    double sum = 0;
+    for (int64_t j = threadIdx.x; j < count; j += kThreads) sum += double(x[at(j, c, channels, s)]);
+    const double mu = block_sum(sum, shared) / double(count);
+    double sq = 0;
+    for (int64_t j = threadIdx.x; j < count; j += kThreads) {
+      const double v = double(x[at(j, c, channels, s)]) - mu;
+      sq += v * v;
+    }
+    sq = block_sum(sq, shared);
+    if (threadIdx.x == 0) {
+      mean[c] = T(mu);
+      var[c] = T(sq / double(count));
+    }
   }
 }
 
@@ -60,19 +63,21 @@ template <class T>
 __global__ void backward_reduce_kernel(const T* x, const T* gy, const T* mean, const T* var, double eps, int64_t n,
                                        int64_t channels, int64_t s, T* gw, T* gb) {
   __shared__ double shared[kThreads];
-  const int64_t c = blockIdx.x, count = n * s;
-  const double mu = double(mean[c]);
-  double sum_g = 0, sum_gx = 0;
-  for (int64_t j = threadIdx.x; j < count; j += kThreads) {
-    const int64_t i = at(j, c, channels, s);
-    sum_g += double(gy[i]);
-    sum_gx += double(gy[i]) * (double(x[i]) - mu);
-  }
-  sum_g = block_sum(sum_g, shared);
-  sum_gx = block_sum(sum_gx, shared);
-  if (threadIdx.x == 0) {
-    gb[c] = T(sum_g);
-    gw[c] = T(sum_gx * rsqrt(double(var[c]) + eps));
+  const int64_t count = n * s;
+  for (int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
+    const double mu = double(mean[c]);
+    double sum_g = 0, sum_gx = 0;
+    for (int64_t j = threadIdx.x; j < count; j += kThreads) {
+      const int64_t i = at(j, c, channels, s);
+      sum_g += double(gy[i]);
+      sum_gx += double(gy[i]) * (double(x[i]) - mu);
+    }
+    sum_g = block_sum(sum_g, shared);
+    sum_gx = block_sum(sum_gx, shared);
+    if (threadIdx.x == 0) {
+      gb[c] = T(sum_g);
+      gw[c] = T(sum_gx * rsqrt(double(var[c]) + eps));
+    }
   }
 }
 
@@ -100,7 +105,7 @@ void batch_norm_stats(const NDArray& x, NDArray& mean, NDArray& var) {
   const int64_t n = x.shape[0], c = x.shape[1], s = x.shape[2];
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
-    stats_kernel<<<unsigned(c), kThreads>>>(x.data<T>(), n, c, s, mean.data<T>(), var.data<T>());
+    stats_kernel<<<blocks_for(c, 1), kThreads>>>(x.data<T>(), n, c, s, mean.data<T>(), var.data<T>());
   });
   check_launch("batch_norm_stats");
 }
@@ -122,7 +127,7 @@ void batch_norm_backward(const NDArray& x, const NDArray& gy, const NDArray& mea
   const int64_t total = x.size(), n = x.shape[0], c = x.shape[1], s = x.shape[2];
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
-    backward_reduce_kernel<<<unsigned(c), kThreads>>>(x.data<T>(), gy.data<T>(), mean.data<T>(), var.data<T>(),
+    backward_reduce_kernel<<<blocks_for(c, 1), kThreads>>>(x.data<T>(), gy.data<T>(), mean.data<T>(), var.data<T>(),
                                                       eps, n, c, s, gw.data<T>(), gb.data<T>());
     backward_input_kernel<<<blocks_for(total), kThreads>>>(x.data<T>(), gy.data<T>(), mean.data<T>(),
                                                            var.data<T>(), w ? w->data<T>() : nullptr, gw.data<T>(),
