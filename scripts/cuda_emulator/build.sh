@@ -8,4 +8,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build/cuda_emulator}
 shift || true
-exec bash "$root/scripts/dev_build.sh" "$build" -DCONVLAB_CUDA_EMULATOR=ON "$@"
+# The emulator takes nvcc's place: a CONVLAB_CUDA=ON exported by the caller (CI does, for its nvcc build) would
+# make CMake refuse the pair.
+CONVLAB_CUDA=OFF exec bash "$root/scripts/dev_build.sh" "$build" -DCONVLAB_CUDA_EMULATOR=ON "$@"
