@@ -104,6 +104,25 @@ CONVLAB_HOST_DEVICE T conv_backward_weight_at(const T* x, const T* gy, const Con
   return sum;
 }
 
+// F.fold (col2im), the adjoint of F.unfold: with cols (N*C, KH*KW, OH*OW) holding unfold's column of block
+// (oh, ow) for tap (kh, kw), x[nc, ih, iw] = sum over the taps (kh, kw), in that order, of the column of the
+// block whose tap reads (ih, iw) (none when it falls in the padding or off the stride grid).
+template <class T>
+CONVLAB_HOST_DEVICE T fold_at(const T* cols, const ConvParams& p, int64_t nc, int64_t ih, int64_t iw) {
+  const int64_t l = p.oh * p.ow;
+  const T* col = cols + nc * p.kh * p.kw * l;
+  T sum = T(0);
+  for (int64_t kh = 0; kh < p.kh; ++kh) {
+    int64_t oh = window_of_tap(ih, kh, p.stride_h, p.pad_top, p.dil_h, p.oh);
+    if (oh < 0) continue;
+    for (int64_t kw = 0; kw < p.kw; ++kw) {
+      int64_t ow = window_of_tap(iw, kw, p.stride_w, p.pad_left, p.dil_w, p.ow);
+      if (ow >= 0) sum += col[(kh * p.kw + kw) * l + oh * p.ow + ow];
+    }
+  }
+  return sum;
+}
+
 // ---- pooling: one (n, c) plane of x (H, W) to one plane of y (OH, OW); the pads are symmetric ----------
 
 // Plane index of the maximum of window (oh, ow): its taps oh*sh - ph + kh*dh, ow*sw - pw + kw*dw that land

@@ -5,6 +5,7 @@
 // every element is written once (no races, the same sum on every run).
 #include <algorithm>
 
+#include "../common/reference.h"
 #include "kernels.h"
 
 namespace convlab::cpu {
@@ -43,29 +44,14 @@ void im2col_typed(const T* x, const ConvParams& p, T* cols) {
   }
 }
 
+// x = reference::fold_at of every element, one input row per task.
 template <class T>
 void col2im_typed(const T* cols, const ConvParams& p, T* x) {
-  const int64_t taps = p.kh * p.kw, l = p.oh * p.ow, planes = p.n * p.c_in;
+  const int64_t planes = p.n * p.c_in;
 #pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t nc = 0; nc < planes; nc++) {
-    for (int64_t ih = 0; ih < p.h; ih++) {
-      const T* col = cols + nc * taps * l;
-      T* out = x + (nc * p.h + ih) * p.w;
-      for (int64_t iw = 0; iw < p.w; iw++) {
-        T sum = 0;
-        for (int64_t kh = 0; kh < p.kh; kh++) {
-          const int64_t th = ih + p.pad_top - kh * p.dil_h;  // = oh * stride_h for the oh that reads ih
-          if (th < 0 || th % p.stride_h || th / p.stride_h >= p.oh) continue;
-          for (int64_t kw = 0; kw < p.kw; kw++) {
-            const int64_t tw = iw + p.pad_left - kw * p.dil_w;
-            if (tw < 0 || tw % p.stride_w || tw / p.stride_w >= p.ow) continue;
-            sum += col[(kh * p.kw + kw) * l + th / p.stride_h * p.ow + tw / p.stride_w];
-          }
-        }
-        out[iw] = sum;
-      }
-    }
-  }
+  for (int64_t nc = 0; nc < planes; nc++)
+    for (int64_t ih = 0; ih < p.h; ih++)
+      for (int64_t iw = 0; iw < p.w; iw++) x[(nc * p.h + ih) * p.w + iw] = reference::fold_at(cols, p, nc, ih, iw);
 }
 
 }  // namespace

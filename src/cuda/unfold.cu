@@ -2,6 +2,7 @@
 //   cols[n][(c, kh, kw)][(oh, ow)] = x[n][c][oh*sh + kh*dh - pt][ow*sw + kw*dw - pl]   (0 outside x)
 // One thread per cols element (im2col, consecutive threads along ow) or per x element (col2im, which gathers
 // the columns that read it in (kh, kw) order: no atomics, the same sum as the CPU kernel).
+#include "../common/reference.h"
 #include "common.cuh"
 
 namespace convlab::cuda {
@@ -19,24 +20,11 @@ __global__ void im2col_kernel(const T* x, ConvParams p, T* cols, int64_t total) 
   }
 }
 
+// One thread per x element: reference::fold_at.
 template <class T>
 __global__ void col2im_kernel(const T* cols, ConvParams p, T* x, int64_t total) {
-  const int64_t taps = p.kh * p.kw, l = p.oh * p.ow;
-  for (int64_t i = thread_index(); i < total; i += thread_count()) {
-    const int64_t iw = i % p.w, ih = i / p.w % p.h, nc = i / (p.h * p.w);
-    const T* col = cols + nc * taps * l;
-    T sum = 0;
-    for (int64_t kh = 0; kh < p.kh; kh++) {
-      const int64_t th = ih + p.pad_top - kh * p.dil_h;  // = oh * stride_h for the oh that reads ih
-      if (th < 0 || th % p.stride_h || th / p.stride_h >= p.oh) continue;
-      for (int64_t kw = 0; kw < p.kw; kw++) {
-        const int64_t tw = iw + p.pad_left - kw * p.dil_w;
-        if (tw < 0 || tw % p.stride_w || tw / p.stride_w >= p.ow) continue;
-        sum += col[(kh * p.kw + kw) * l + th / p.stride_h * p.ow + tw / p.stride_w];
-      }
-    }
-    x[i] = sum;
-  }
+  for (int64_t i = thread_index(); i < total; i += thread_count())
+    x[i] = reference::fold_at(cols, p, i / (p.h * p.w), i / p.w % p.h, i % p.w);
 }
 
 }  // namespace
