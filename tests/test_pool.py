@@ -197,34 +197,11 @@ def test_max_pool_matches_reference(device, dtype, ndim, seed):
 @pytest.mark.parametrize("ndim", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_matches_torch(device, dtype, ndim, seed):
+    """Values and gradient are PyTorch's; the argmax the forward keeps for autograd is PyTorch's
+    return_indices (plane positions), and routing gy through it (max_pool_backward_indices, what autograd
+    runs) is PyTorch's gradient too."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng([seed, ndim, 12])
-    case = draw_case(rng, ndim, dilated=True)
-    while has_empty_window(*case):
-        case = draw_case(rng, ndim, dilated=True)
-    shape, k, stride, pad, dil, ceil_mode = case
-    x = max_input(rng, shape, dtype)
-    pool = torch.nn.functional.max_pool2d if ndim == 2 else torch.nn.functional.max_pool1d
-    xt = torch.from_numpy(x).requires_grad_()
-    yt = pool(xt, k, stride, pad, dil, ceil_mode=ceil_mode)
-    gy = rng.standard_normal(tuple(yt.shape)).astype(dtype)
-    yt.backward(torch.from_numpy(gy))
-
-    for ops, dev in ((R, "cpu"), (_C, device)):
-        y = ops.max_pool_forward(nd(x, dev), k, stride, pad, dil, ceil_mode).numpy()
-        gx = ops.max_pool_backward(nd(x, dev), nd(gy, dev), k, stride, pad, dil, ceil_mode).numpy()
-        np.testing.assert_array_equal(y, yt.detach().numpy())
-        np.testing.assert_allclose(gx, xt.grad.numpy(), **TOL[dtype])
-
-
-@pytest.mark.parametrize("seed", TORCH_SEEDS)
-@pytest.mark.parametrize("ndim", [1, 2])
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_max_pool_indices_match_torch(device, dtype, ndim, seed):
-    """The argmax the forward keeps for autograd is PyTorch's return_indices (plane positions), and routing
-    gy through it (max_pool_backward_indices, what autograd runs) is PyTorch's gradient."""
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng([seed, ndim, 13])
     case = draw_case(rng, ndim, dilated=True)
     while has_empty_window(*case):
         case = draw_case(rng, ndim, dilated=True)
@@ -235,7 +212,12 @@ def test_max_pool_indices_match_torch(device, dtype, ndim, seed):
     yt, it = pool(xt, k, stride, pad, dil, ceil_mode=ceil_mode, return_indices=True)
     gy = rng.standard_normal(tuple(yt.shape)).astype(dtype)
     yt.backward(torch.from_numpy(gy))
+
     for ops, dev in ((R, "cpu"), (_C, device)):
+        y = ops.max_pool_forward(nd(x, dev), k, stride, pad, dil, ceil_mode).numpy()
+        gx = ops.max_pool_backward(nd(x, dev), nd(gy, dev), k, stride, pad, dil, ceil_mode).numpy()
+        np.testing.assert_array_equal(y, yt.detach().numpy())
+        np.testing.assert_allclose(gx, xt.grad.numpy(), **TOL[dtype])
         y, idx = ops.max_pool_forward(nd(x, dev), k, stride, pad, dil, ceil_mode, return_indices=True)
         np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
         assert idx.dtype == "int64"

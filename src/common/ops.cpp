@@ -558,6 +558,15 @@ NDArray pooled(const NDArray& x, const PoolParams& p) {
   return NDArray::empty(spatial_shape({p.n, p.c}, x.ndim() - 2, p.oh, p.ow), x.dtype, x.device());
 }
 
+// The input shape a pooling backward writes: grad_output's (N, C) and the input's spatial size.
+Shape pooled_input_shape(const char* op, const NDArray& gy, const std::vector<int64_t>& input_size) {
+  if (gy.ndim() != 3 && gy.ndim() != 4)
+    value_error(op, ": grad_output must have rank 3 or 4, got shape ", shape_str(gy.shape));
+  Shape xs = {gy.shape[0], gy.shape[1]};
+  xs.insert(xs.end(), input_size.begin(), input_size.end());
+  return xs;
+}
+
 NDArray as_4d(const NDArray& a, const PoolParams& p, bool output) {
   return a.view({p.n, p.c, output ? p.oh : p.h, output ? p.ow : p.w});
 }
@@ -583,10 +592,7 @@ NDArray max_pool_backward_indices(const NDArray& indices, const NDArray& gy, con
   check_floating(op, "grad_output", gy);
   if (indices.dtype != DType::i64)
     type_error(op, ": indices must be int64 (max_pool_forward's), got ", dtype_name(indices.dtype));
-  if (gy.ndim() != 3 && gy.ndim() != 4)
-    value_error(op, ": grad_output must have rank 3 or 4, got shape ", shape_str(gy.shape));
-  Shape xs = {gy.shape[0], gy.shape[1]};
-  xs.insert(xs.end(), input_size.begin(), input_size.end());
+  Shape xs = pooled_input_shape(op, gy, input_size);
   PoolParams p = make_pool_params(op, xs, args);
   check_shape(op, "grad_output", gy.shape, spatial_shape({p.n, p.c}, gy.ndim() - 2, p.oh, p.ow));
   check_shape(op, "indices", indices.shape, gy.shape);
@@ -619,10 +625,7 @@ NDArray avg_pool_forward(const NDArray& x, const PoolArgs& args) {
 NDArray avg_pool_backward(const NDArray& gy, const std::vector<int64_t>& input_size, const PoolArgs& args) {
   const char* op = pool_name(gy, "avg");
   check_floating(op, "grad_output", gy);
-  if (gy.ndim() != 3 && gy.ndim() != 4)
-    value_error(op, ": grad_output must have rank 3 or 4, got shape ", shape_str(gy.shape));
-  Shape xs = {gy.shape[0], gy.shape[1]};
-  xs.insert(xs.end(), input_size.begin(), input_size.end());
+  Shape xs = pooled_input_shape(op, gy, input_size);
   PoolParams p = make_pool_params(op, xs, args);
   check_shape(op, "grad_output", gy.shape, spatial_shape({p.n, p.c}, gy.ndim() - 2, p.oh, p.ow));
   NDArray gx = NDArray::empty(xs, gy.dtype, gy.device());
@@ -648,10 +651,7 @@ NDArray adaptive_avg_pool_forward(const NDArray& x, const std::vector<int64_t>& 
 NDArray adaptive_avg_pool_backward(const NDArray& gy, const std::vector<int64_t>& input_size) {
   const char* op = gy.ndim() == 3 ? "adaptive_avg_pool1d" : "adaptive_avg_pool2d";
   check_floating(op, "grad_output", gy);
-  if (gy.ndim() != 3 && gy.ndim() != 4)
-    value_error(op, ": grad_output must have rank 3 or 4, got shape ", shape_str(gy.shape));
-  Shape xs = {gy.shape[0], gy.shape[1]};
-  xs.insert(xs.end(), input_size.begin(), input_size.end());
+  Shape xs = pooled_input_shape(op, gy, input_size);
   PoolParams p = make_adaptive_pool_params(op, xs, spatial_of(gy.shape));
   NDArray gx = NDArray::empty(xs, gy.dtype, gy.device());
   if (gx.size() > 0) {
