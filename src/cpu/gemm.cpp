@@ -12,10 +12,6 @@
 
 namespace convlab::cpu {
 
-namespace {
-
-// Size in bytes of this machine's level-`level` data cache (Linux sysfs, else glibc's cpuid reading), or
-// `fallback` where neither says.
 int64_t cache_bytes(int level, int64_t fallback) {
   for (int i = 0; i < 8; i++) {
     const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
@@ -31,6 +27,8 @@ int64_t cache_bytes(int level, int64_t fallback) {
   const long from_cpuid = sysconf(level == 1 ? _SC_LEVEL1_DCACHE_SIZE : _SC_LEVEL2_CACHE_SIZE);
   return from_cpuid > 0 ? from_cpuid : fallback;
 }
+
+namespace {
 
 // One B sliver (kc x NR) fills half of L1d, the other half is for the A strips streaming past it and C;
 // one panel (kc x nc) fills half of L2. On a 48 KiB L1d / 1 MiB L2 with AVX-512 that is kc = 128 and

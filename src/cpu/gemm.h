@@ -20,6 +20,10 @@ constexpr int gemm_nv = kVecRegisters >= 32 ? 3 : 2;
 template <class T>
 constexpr int64_t gemm_nr = gemm_nv * lanes<T>;
 
+// Size in bytes of this machine's level-`level` data cache (Linux sysfs, else glibc's cpuid reading), or
+// `fallback` where neither says.
+int64_t cache_bytes(int level, int64_t fallback);
+
 // Cache blocking, from this machine's caches (gemm.cpp). K is cut into kc-deep slices so one packed B
 // sliver (kc x NR) stays in L1 while the A strips of a block stream past it; one B panel (kc x nc) stays in
 // L2; each sliver is swept by mc rows of A (4 strips) before the next one is loaded.
