@@ -32,6 +32,22 @@ target_link_libraries(_C PRIVATE Threads::Threads)
 target_compile_features(_C PRIVATE cxx_std_20)  # std::barrier
 if(CONVLAB_EMULATOR_COVERAGE)
   set_source_files_properties(${emu_sources} PROPERTIES COMPILE_OPTIONS "-O0;--coverage")
-  target_link_options(_C PRIVATE --coverage)
+  # __gcov_reset / __gcov_dump linked in and exported: select_profile.py takes each test's counters alone.
+  target_link_options(_C PRIVATE --coverage -Wl,--undefined=__gcov_reset,--undefined=__gcov_dump)
 endif()
+
+# Racecheck: ThreadSanitizer cannot run inside this machine's CPython, so the same emulated kernels, the CPU
+# kernels and the frontends are linked into a C++ program that compares the two devices
+# (tests/cuda_race/race_driver.cpp), with _C's flags (CONVLAB_SANITIZE included). Built only when asked for:
+# check.sh thread builds this target alone.
+add_executable(cuda_race_driver EXCLUDE_FROM_ALL ${PROJECT_SOURCE_DIR}/tests/cuda_race/race_driver.cpp
+               ${CONVLAB_CPU_SOURCES} ${emu_sources})
+add_dependencies(cuda_race_driver cuda_emulator_sources)
+foreach(property COMPILE_OPTIONS COMPILE_DEFINITIONS INCLUDE_DIRECTORIES LINK_OPTIONS)
+  get_target_property(value _C ${property})
+  if(value)
+    set_property(TARGET cuda_race_driver PROPERTY ${property} ${value})
+  endif()
+endforeach()
+target_link_libraries(cuda_race_driver PRIVATE OpenMP::OpenMP_CXX Threads::Threads)
 message(STATUS "convlab: CUDA backend emulated on the CPU (scripts/cuda_emulator), not compiled for a GPU")
