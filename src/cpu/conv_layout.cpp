@@ -128,18 +128,24 @@ void unphase(const T* gxq, T* gx, int64_t nn, const ConvParams& p, const Phased&
   for (int64_t nc = 0; nc < nn * p.c_in; nc++) unphase_channel(gxq + nc * q.chan, gx + nc * p.h * p.w, p, q);
 }
 
+// One plane of finish_output.
+template <class T>
+void finish_plane(const T* yq, T* y, T b, int64_t oh, int64_t ow, int64_t wq) {
+  for (int64_t oy = 0; oy < oh; oy++)
+    for (int64_t ox = 0; ox < ow; ox++) y[oy * ow + ox] = yq[oy * wq + ox] + b;
+}
+
 template <class T>
 void finish_output(const T* yq, T* y, const T* bias, int64_t nn, int64_t c_out, int64_t oh, int64_t ow, int64_t wq) {
   if (yq == y && !bias) return;
-#pragma omp parallel for schedule(static) if (nn * c_out > 1)
-  for (int64_t nc = 0; nc < nn * c_out; nc++) {
-    T b = bias ? bias[nc % c_out] : T(0);
-    for (int64_t oy = 0; oy < oh; oy++) {
-      const T* src = yq + (nc * oh) * wq + oy * wq;
-      T* dst = y + (nc * oh + oy) * ow;
-      for (int64_t ox = 0; ox < ow; ox++) dst[ox] = src[ox] + b;
-    }
-  }
+  auto plane = [&](int64_t nc) {
+    finish_plane(yq + nc * oh * wq, y + nc * oh * ow, bias ? bias[nc % c_out] : T(0), oh, ow, wq);
+  };
+  // One plane is the depthwise kernels' call from inside their own parallel loop: even a one-thread
+  // region costs an OpenMP team and a futex wake-up per call (~1 us), thousands of times per layer.
+  if (nn * c_out == 1) return plane(0);
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < nn * c_out; nc++) plane(nc);
 }
 
 #define CONVLAB_LAYOUT(T)                                                                                    \
