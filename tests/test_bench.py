@@ -226,6 +226,21 @@ def test_profile_splits_the_step(monkeypatch, capsys):
     assert conv_ms > 0 and "conv_backward_weight" in out and "batch norm, by ablation" in out
 
 
+def test_profile_takes_a_model_and_splits_conv_by_kind(monkeypatch, capsys):
+    small = dict(models.CASES["mobilenetv2_train_64px"], batch=2, size=16)
+    monkeypatch.setitem(models.CASES, "mobilenetv2_train_64px", small)
+    assert bench.main(["--profile", "mobilenet", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "mobilenetv2_train_64px training step" in out
+    kinds = re.search(r"by kind of layer and pass +ms: (.*)", out).group(1)
+    for kind in ("depthwise forward", "1x1 bwd_input", "kxk bwd_weight"):
+        assert kind in kinds
+    # layer-passes named by their shape, e.g. "forward 96->96 8x8 3x3/2x2 g96 b2"
+    assert re.search(r"costliest layer-passes +ms: (forward|bwd_input|bwd_weight) \d+->\d+ \d+x\d+ \dx\d/\dx\d g\d+ b2 ", out)
+    with pytest.raises(SystemExit, match="matches no model"):
+        bench.main(["--profile", "vgg", "--threads", "1"])
+
+
 def test_an_interrupted_run_reports_what_it_timed(tmp_path, monkeypatch):
     timed = bench.time_pass
 

@@ -6,7 +6,7 @@ machine's FMA peak, measured once per run.
     python -m convlab.bench [--device cpu|cuda|cpu,cuda] [--threads N] [--layers a,b] [--json PATH]
                             [--repeat R] [--warmup W] [--suite shapes|sweep|models|PATH]
     python -m convlab.bench --peak        # the FMA peak, float32 and float64, 1 and N threads
-    python -m convlab.bench --profile     # where convlab's time goes in a ResNet-18 training step
+    python -m convlab.bench --profile [MODEL]  # where convlab's time goes in a training step (default ResNet-18)
     python -m convlab.bench --signal      # cl.signal.convolve2d vs scipy.signal's convolve2d and fftconvolve
 
 Suites (python/convlab/bench/suites/, linked from bench/ in the checkout): shapes, the default (the public
@@ -155,7 +155,9 @@ def parse_args(argv):
                     help="shapes (default), sweep, models, or the path of a suite JSON file")
     ap.add_argument("--no-torch", action="store_true", help="time convlab alone")
     ap.add_argument("--peak", action="store_true", help="measure the FMA peak (1 and N threads) and stop")
-    ap.add_argument("--profile", action="store_true", help="profile convlab's ResNet-18 training step and stop")
+    ap.add_argument("--profile", nargs="?", const="resnet18_train_32px", metavar="MODEL",
+                    help="profile convlab's step of a model of the models suite (a name or part of one; default "
+                         "resnet18_train_32px) and stop")
     ap.add_argument("--signal", action="store_true",
                     help="time cl.signal.convolve2d against SciPy on a 1024x1024 image, 15x15 kernel, and stop")
     args = ap.parse_args(argv)

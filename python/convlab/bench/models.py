@@ -232,7 +232,7 @@ class KernelTimer:
         self.owners = [(_C, name) for name, f in vars(_C).items() if type(f).__name__ == "builtin_function_or_method"]
         self.owners += [(_C.NDArray, name) for name, f in vars(_C.NDArray).items()
                         if type(f).__name__ == "instancemethod" and name not in self.UNTIMED]
-        self.seconds, self.depth = {}, 0
+        self.seconds, self.conv_layers, self.depth = {}, {}, 0
 
     def __enter__(self):
         self.originals = [getattr(owner, name) for owner, name in self.owners]
@@ -254,23 +254,60 @@ class KernelTimer:
                 return original(*args, **kwargs)
             finally:
                 self.depth -= 1
-                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+                seconds = time.perf_counter() - start
+                self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+                if name in CONV_PASSES:
+                    layer = (name, *conv_layer(name, args))
+                    self.conv_layers[layer] = self.conv_layers.get(layer, 0.0) + seconds
 
         return call
 
 
+# The conv passes the profile splits by layer, and where each finds the layer in its _C arguments:
+# conv_forward(x, w, ...), conv_backward_input(gy, w, input_size, ...), conv_backward_weight(x, gy, kernel_size, ...);
+# all end in stride, padding, dilation, groups.
+CONV_PASSES = ("conv_forward", "conv_backward_input", "conv_backward_weight")
+
+
+def conv_layer(name, args):
+    """(kind, description) of the conv layer a _C conv pass runs: kind is depthwise (groups = c_in > 1), 1x1
+    or kxk (any other kernel); the description reads c_in->c_out HxW kernel/stride g groups b batch."""
+    a, b, third, stride, groups = args[0], args[1], args[2], args[3], args[6]
+    batch = a.shape[0]
+    if name == "conv_forward":
+        c_in, c_out, size, kernel = a.shape[1], b.shape[0], a.shape[2:], b.shape[2:]
+    elif name == "conv_backward_input":
+        c_in, c_out, size, kernel = b.shape[1] * groups, b.shape[0], third, b.shape[2:]
+    else:
+        c_in, c_out, size, kernel = a.shape[1], b.shape[1], a.shape[2:], third
+    kind = "depthwise" if groups == c_in > 1 else "1x1" if all(k == 1 for k in kernel) else "kxk"
+    dims = "x".join(map(str, size))
+    taps = "x".join(map(str, kernel)) + "/" + "x".join(map(str, stride))
+    return kind, f"{c_in}->{c_out} {dims} {taps} g{groups} b{batch}"
+
+
+def case_named(part):
+    """The models-suite case whose name contains `part` (its name, or e.g. "mobilenet")."""
+    names = [n for n in CASES if part in n]
+    if not names:
+        raise SystemExit(f"bench: --profile {part!r} matches no model; there are: {', '.join(CASES)}")
+    return names[0]
+
+
 def profile(args, steps=3):
-    """--profile: where convlab's time goes in the ResNet-18 training step (32x32, batch 32). A KernelTimer
-    gives the time inside each _C kernel (conv kernels apart); the rest of the step is Python (modules,
-    functional, autograd, optimizer); cProfile then splits that Python time by file (its own overhead
-    inflates it, so only the shares are read); batch norm's whole cost (its kernels and its Python) comes
-    from an ablation: the same network with BatchNorm2d replaced by Identity."""
+    """--profile [MODEL]: where convlab's time goes in one step of a models-suite case (default the ResNet-18
+    training step, 32x32, batch 32). A KernelTimer gives the time inside each _C kernel, the conv kernels
+    split by pass and kind of layer (depthwise, 1x1, other) with the costliest layer-passes named; the rest
+    of the step is Python (modules, functional, autograd, optimizer); cProfile then splits that Python time
+    by file (its own overhead inflates it, so only the shares are read); batch norm's whole cost (its kernels
+    and its Python) comes from an ablation: the same network with BatchNorm2d replaced by Identity."""
     import cProfile
     import pstats
 
     import convlab
 
-    case = CASES["resnet18_train_32px"]
+    name = case_named(args.profile)
+    case = CASES[name]
     step = make_step(convlab, case)
     plain = step_seconds(step)
     without_bn = step_seconds(make_step(convlab, case, nn=WithoutBatchNorm(convlab.nn)))
@@ -279,7 +316,7 @@ def profile(args, steps=3):
         for _ in range(steps):
             step()
         total = (time.perf_counter() - start) / steps
-    kernels = {name: t / steps for name, t in timer.seconds.items()}
+    kernels = {k: t / steps for k, t in timer.seconds.items()}
     prof = cProfile.Profile()
     prof.enable()
     step()
@@ -292,6 +329,11 @@ def profile(args, steps=3):
     python_total = sum(python_by_file.values())
     conv = {k: t for k, t in kernels.items() if k.startswith("conv")}
     other = {k: t for k, t in kernels.items() if k not in conv}
+    conv_by_kind, conv_by_layer = {}, {}
+    for (pass_name, kind, layer), t in timer.conv_layers.items():
+        short = pass_name.replace("conv_", "").replace("backward_", "bwd_")
+        conv_by_kind[f"{kind} {short}"] = conv_by_kind.get(f"{kind} {short}", 0.0) + t / steps
+        conv_by_layer[f"{short} {layer}"] = conv_by_layer.get(f"{short} {layer}", 0.0) + t / steps
 
     def share(seconds, base=total):
         return f"{seconds * 1e3:8.1f} ms {100 * seconds / base:5.1f}%"
@@ -299,11 +341,14 @@ def profile(args, steps=3):
     def top(times, n=8, scale=1e3):
         return ", ".join(f"{k} {t * scale:.1f}" for k, t in sorted(times.items(), key=lambda kv: -kv[1])[:n])
 
-    print(f"convlab ResNet-18 training step, batch {case['batch']}, {case['size']}x{case['size']}, "
+    what = "training step" if case["train"] else "inference pass"
+    print(f"convlab {name} {what}, batch {case['batch']}, {case['size']}x{case['size']}, "
           f"{convlab.get_num_threads()} threads: {plain * 1e3:.1f} ms per step ({total * 1e3:.1f} ms with every "
           f"_C call timed, the base of the shares below)")
     print(f"  conv kernels                   {share(sum(conv.values()))}   ms: {top(conv)}")
-    print(f"  other _C kernels               {share(sum(other.values()))}   ms: {top(other)}")
+    print(f"    by kind of layer and pass    ms: {top(conv_by_kind, 9)}")
+    print(f"    costliest layer-passes       ms: {top(conv_by_layer, 10)} (summed over the layers of that shape)")
+    print(f"  other _C kernels               {share(sum(other.values()))}   ms: {top(other, 10)}")
     print(f"  Python (the rest)              {share(total - sum(kernels.values()))}   % of it by file (cProfile): "
           f"{top(python_by_file, 6, 100 / python_total)}")
     print(f"  batch norm, by ablation        {share(plain - without_bn, plain)}   (of the untimed step; without it: "
