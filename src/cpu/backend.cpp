@@ -21,8 +21,7 @@ const Backend cpu_backend = {
     .conv_backward_weight = cpu::conv_backward_weight,
     .conv_depthwise_forward = cpu::depthwise_forward,
     .conv_depthwise_backward_input = cpu::depthwise_backward_input,
-    // The dot-product form of the general kernel is already the one for few channels per group.
-    .conv_depthwise_backward_weight = cpu::conv_backward_weight,
+    .conv_depthwise_backward_weight = cpu::depthwise_backward_weight,
     .conv_redo_nan_grad_input = cpu::redo_nan_grad_input,
     .im2col = cpu::im2col,
     .col2im = cpu::col2im,

@@ -1,17 +1,26 @@
-// Depthwise convolution (groups == c_in, output channel co reads input channel co / mult; the spec is
-// common/reference.h's conv passes), direct kernels on the phased layout of conv_layout.h, vectorised along
-// the extended output grid p (or phase position r):
-//   forward         y[co][p]        = sum_t w[co][t] * xq[co/mult][tap_t + p]
-//   backward-input  gxq[ci][ph][r]  = sum_{j < mult} sum_{t in phase ph} w[ci*mult+j][t] * gy[ci*mult+j][r - shift_t]
-// (the gather form of the adjoint: each gx element is written once, no scatter). A step holds `block`
-// vectors so that several independent FMA chains are in flight.
+// Depthwise convolution (groups == c_in; output channel co reads input channel co / mult; the spec is
+// common/reference.h's conv passes), two direct paths, chosen per pass by channel_path():
+// - The plane path: one plane on the phased layout of conv_layout.h, vectorised along the extended output
+//   grid p (or phase position r); for few planes (cl.signal's one image) and planes past L2.
+//     forward          y[co][p]       = sum_t w[co][t] * xq[co/mult][tap_t + p]
+//     backward-input   gxq[ci][ph][r] = sum_{j < mult} sum_{t in phase ph} w[ci*mult+j][t] * gy[ci*mult+j][r - shift_t]
+//   (the gather form of the adjoint: each gx element is written once, no scatter); backward-weight is the
+//   general kernel's dot-product form. A step holds `block` vectors: several independent FMA chains.
+// - The channel path: L = lanes<T> planes side by side, pixel-major (one vector = one pixel of L planes), so
+//   each term is one FMA of per-lane weights whatever the plane's size, stride or dilation; for many planes
+//   of up to L2 size (MobileNet's and EfficientNet's layers, 112x112 down to 2x2).
+//     forward          y[q][o]        = bias + sum_t w[t] * xp[q][first(o) + tap_t]   (xp zero-padded)
+//     backward-input   gx[q][a + s*u] = sum_{j < mult} sum_{t in phase a} w[t] * gyp[j][u + r_t]
+//     backward-weight  gw[c][t]       = sum_n sum_o gy[n][c][o] * xp[n][c][first(o) + tap_t]
 #include <algorithm>
 #include <utility>
 #include <vector>
 
+#include "../common/reference.h"
 #include "conv_layout.h"
 #include "gemm.h"
 #include "kernels.h"
+#include "workspace.h"
 
 namespace convlab::cpu {
 
@@ -34,7 +43,7 @@ inline void weighted_sum_step(const T* const* src, const T* weight, int64_t term
 // One task per (image, input channel): its phased plane is built in the thread's buffer (L1/L2-sized),
 // then each of its `mult` output channels is computed on the extended grid and compacted into y.
 template <class T>
-void forward_typed(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
+void forward_planes(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
   const Phased q = phased(p, /*allow_identity=*/false);  // steps read past np: keep the slack
   const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in, step = block * lanes<T>;
   const int64_t np_round = (q.np + step - 1) / step * step;  // <= np + 63: inside the plane's slack
@@ -57,7 +66,7 @@ void forward_typed(const T* x, const T* w, const T* bias, const ConvParams& p, T
 // with `front` leading zeros (so r - shift never leaves the row), the phase planes are gathered, and the
 // channel is un-phased into gx.
 template <class T>
-void backward_input_typed(const T* gy, const T* w, const ConvParams& p, T* gx) {
+void backward_input_planes(const T* gy, const T* w, const ConvParams& p, T* gx) {
   const Phased q = phased(p, /*allow_identity=*/false);
   const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in, step = block * lanes<T>;
   const int64_t phases = q.sh * q.sw, area = q.hq * q.wq, area_round = (area + step - 1) / step * step;
@@ -94,19 +103,328 @@ void backward_input_typed(const T* gy, const T* w, const ConvParams& p, T* gx) {
   }
 }
 
+// ---- The channel path -------------------------------------------------------------------------------------
+// A task takes up to L consecutive planes (n, c) (a block may span images) and turns them pixel-major
+// (xb[pixel][lane]); padding, stride and dilation become index arithmetic on whole pixels. (The plane path
+// computes on rows of the extended grid: for planes of a few pixels those are mostly rounding and garbage
+// columns, and each plane pays its own setup.)
+
+// Lanes [0, count) of one task: lane l reads plane src[l] (area elements), out[p * L + l] = src[l][p]; the
+// other lanes are 0. Whole groups of L pixels go through an L x L register transpose.
+template <class T>
+void to_pixel_major(const T* const* src, int count, int64_t area, T* out) {
+  constexpr int L = lanes<T>;
+  int64_t p = 0;
+  for (; p + L <= area; p += L) {
+    Vec<T> v[L];
+    for (int l = 0; l < L; l++) v[l] = l < count ? load(src[l] + p) : Vec<T>{};
+    transpose_block<T>(v);
+    for (int k = 0; k < L; k++) store(out + (p + k) * L, v[k]);
+  }
+  for (; p < area; p++)
+    for (int l = 0; l < L; l++) out[p * L + l] = l < count ? src[l][p] : T(0);
+}
+
+// The inverse for lanes [0, count): dst[l][p] = in[p * L + l].
+template <class T>
+void from_pixel_major(const T* in, int count, int64_t area, T* const* dst) {
+  constexpr int L = lanes<T>;
+  int64_t p = 0;
+  for (; p + L <= area; p += L) {
+    Vec<T> v[L];
+    for (int k = 0; k < L; k++) v[k] = load(in + (p + k) * L);
+    transpose_block<T>(v);
+    for (int l = 0; l < count; l++) store(dst[l] + p, v[l]);
+  }
+  for (; p < area; p++)
+    for (int l = 0; l < count; l++) dst[l][p] = in[p * L + l];
+}
+
+// The part of an h x w plane a pass reads: rows [-top, hp - top) and columns [-left, wp - left), 0 outside
+// the plane.
+struct Window {
+  int64_t top, left, hp, wp;
+};
+
+// xp (hp x wp pixels) = that window of the pixel-major plane xb (h x w pixels).
+template <class T>
+void pad_pixels(const T* xb, int64_t h, int64_t w, const Window& win, T* xp) {
+  constexpr int L = lanes<T>;
+  const int64_t lo = std::clamp<int64_t>(win.left, 0, win.wp), hi = std::clamp<int64_t>(win.left + w, lo, win.wp);
+  for (int64_t u = 0; u < win.hp; u++) {
+    T* row = xp + u * win.wp * L;
+    const int64_t iy = u - win.top;
+    if (iy < 0 || iy >= h) {
+      std::fill(row, row + win.wp * L, T(0));
+      continue;
+    }
+    std::fill(row, row + lo * L, T(0));
+    std::copy(xb + (iy * w + lo - win.left) * L, xb + (iy * w + hi - win.left) * L, row + lo * L);
+    std::fill(row + hi * L, row + win.wp * L, T(0));
+  }
+}
+
+// The terms of one output pixel: weight vector wt[weight[k]] times the input pixel offset[k] elements past
+// the pixel's first input.
+struct Terms {
+  std::vector<int64_t> weight, offset;
+  void add(int64_t w, int64_t off) { weight.push_back(w), offset.push_back(off); }
+};
+
+// B outputs at once: out[b] = init + sum_k wt[weight_k] * in[b][offset_k] (B independent FMA chains per
+// weight loaded).
+template <class T, int B>
+inline void term_sums(const T* const* in, const Vec<T>* wt, const Terms& terms, Vec<T> init, T* const* out) {
+  const int64_t* weight = terms.weight.data();
+  const int64_t* offset = terms.offset.data();
+  Vec<T> acc[B];
+  for (int b = 0; b < B; b++) acc[b] = init;
+  for (size_t k = 0; k < terms.weight.size(); k++)
+    for (int b = 0; b < B; b++) acc[b] += wt[weight[k]] * load(in[b] + offset[k]);
+  for (int b = 0; b < B; b++) store(out[b], acc[b]);
+}
+
+// The weight gradient's terms of B outputs: gw[weight_k] += sum_b gy[b] * in[b][offset_k].
+template <class T, int B>
+inline void term_products(const T* const* in, const Terms& terms, T* const* gy, Vec<T>* gw) {
+  const int64_t* weight = terms.weight.data();
+  const int64_t* offset = terms.offset.data();
+  Vec<T> g[B];
+  for (int b = 0; b < B; b++) g[b] = load(gy[b]);
+  for (size_t k = 0; k < terms.weight.size(); k++) {
+    Vec<T> acc = gw[weight[k]];
+    for (int b = 0; b < B; b++) acc += g[b] * load(in[b] + offset[k]);
+    gw[weight[k]] = acc;
+  }
+}
+
+// A rows x cols grid of outputs: output (u, v) reads its terms from in + u * in_row + v * in_col and is at
+// out + u * out_row + v * out_col (elements). f(ins, outs, B) takes B outputs: groups of 4 in row-major
+// order (across row ends, so small planes keep four chains too), then the last few one by one.
+template <class T, class F>
+void over_grid(const T* in, int64_t in_row, int64_t in_col, int64_t rows, int64_t cols, T* out, int64_t out_row,
+               int64_t out_col, F&& f) {
+  const T* ins[4];
+  T* outs[4];
+  int held = 0;
+  for (int64_t u = 0; u < rows; u++)
+    for (int64_t v = 0; v < cols; v++) {
+      ins[held] = in + u * in_row + v * in_col, outs[held] = out + u * out_row + v * out_col;
+      if (++held == 4) f(ins, outs, std::integral_constant<int, 4>{}), held = 0;
+    }
+  for (int b = 0; b < held; b++) f(ins + b, outs + b, std::integral_constant<int, 1>{});
+}
+
+// Forward and backward-weight read x through the window of every tap of every output, with the terms
+// w[t] * x[first + tap t] (zeros in the padding are terms, as reference.h's definition has them).
+struct TapWindow {
+  Window win;
+  Terms terms;
+};
+
+template <class T>
+TapWindow tap_window(const ConvParams& p) {
+  TapWindow tw;
+  tw.win = {p.pad_top, p.pad_left, (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1,
+            (p.ow - 1) * p.stride_w + (p.kw - 1) * p.dil_w + 1};
+  for (int64_t i = 0; i < p.kh; i++)
+    for (int64_t j = 0; j < p.kw; j++) tw.terms.add(i * p.kw + j, (i * p.dil_h * tw.win.wp + j * p.dil_w) * lanes<T>);
+  return tw;
+}
+
+// Per-lane weights: wt[t] lane l = w[channel(l) * taps + t] for lanes [0, count), 0 for the others.
+template <class T, class Channel>
+void lane_weights(const T* w, int count, int64_t taps, Channel channel, Vec<T>* wt) {
+  for (int64_t t = 0; t < taps; t++) {
+    wt[t] = Vec<T>{};
+    for (int l = 0; l < count; l++) wt[t][l] = w[channel(l) * taps + t];
+  }
+}
+
+// The pixel-major buffers of one task, carved from the thread's scratch: sizes in vectors.
+template <class T>
+struct ChannelScratch {
+  T* part[5] = {};
+  ChannelScratch(std::initializer_list<int64_t> vectors) {
+    int64_t total = 0;
+    for (int64_t v : vectors) total += v;
+    T* at = scratch<T>(slot_thread, total * lanes<T>);
+    int i = 0;
+    for (int64_t v : vectors) part[i++] = at, at += v * lanes<T>;
+  }
+  Vec<T>* vectors(int i) const { return reinterpret_cast<Vec<T>*>(part[i]); }
+};
+
+// Tasks of L consecutive output planes (n, co) (a block may span images): y = bias + sum_t w[t] * x over
+// each output's window.
+template <class T>
+void forward_channels(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
+  constexpr int L = lanes<T>;
+  const TapWindow tw = tap_window<T>(p);
+  const Window& win = tw.win;
+  const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in, planes = p.n * p.c_out;
+#pragma omp parallel for schedule(static)
+  for (int64_t q0 = 0; q0 < planes; q0 += L) {
+    const int count = int(std::min<int64_t>(L, planes - q0));
+    ChannelScratch<T> s({p.h * p.w, win.hp * win.wp, p.oh * p.ow, taps});
+    auto channel = [&](int l) { return (q0 + l) % p.c_out; };
+    const T* src[L];
+    T* dst[L];
+    for (int l = 0; l < count; l++) {
+      src[l] = x + ((q0 + l) / p.c_out * p.c_in + channel(l) / mult) * p.h * p.w;
+      dst[l] = y + (q0 + l) * p.oh * p.ow;
+    }
+    to_pixel_major(src, count, p.h * p.w, s.part[0]);
+    pad_pixels(s.part[0], p.h, p.w, win, s.part[1]);
+    lane_weights(w, count, taps, channel, s.vectors(3));
+    Vec<T> b{};
+    for (int l = 0; l < count && bias; l++) b[l] = bias[channel(l)];
+    over_grid(s.part[1], p.stride_h * win.wp * L, p.stride_w * L, p.oh, p.ow, s.part[2], p.ow * L, L,
+              [&](const T* const* in, T* const* out, auto B) { term_sums<T, B>(in, s.vectors(3), tw.terms, b, out); });
+    from_pixel_major(s.part[2], count, p.oh * p.ow, dst);
+  }
+}
+
+// gw[c][t] = sum over images and outputs of gy * x at the output's tap t. A task per block of L output
+// channels runs over every image, so the sum needs no reduction across threads.
+template <class T>
+void backward_weight_channels(const T* x, const T* gy, const ConvParams& p, T* gw) {
+  constexpr int L = lanes<T>;
+  const TapWindow tw = tap_window<T>(p);
+  const Window& win = tw.win;
+  const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in;
+#pragma omp parallel for schedule(static)
+  for (int64_t c0 = 0; c0 < p.c_out; c0 += L) {
+    const int count = int(std::min<int64_t>(L, p.c_out - c0));
+    ChannelScratch<T> s({p.h * p.w, win.hp * win.wp, p.oh * p.ow, taps});
+    Vec<T>* acc = s.vectors(3);
+    std::fill(acc, acc + taps, Vec<T>{});
+    for (int64_t n = 0; n < p.n; n++) {
+      const T *src[L], *gsrc[L];
+      for (int l = 0; l < count; l++) {
+        src[l] = x + (n * p.c_in + (c0 + l) / mult) * p.h * p.w;
+        gsrc[l] = gy + (n * p.c_out + c0 + l) * p.oh * p.ow;
+      }
+      to_pixel_major(src, count, p.h * p.w, s.part[0]);
+      pad_pixels(s.part[0], p.h, p.w, win, s.part[1]);
+      to_pixel_major(gsrc, count, p.oh * p.ow, s.part[2]);
+      over_grid(s.part[1], p.stride_h * win.wp * L, p.stride_w * L, p.oh, p.ow, s.part[2], p.ow * L, L,
+                [&](const T* const* in, T* const* g, auto B) { term_products<T, B>(in, tw.terms, g, acc); });
+    }
+    for (int l = 0; l < count; l++)
+      for (int64_t t = 0; t < taps; t++) gw[(c0 + l) * taps + t] = acc[t][l];
+  }
+}
+
+// Backward-input in the gather form, phase by phase along one axis: input position a + stride * u (a <
+// stride) is read by the taps i with a + pad - i*dil = stride * r_i, from output u + r_i. Output positions
+// outside [0, out) read the zero-padded gy (stand-in zeros: conv_dispatch's NaN redo covers infinite weights).
+struct AxisPhases {
+  int64_t pad = 0, padded = 0;                                  // gy padded by `pad` in front, `padded` long
+  std::vector<int64_t> count;                                   // input positions of phase a
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> taps;   // phase a: (tap i, r_i + pad)
+};
+
+AxisPhases axis_phases(int64_t size, int64_t out, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
+  AxisPhases ax;
+  const int64_t phases = std::min(stride, size);
+  ax.count.resize(phases);
+  ax.taps.resize(phases);
+  int64_t lo = 0, hi = out;
+  for (int64_t a = 0; a < phases; a++) {
+    ax.count[a] = (size - a + stride - 1) / stride;
+    for (int64_t i = 0; i < k; i++) {
+      const int64_t t = a + pad - i * dil;
+      if (((t % stride) + stride) % stride != 0) continue;
+      const int64_t r = (t - ((t % stride) + stride) % stride) / stride;  // exact: t is a multiple of stride
+      ax.taps[a].push_back({i, r});
+      lo = std::min(lo, r), hi = std::max(hi, r + ax.count[a]);
+    }
+  }
+  ax.pad = -lo, ax.padded = hi - lo;
+  for (auto& list : ax.taps)
+    for (auto& tap : list) tap.second += ax.pad;
+  return ax;
+}
+
+// Tasks of L consecutive input planes (n, ci): gx phase (a, b) = sum over the mult output channels j of
+// each input channel and the taps of the phase of w * gy, the gy planes of the j stacked in one buffer.
+template <class T>
+void backward_input_channels(const T* gy, const T* w, const ConvParams& p, T* gx) {
+  constexpr int L = lanes<T>;
+  const AxisPhases rows = axis_phases(p.h, p.oh, p.kh, p.stride_h, p.pad_top, p.dil_h);
+  const AxisPhases cols = axis_phases(p.w, p.ow, p.kw, p.stride_w, p.pad_left, p.dil_w);
+  const Window win = {rows.pad, cols.pad, rows.padded, cols.padded};
+  const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in, planes = p.n * p.c_in;
+  const int64_t plane = win.hp * win.wp * L;
+  std::vector<Terms> phase_terms;
+  for (int64_t a = 0; a < int64_t(rows.taps.size()); a++)
+    for (int64_t b = 0; b < int64_t(cols.taps.size()); b++) {
+      Terms terms;
+      for (int64_t j = 0; j < mult; j++)
+        for (auto [i, r] : rows.taps[a])
+          for (auto [k, c] : cols.taps[b]) terms.add(j * taps + i * p.kw + k, j * plane + (r * win.wp + c) * L);
+      phase_terms.push_back(std::move(terms));
+    }
+#pragma omp parallel for schedule(static)
+  for (int64_t q0 = 0; q0 < planes; q0 += L) {
+    const int count = int(std::min<int64_t>(L, planes - q0));
+    ChannelScratch<T> s({p.oh * p.ow, mult * win.hp * win.wp, p.h * p.w, mult * taps});
+    for (int64_t j = 0; j < mult; j++) {
+      auto channel = [&](int l) { return (q0 + l) % p.c_in * mult + j; };
+      const T* src[L];
+      for (int l = 0; l < count; l++) src[l] = gy + ((q0 + l) / p.c_in * p.c_out + channel(l)) * p.oh * p.ow;
+      to_pixel_major(src, count, p.oh * p.ow, s.part[0]);
+      pad_pixels(s.part[0], p.oh, p.ow, win, s.part[1] + j * plane);
+      lane_weights(w, count, taps, channel, s.vectors(3) + j * taps);
+    }
+    for (int64_t a = 0; a < int64_t(rows.taps.size()); a++)
+      for (int64_t b = 0; b < int64_t(cols.taps.size()); b++)
+        over_grid(s.part[1], win.wp * L, L, rows.count[a], cols.count[b], s.part[2] + (a * p.w + b) * L,
+                  p.stride_h * p.w * L, p.stride_w * L, [&](const T* const* in, T* const* out, auto B) {
+                    term_sums<T, B>(in, s.vectors(3), phase_terms[a * cols.taps.size() + b], Vec<T>{}, out);
+                  });
+    T* dst[L];
+    for (int l = 0; l < count; l++) dst[l] = gx + (q0 + l) * p.h * p.w;
+    from_pixel_major(s.part[2], count, p.h * p.w, dst);
+  }
+}
+
+// The channel path when at least half of a vector's lanes get a plane (`planes` is how many the pass has
+// side by side) and one task's pixel-major buffers fit in L2; else the plane path, whose buffers are one
+// plane each.
+template <class T>
+bool channel_path(const ConvParams& p, int64_t planes) {
+  static const int64_t l2 = cache_bytes(2, 1 << 20);
+  const Window win = tap_window<T>(p).win;
+  const int64_t bytes = (p.h * p.w + win.hp * win.wp + p.oh * p.ow) * lanes<T> * int64_t(sizeof(T));
+  return 2 * planes >= lanes<T> && bytes <= l2;
+}
+
 }  // namespace
 
 void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
-    forward_typed<T>(x.data<T>(), w.data<T>(), bias ? bias->data<T>() : nullptr, p, y.data<T>());
+    const T* b = bias ? bias->data<T>() : nullptr;
+    if (channel_path<T>(p, p.n * p.c_out)) forward_channels<T>(x.data<T>(), w.data<T>(), b, p, y.data<T>());
+    else forward_planes<T>(x.data<T>(), w.data<T>(), b, p, y.data<T>());
   });
 }
 
 void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
   dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
     using T = decltype(t);
-    backward_input_typed<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+    if (channel_path<T>(p, p.n * p.c_in)) backward_input_channels<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+    else backward_input_planes<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+  });
+}
+
+void depthwise_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
+  dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
+    using T = decltype(t);
+    if (channel_path<T>(p, p.c_out)) backward_weight_channels<T>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    else conv_backward_weight(x, gy, p, gw);  // the general kernel's dot-product form
   });
 }
 
