@@ -20,15 +20,15 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // ---- the GEMM form -------------------------------------------------------------------------------------
 
-// The GEMM's B as a packer (PackB): B[j][c] = run c of one image (xi, x_off) at its real output j0 + j, the
-// transposed im2col, packed straight from the runs. An output row is contiguous in every run, so `lanes`
-// runs at up to `lanes` outputs of one row are that many vector loads and one transpose; loads that
-// overhang the row end (into the run's slack) land in rows that are not stored.
+// The GEMM's B as a packer (PackB): B[j][c] = run c at output j0 + j of a chunk of images (xq, image_step
+// apart), the transposed im2col, packed straight from the runs. An output row is contiguous in every run,
+// so `lanes` runs at up to `lanes` outputs of one row are that many vector loads and one transpose; loads
+// that overhang the row end (into the run's slack) land in rows that are not stored.
 template <class T>
 struct TransposedRuns {
-  const T* xi;
+  const T* xq;
   const int64_t* x_off;
-  int64_t ow, wq, j0;
+  int64_t image_step, oh, ow, wq, j0;
   void operator()(T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const;
 };
 
@@ -36,6 +36,7 @@ template <class T>
 void TransposedRuns<T>::operator()(T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
   constexpr int L = lanes<T>;
   constexpr int64_t nr = gemm_nr<T>;
+  const int64_t pix = oh * ow, first = j0 + k0;
   for (int64_t c0 = 0; c0 < ceil_div(nc, nr) * nr; c0 += L) {
     T* dst = buf + c0 / nr * kc * nr + c0 % nr;
     const int64_t cols = std::clamp<int64_t>(nc - c0, 0, L);
@@ -46,16 +47,20 @@ void TransposedRuns<T>::operator()(T* buf, int64_t k0, int64_t kc, int64_t n0, i
     const T* run[L];
     Mask<T> keep;
     for (int c = 0; c < L; c++) {
-      run[c] = xi + x_off[n0 + c0 + std::min<int64_t>(c, cols - 1)];
+      run[c] = xq + x_off[n0 + c0 + std::min<int64_t>(c, cols - 1)];
       keep[c] = c < cols ? -1 : 0;
     }
-    for (int64_t jj = 0, j = j0 + k0; jj < kc;) {
-      const int64_t e = j / ow * wq + j % ow, t = std::min({int64_t(L), ow - j % ow, kc - jj});
+    // Output first + jj is (image i, row oy, column ox), walked row piece by row piece.
+    int64_t i = first / pix, oy = first % pix / ow, ox = first % ow;
+    for (int64_t jj = 0; jj < kc;) {
+      const int64_t e = i * image_step + oy * wq + ox, t = std::min({int64_t(L), ow - ox, kc - jj});
       Vec<T> v[L];
       for (int c = 0; c < L; c++) v[c] = load(run[c] + e);
       transpose_block<T>(v);
       for (int64_t r = 0; r < t; r++) store(dst + (jj + r) * nr, keep ? v[r] : Vec<T>{});
-      jj += t, j += t;
+      jj += t, ox += t;
+      if (ox == ow) ox = 0, oy++;
+      if (oy == oh) oy = 0, i++;
     }
   }
 }
@@ -97,10 +102,32 @@ void add_parts(T* gw, const T* part_buf, int64_t parts, int64_t size) {
   }
 }
 
-// gw[g] = gy_g (cog x P) @ X_g^T (P x K) over the P real outputs, on the GEMM: A is gy in place (one image's
-// rows, reduced along its outputs), B the transposed im2col packed straight from the runs. Only real
-// outputs enter: no garbage-column NaN, no extended copy of gy. Loop order per task: images of its part,
-// then gemm_block's (panel, kc-deep output slice packed, mc gy rows sweeping each sliver MR at a time).
+// Whether to gather gy across images into one row per channel (a copy of c_out*pix elements per image).
+// Read in place, one image's outputs end in a partial kc-deep slice, so every image adds the task's whole
+// cog x K block of C into gw once more than pix/kc would: gather when those extra C elements outnumber
+// the copied ones. (ResNet-18's 4x4 outputs: 16 outputs, then 512 x 4608 C elements loaded and stored.)
+template <class T>
+bool gather_images(const ConvParams& p, int64_t K) {
+  const int64_t pix = p.oh * p.ow, kc = gemm_sizes<T>().kc;
+  return p.n > 1 && (ceil_div(pix, kc) * kc - pix) * K > pix * kc;
+}
+
+// gy of images [0, nn) as one c_out x nn*pix matrix: row co holds channel co of every image in turn.
+template <class T>
+const T* grad_output_by_channel(const T* gy, int64_t nn, const ConvParams& p) {
+  const int64_t pix = p.oh * p.ow;
+  T* out = scratch<T>(slot_output, nn * p.c_out * pix);
+#pragma omp parallel for schedule(static)
+  for (int64_t co = 0; co < p.c_out; co++)
+    for (int64_t i = 0; i < nn; i++) std::copy_n(gy + (i * p.c_out + co) * pix, pix, out + (co * nn + i) * pix);
+  return out;
+}
+
+// gw[g] = gy_g (cog x P) @ X_g^T (P x K) over the P real outputs, on the GEMM: A is gy, in place (one image
+// a segment of the reduction) or gathered (the chunk's images one segment), B the transposed im2col packed
+// straight from the runs. Only real outputs enter: no garbage-column NaN. Loop order per task: segments of
+// its part's outputs in this chunk, then gemm_block's (panel, kc-deep output slice packed, mc gy rows
+// sweeping each sliver MR at a time).
 template <class T>
 void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Phased& q, T* gw) {
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
@@ -108,23 +135,29 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
   const std::vector<int64_t> x_off = run_offsets(p, q), c_off = strided_offsets(cog, K);
   const WeightBlocking bl = weight_blocking<T>(G, K, P, size);
   T* part_buf = bl.parts > 1 ? scratch<T>(slot_weight, (bl.parts - 1) * size) : nullptr;
-  const int64_t tasks = G * bl.n_blocks * bl.parts, chunk = images_per_chunk(p, q);
+  const bool gather = gather_images<T>(p, K);
+  const int64_t tasks = G * bl.n_blocks * bl.parts, chunk = std::min(images_per_chunk(p, q),
+      gather ? std::max<int64_t>(1, kWorkspaceElements / (p.c_out * pix)) : p.n);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
-    const int64_t nn = std::min(chunk, p.n - n0);
+    const int64_t nn = std::min(chunk, p.n - n0), first = n0 * pix, last = (n0 + nn) * pix;
     const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
+    // Segment i of the chunk's outputs (seg long) is the matrix a + i*c_out*pix, rows of seg.
+    const int64_t seg = gather ? nn * pix : pix;
+    const T* a = gather ? grad_output_by_channel<T>(gy + n0 * p.c_out * pix, nn, p) : gy + n0 * p.c_out * pix;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
       const int64_t s = t % bl.parts, b = t / bl.parts % bl.n_blocks, g = t / (bl.parts * bl.n_blocks);
-      const int64_t s0 = P * s / bl.parts, s1 = P * (s + 1) / bl.parts;  // outputs i*pix + j of this part
+      const int64_t s0 = P * s / bl.parts, s1 = P * (s + 1) / bl.parts;  // the outputs part s sums
       const int64_t c0 = bl.slivers * b / bl.n_blocks * gemm_nr<T>;
       const int64_t c1 = std::min(K, bl.slivers * (b + 1) / bl.n_blocks * gemm_nr<T>);
       const Rows<T> out{(s == 0 ? gw : part_buf + (s - 1) * size) + g * cog * K, c_off.data()};
-      for (int64_t i = std::max(n0, s0 / pix); i < std::min(n0 + nn, ceil_div(s1, pix)); i++) {
-        const int64_t j0 = std::max(s0 - i * pix, int64_t(0)), j1 = std::min(s1 - i * pix, pix);
-        const T* xi = xq + (i - n0) * p.c_in * q.chan;
-        const PackB<T> pack = TransposedRuns<T>{xi, x_off.data() + g * K, p.ow, q.wq, j0};
-        const MatrixView<T> a = row_major(gy + (i * p.c_out + g * cog) * pix + j0, cog, j1 - j0, pix);
-        gemm_block(a, pack, out, {0, cog, c0, c1}, i * pix + j0 > s0 ? Update::add : Update::store);
+      const int64_t end = std::min(s1, last) - first;  // outputs [.., end) of the chunk are part s's
+      for (int64_t lo = std::max(s0, first) - first, hi; lo < end; lo = hi) {
+        const int64_t i = lo / seg;
+        hi = std::min(end, (i + 1) * seg);
+        const PackB<T> pack = TransposedRuns<T>{xq, x_off.data() + g * K, p.c_in * q.chan, p.oh, p.ow, q.wq, lo};
+        const MatrixView<T> ag = row_major(a + i * p.c_out * pix + g * cog * seg + lo - i * seg, cog, hi - lo, seg);
+        gemm_block(ag, pack, out, {0, cog, c0, c1}, first + lo > s0 ? Update::add : Update::store);
       }
     }
   }

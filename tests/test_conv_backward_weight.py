@@ -1,0 +1,57 @@
+"""Backward-to-weight's GEMM form (cpu/conv_backward_weight.cpp, 16 or more output channels per group) on the
+shapes that reach each of its ways through a batch: gy read in place one image at a time, or gathered across
+the images of a chunk (small outputs); the batch's outputs cut into parts that cross image boundaries, summed
+into copies of gw; and batches of several chunks, where a part continues in the next chunk. Each is checked
+against the NumPy reference from the definition and convlab._C.reference, at 1, 2 and 3 threads (the thread
+count changes the parts)."""
+import numpy as np
+import pytest
+
+import convlab as cl
+from test_conv import TOL, args, case, make_data, nd, ref_backward_weight
+
+C = cl._C
+R = cl._C.reference
+
+CASES = {
+    # 4x4 outputs, K >= 27: gathered on any cache size (the kc-deep slice is a multiple of 16, >= 64).
+    "gathered": case(5, 3, 16, (4, 4), (3, 3), pad=((1, 1), (1, 1))),
+    # 41 images of 16 outputs: parts of >= 256 outputs, so two, the second starting mid-image.
+    "gathered_parts": case(41, 12, 24, (8, 8), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
+    "gathered_groups": case(9, 6, 32, (5, 4), (2, 3), pad=((1, 0), (1, 1)), d=(1, 2), groups=2),
+    # 24x24 outputs, K = 36: read in place (a partial kc slice per image costs fewer C elements than the
+    # gy copy); 1728 outputs in parts of 288 that start and end inside images.
+    "in_place_parts": case(3, 4, 16, (24, 24), (3, 3), pad=((1, 1), (1, 1))),
+}
+
+
+def backward_weight_at_threads(x, gy, c, threads):
+    old = C.get_num_threads()
+    try:
+        C.set_num_threads(threads)
+        return C.conv_backward_weight(nd(x, "cpu"), nd(gy, "cpu"), list(c["k"]), *args(c)).numpy()
+    finally:
+        C.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", CASES)
+def test_gemm_form_matches_reference(name, dtype):
+    c = CASES[name]
+    x, _, _, _, gy = make_data(c, dtype, seed=7)
+    want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], c["groups"])
+    np.testing.assert_allclose(R.conv_backward_weight(nd(x, "cpu"), nd(gy, "cpu"), list(c["k"]), *args(c)).numpy(),
+                               want, **TOL[dtype])
+    for threads in (1, 2, 3):
+        np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, **TOL[dtype])
+
+
+def test_gemm_form_across_chunks():
+    """8195 images of 64 channels of 4x4 outputs: the gathered gy (1024 elements an image) is cut into chunks
+    of 8192 images (the 2^23-element workspace bound), so the last part of the batch runs on in the second
+    chunk."""
+    c = case(8195, 3, 64, (4, 4), (3, 3), pad=((1, 1), (1, 1)))
+    x, _, _, _, gy = make_data(c, "float64", seed=3)
+    want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], c["groups"])
+    for threads in (1, 2):
+        np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, rtol=1e-10, atol=1e-9)
