@@ -89,3 +89,21 @@ def test_channel_path_nonfinite_like_reference(name, dtype):
     gy[0, 2, 0, 0] = np.inf
     for ours, theirs in zip(passes(C, x, w, b, gy, c, "cpu"), passes(R, x, w, b, gy, c, "cpu")):
         np.testing.assert_allclose(ours, theirs, equal_nan=True, **TOL[dtype])
+
+
+@pytest.mark.parametrize("threads", [1, 3, 5])
+@pytest.mark.parametrize("name", ["one_plane", "one_plane_strided_dilated"])
+def test_plane_path_bands(name, threads):
+    """Fewer planes than threads: the plane path's forward cuts each plane into bands of output rows, one per
+    task (5 threads: 10 bands of 2 rows for these 17 and 13 rows, the last ones empty). Same results as the
+    reference at any thread count."""
+    c = PLANE_PATH[name]
+    x, w, b, _, gy = make_data(c, "float32", seed=1)
+    old = C.get_num_threads()
+    try:
+        C.set_num_threads(threads)
+        ours = passes(C, x, w, b, gy, c, "cpu")
+    finally:
+        C.set_num_threads(old)
+    for o, r in zip(ours, passes(R, x, w, b, gy, c, "cpu")):
+        np.testing.assert_allclose(o, r, **TOL["float32"])

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include <omp.h>
+
 #include "../common/reference.h"
 #include "conv_layout.h"
 #include "gemm.h"
@@ -40,24 +42,33 @@ inline void weighted_sum_step(const T* const* src, const T* weight, int64_t term
   for (int v = 0; v < block; v++) store(out + r + v * L, acc[v]);
 }
 
-// One task per (image, input channel): its phased plane is built in the thread's buffer (L1/L2-sized),
-// then each of its `mult` output channels is computed on the extended grid and compacted into y.
+// One task per (image, input channel, band of output rows): the band's phased rows are built in the
+// thread's buffer, then each of its `mult` output channels is computed on the extended grid and compacted
+// into y. A band is the conv of the same plane with pad_top moved down by the rows above it; fewer planes
+// than threads (cl.signal's one image) are cut into bands so that every thread gets work.
 template <class T>
 void forward_planes(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
-  const Phased q = phased(p, /*allow_identity=*/false);  // steps read past np: keep the slack
-  const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in, step = block * lanes<T>;
-  const int64_t np_round = (q.np + step - 1) / step * step;  // <= np + 63: inside the plane's slack
-#pragma omp parallel for schedule(dynamic, 4)
-  for (int64_t ic = 0; ic < p.n * p.c_in; ic++) {
+  const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in, step = block * lanes<T>, planes = p.n * p.c_in;
+  const int64_t threads = omp_get_max_threads();
+  const int64_t bands = planes >= threads ? 1 : std::min(p.oh, (2 * threads + planes - 1) / planes);
+  const int64_t band_rows = (p.oh + bands - 1) / bands;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t task = 0; task < planes * bands; task++) {
+    const int64_t ic = task / bands, o0 = task % bands * band_rows, o1 = std::min(p.oh, o0 + band_rows);
+    if (o0 >= o1) continue;
+    ConvParams band = p;
+    band.pad_top = p.pad_top - o0 * p.stride_h, band.oh = o1 - o0;
+    const Phased q = phased(band, /*allow_identity=*/false);  // steps read past np: keep the slack
+    const int64_t np_round = (q.np + step - 1) / step * step;  // <= np + 63: inside the plane's slack
     T* xc = scratch<T>(slot_thread, q.chan + np_round);
     T* buf = xc + q.chan;
-    build_phased_channel(x + ic * p.h * p.w, xc, p, q);
+    build_phased_channel(x + ic * p.h * p.w, xc, band, q);
     std::vector<const T*> src(taps);
     for (int64_t t = 0; t < taps; t++) src[t] = xc + q.tap[t];
     for (int64_t co = ic * mult; co < (ic + 1) * mult; co++) {
       const int64_t c = co % p.c_out;
       for (int64_t r = 0; r < np_round; r += step) weighted_sum_step(src.data(), w + c * taps, taps, r, buf);
-      finish_output<T>(buf, y + co * p.oh * p.ow, bias ? bias + c : nullptr, 1, 1, p.oh, p.ow, q.wq);
+      finish_output<T>(buf, y + (co * p.oh + o0) * p.ow, bias ? bias + c : nullptr, 1, 1, band.oh, p.ow, q.wq);
     }
   }
 }
