@@ -643,6 +643,8 @@ PYBIND11_MODULE(_C, m) {
   }
 
   // Indexing: the adjoints of gather and index_select build a new array of `shape`.
+  m.def("clamp_backward", &clamp_backward, py::arg("grad_output"), py::arg("output"), py::arg("lo"),
+        py::arg("hi") = std::nullopt, nogil());
   m.def("where", &where, py::arg("cond"), py::arg("a"), py::arg("b"), nogil());
   m.def("scatter_add", &scatter_add, py::arg("shape"), py::arg("axis"), py::arg("index"), py::arg("src"), nogil());
   m.def("index_add", &index_add, py::arg("shape"), py::arg("axis"), py::arg("index"), py::arg("src"), nogil());

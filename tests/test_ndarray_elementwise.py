@@ -223,3 +223,43 @@ def test_binary_errors(device):
         a + "one"
     with pytest.raises(TypeError):
         a < None
+
+
+def clamp_backward_reference(g, y, lo, hi):
+    """The gradient of clamp from its output by the definition: g where lo < y < hi (no hi: no upper limit)."""
+    with np.errstate(invalid="ignore"):
+        inside = (y > lo) & (True if hi is None else y < hi)
+    return np.where(inside, g, 0).astype(g.dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bounds", [(0.0, None), (0.0, 6.0), (-1.0, 1.0), (0.5, 0.5), (-np.inf, np.inf)])
+def test_clamp_backward_matches_definition(device, dtype, bounds):
+    lo, hi = bounds
+    rng = np.random.default_rng(7)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 6.0, 1.0, -1.0, 0.5], dtype)
+    for shape in [(3, 4), (2, 3, 5, 7), (40001,), (1,), (0, 3), ()]:
+        for layout_g, layout_y in [("contiguous", "contiguous"), ("permuted", "sliced"), ("flipped", "broadcast")]:
+            yv = np.round(rand(rng, shape, dtype) * 4) / 2  # many values exactly at the bounds
+            if yv.size:
+                yv.flat[: len(specials)] = specials[: yv.size]
+            g, xg = as_view(rng, rand(rng, shape, dtype), layout_g, device)
+            y, xy = as_view(rng, yv, layout_y, device)
+            before_g, before_y = g.numpy(), y.numpy()
+            out = cl._C.clamp_backward(g, y, lo, hi)
+            check(out, clamp_backward_reference(xg, xy, lo, hi))
+            assert out.is_contiguous()
+            np.testing.assert_array_equal(g.numpy(), before_g)
+            np.testing.assert_array_equal(y.numpy(), before_y)
+
+
+def test_clamp_backward_errors(device):
+    f32 = cl.NDArray.from_numpy(np.zeros((3, 4), np.float32), device=device)
+    with pytest.raises(TypeError, match="grad_output must be float32 or float64, got int64"):
+        cl._C.clamp_backward(f32.astype("int64"), f32.astype("int64"), 0.0)
+    with pytest.raises(TypeError, match="output is float64"):
+        cl._C.clamp_backward(f32, f32.astype("float64"), 0.0)
+    with pytest.raises(ValueError, match=r"output.*\(3, 4\)"):
+        cl._C.clamp_backward(f32, cl.NDArray.from_numpy(np.zeros((4,), np.float32), device=device), 0.0)
+    with pytest.raises(ValueError, match="lo and hi must be numbers"):
+        cl._C.clamp_backward(f32, f32, 0.0, float("nan"))

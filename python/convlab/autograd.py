@@ -334,12 +334,15 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    """The gradient passes where the output is above 0 (one fused kernel reading g and the output, which the
+    next layer keeps anyway)."""
+
     def forward(self, a):
-        self.a = a
-        return a.relu()
+        self.out = a.relu()
+        return self.out
 
     def backward(self, g):
-        return (g * (self.a > 0.0),)
+        return (_C.clamp_backward(g, self.out, 0.0),)
 
 
 class LeakyRelu(Function):
@@ -359,11 +362,11 @@ class Hardtanh(Function):
     """y = min(max(a, lo), hi); the gradient is 1 strictly inside (lo, hi), 0 elsewhere (relu6: 0 to 6)."""
 
     def forward(self, a, lo, hi):
-        self.inside = ((a > lo) * (a < hi)).astype(a.dtype)
-        return a.maximum(lo).minimum(hi)
+        self.out, self.bounds = a.maximum(lo).minimum(hi), (lo, hi)
+        return self.out
 
-    def backward(self, g):
-        return g * self.inside, None, None
+    def backward(self, g):  # strictly inside (lo, hi) in the output is strictly inside in the input
+        return _C.clamp_backward(g, self.out, *self.bounds), None, None
 
 
 class Hardsigmoid(Function):

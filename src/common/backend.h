@@ -44,6 +44,11 @@ struct Backend {
   void (*binary)(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out);
   void (*binary_scalar)(BinaryOp op, const NDArray& a, double s, bool scalar_first, NDArray& out);
   void (*unary)(UnaryOp op, const NDArray& a, NDArray& out);
+  // The gradient of clamp(a, lo, hi) (ReLU, ReLU6, hardtanh): out = g where lo < y and not y >= hi, else 0,
+  // y being the clamp's output (or a: the same positions pass). hi NaN means no upper limit (ReLU: y = inf
+  // passes; hardtanh's hi = inf does not, as in PyTorch); NaN in y passes nothing. g, y and out have one
+  // shape (any strides for g and y), floating, one dtype; out is contiguous.
+  void (*clamp_backward)(const NDArray& g, const NDArray& y, double lo, double hi, NDArray& out);
   // dst = src element by element over one shape; any strides on both sides; converts dtype.
   void (*copy)(const NDArray& src, const NDArray& dst);
   void (*fill)(const NDArray& dst, double value);

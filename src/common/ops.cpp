@@ -3,6 +3,7 @@
 #include "ops.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "conv_dispatch.h"
 
@@ -211,6 +212,18 @@ NDArray unary(UnaryOp op, const NDArray& a) {
     type_error(name, ": input must be integer or bool, got ", dtype_name(a.dtype));
   NDArray out = NDArray::empty(a.shape, op == UnaryOp::logical_not ? DType::b8 : a.dtype, a.device());
   if (out.size() > 0) backend(a.device()).unary(op, a, out);
+  return out;
+}
+
+NDArray clamp_backward(const NDArray& g, const NDArray& y, double lo, std::optional<double> hi) {
+  const char* op = "clamp_backward";
+  check_floating(op, "grad_output", g);
+  check_pair(op, "grad_output", g, "output", y);
+  check_shape(op, "output", y.shape, g.shape);
+  if (std::isnan(lo) || (hi && std::isnan(*hi)))
+    value_error(op, ": lo and hi must be numbers, got lo=", lo, " hi=", hi ? *hi : 0.0);
+  NDArray out = NDArray::empty(g.shape, g.dtype, g.device());
+  if (out.size() > 0) backend(g.device()).clamp_backward(g, y, lo, hi.value_or(std::nan("")), out);
   return out;
 }
 

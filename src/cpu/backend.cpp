@@ -10,6 +10,7 @@ const Backend cpu_backend = {
     .binary = cpu::binary,
     .binary_scalar = cpu::binary_scalar,
     .unary = cpu::unary,
+    .clamp_backward = cpu::clamp_backward,
     .copy = cpu::copy,
     .fill = cpu::fill,
     .reduce_rows = cpu::reduce_rows,

@@ -318,6 +318,14 @@ void unary(UnaryOp op, const NDArray& a, NDArray& out) {
   });
 }
 
+void clamp_backward(const NDArray& g, const NDArray& y, double lo, double hi, NDArray& out) {
+  dispatch_dtype<DTypes::floating>(g.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T l = T(lo), h = T(hi);
+    map2<T>(g, y, out, [=](T gv, T yv) { return yv > l && !(yv >= h) ? gv : T(0); });
+  });
+}
+
 void copy(const NDArray& src, const NDArray& dst) {
   dispatch_dtype(src.dtype, [&](auto s_tag) {
     dispatch_dtype(dst.dtype, [&](auto d_tag) {

@@ -12,6 +12,7 @@ const Backend cuda_backend = {
     .binary = cuda::binary,
     .binary_scalar = cuda::binary_scalar,
     .unary = cuda::unary,
+    .clamp_backward = cuda::clamp_backward,
     .copy = cuda::copy,
     .fill = cuda::fill,
     .reduce_rows = cuda::reduce_rows,

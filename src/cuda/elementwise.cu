@@ -166,6 +166,14 @@ __global__ void unary_kernel(UnaryOp op, const T* a, Strided sa, D* out, int64_t
   for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = static_cast<D>(apply(op, a[sa.offset(i)]));
 }
 
+template <class T>
+__global__ void clamp_backward_kernel(const T* g, Strided sg, const T* y, Strided sy, T lo, T hi, T* out, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) {
+    const T v = y[sy.offset(i)];
+    out[i] = v > lo && !(v >= hi) ? g[sg.offset(i)] : T(0);
+  }
+}
+
 // Calls f(T{}, D{}) with T the element type of a and D that of out: T itself or bool.
 template <class F>
 void dispatch_in_out(DType in, DType out, F&& f) {
@@ -221,6 +229,18 @@ void unary(UnaryOp op, const NDArray& a, NDArray& out) {
     unary_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), sa, out.data<D>(), n);
   });
   check_launch("unary");
+}
+
+void clamp_backward(const NDArray& g, const NDArray& y, double lo, double hi, NDArray& out) {
+  int64_t n = out.size();
+  if (n == 0) return;
+  auto s = merge_axes<2>("clamp_backward", out.shape, {&g.strides, &y.strides});
+  dispatch_dtype<DTypes::floating>(g.dtype, [&](auto t) {
+    using T = decltype(t);
+    clamp_backward_kernel<<<blocks_for(n), kThreads>>>(g.data<T>(), s[0], y.data<T>(), s[1], T(lo), T(hi),
+                                                        out.data<T>(), n);
+  });
+  check_launch("clamp_backward");
 }
 
 void copy(const NDArray& src, const NDArray& dst) {
