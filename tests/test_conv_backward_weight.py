@@ -4,6 +4,10 @@ the images of a chunk (small outputs); the batch's outputs cut into parts that c
 into copies of gw; and batches of several chunks, where a part continues in the next chunk. Each is checked
 against the NumPy reference from the definition and convlab._C.reference, at 1, 2 and 3 threads (the thread
 count changes the parts)."""
+import ctypes
+import mmap
+import sys
+
 import numpy as np
 import pytest
 
@@ -19,6 +23,9 @@ CASES = {
     # 41 images of 16 outputs: parts of >= 256 outputs, so two, the second starting mid-image.
     "gathered_parts": case(41, 12, 24, (8, 8), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
     "gathered_groups": case(9, 6, 32, (5, 4), (2, 3), pad=((1, 0), (1, 1)), d=(1, 2), groups=2),
+    # 1x1, stride 1, no padding: x itself is the layout (no phased copy), gathered (K = 40) or not (K = 24).
+    "identity_gathered": case(6, 40, 16, (4, 4), (1, 1)),
+    "identity_in_place": case(2, 24, 16, (9, 13), (1, 1)),
     # 24x24 outputs, K = 36: read in place (a partial kc slice per image costs fewer C elements than the
     # gy copy); 1728 outputs in parts of 288 that start and end inside images.
     "in_place_parts": case(3, 4, 16, (24, 24), (3, 3), pad=((1, 1), (1, 1))),
@@ -55,3 +62,23 @@ def test_gemm_form_across_chunks():
     want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], c["groups"])
     for threads in (1, 2):
         np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect through libc")
+def test_gemm_form_reads_nothing_past_x():
+    """A 1x1 conv reads x in place, whose last row pieces are shorter than a vector: x here ends exactly
+    where an inaccessible page begins (shared through DLPack, so convlab reads this memory itself), and a
+    load past it would crash."""
+    c = case(3, 40, 16, (4, 3), (1, 1))
+    x, _, _, _, gy = make_data(c, "float32", seed=11)
+    page = mmap.PAGESIZE
+    size = -(-x.nbytes // page) * page  # whole pages holding x, then the guard page
+    buf = mmap.mmap(-1, size + page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    assert ctypes.CDLL(None, use_errno=True).mprotect(ctypes.c_void_p(base + size), page, 0) == 0  # PROT_NONE
+    guarded = np.frombuffer(buf, np.float32, count=x.size, offset=size - x.nbytes).reshape(x.shape)
+    guarded[...] = x
+    got = C.conv_backward_weight(C.NDArray.from_dlpack(guarded.__dlpack__()), nd(gy, "cpu"), [1, 1], *args(c))
+    np.testing.assert_allclose(got.numpy(), ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], 1),
+                               **TOL["float32"])
+    del guarded, got

@@ -4,6 +4,7 @@
 // from the runs by in-register transposes; with fewer, dot products of gy rows with the runs along the
 // extended grid (vectorised along e), where 0 * inf at garbage columns is redone with x masked there.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include <omp.h>
@@ -21,16 +22,26 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // ---- the GEMM form -------------------------------------------------------------------------------------
 
 // The GEMM's B as a packer (PackB): B[j][c] = run c at output j0 + j of a chunk of images (xq, image_step
-// apart), the transposed im2col, packed straight from the runs. An output row is contiguous in every run,
-// so `lanes` runs at up to `lanes` outputs of one row are that many vector loads and one transpose; loads
-// that overhang the row end (into the run's slack) land in rows that are not stored.
+// apart, ending at `end`), the transposed im2col, packed straight from the runs. An output row is contiguous
+// in every run, so `lanes` runs at up to `lanes` outputs of one row are that many vector loads and one
+// transpose; loads that overhang the row end (into the run's slack, or the next channel of x itself when
+// the layout is the identity) land in rows that are not stored, and stop at `end`.
 template <class T>
 struct TransposedRuns {
   const T* xq;
+  const T* end;
   const int64_t* x_off;
   int64_t image_step, oh, ow, wq, j0;
   void operator()(T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const;
 };
+
+// The elements of one vector at p that lie before `end`, zero beyond.
+template <class T>
+Vec<T> load_head(const T* p, const T* end) {
+  Vec<T> v{};
+  std::memcpy(&v, p, (end - p) * sizeof(T));
+  return v;
+}
 
 template <class T>
 void TransposedRuns<T>::operator()(T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const {
@@ -55,7 +66,7 @@ void TransposedRuns<T>::operator()(T* buf, int64_t k0, int64_t kc, int64_t n0, i
     for (int64_t jj = 0; jj < kc;) {
       const int64_t e = i * image_step + oy * wq + ox, t = std::min({int64_t(L), ow - ox, kc - jj});
       Vec<T> v[L];
-      for (int c = 0; c < L; c++) v[c] = load(run[c] + e);
+      for (int c = 0; c < L; c++) v[c] = run[c] + e + L <= end ? load(run[c] + e) : load_head(run[c] + e, end);
       transpose_block<T>(v);
       for (int64_t r = 0; r < t; r++) store(dst + (jj + r) * nr, keep ? v[r] : Vec<T>{});
       jj += t, ox += t;
@@ -155,7 +166,8 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
       for (int64_t lo = std::max(s0, first) - first, hi; lo < end; lo = hi) {
         const int64_t i = lo / seg;
         hi = std::min(end, (i + 1) * seg);
-        const PackB<T> pack = TransposedRuns<T>{xq, x_off.data() + g * K, p.c_in * q.chan, p.oh, p.ow, q.wq, lo};
+        const PackB<T> pack = TransposedRuns<T>{xq, xq + nn * p.c_in * q.chan, x_off.data() + g * K, p.c_in * q.chan,
+                                                p.oh, p.ow, q.wq, lo};
         const MatrixView<T> ag = row_major(a + i * p.c_out * pix + g * cog * seg + lo - i * seg, cog, hi - lo, seg);
         gemm_block(ag, pack, out, {0, cog, c0, c1}, first + lo > s0 ? Update::add : Update::store);
       }
@@ -294,12 +306,13 @@ void backward_weight_dot(const T* x, const T* gy, const ConvParams& p, const Pha
 void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
-    const Phased q = phased(p, /*allow_identity=*/false);  // both forms read past np: keep the slack
     // The GEMM packs each element of X^T once per cog rows: at cog = 8 (resnext_grouped) the dot products
-    // were 1.3x faster, at 16 the two were even. (No outputs: the dot form's zero fill.)
+    // were 1.3x faster, at 16 the two were even. (No outputs: the dot form's zero fill.) The GEMM reads a
+    // 1x1 conv's x in place (its packer stops at the end of x); the dot products read whole vectors past
+    // np, so they keep the slack of a phased copy.
     if (p.c_out_per_group() >= 16 && p.n * p.oh * p.ow > 0)
-      backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, q, gw.data<T>());
-    else backward_weight_dot<T>(x.data<T>(), gy.data<T>(), p, q, gw.data<T>());
+      backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, phased(p), gw.data<T>());
+    else backward_weight_dot<T>(x.data<T>(), gy.data<T>(), p, phased(p, /*allow_identity=*/false), gw.data<T>());
   });
 }
 
