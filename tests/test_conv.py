@@ -99,13 +99,18 @@ FIXED = {
     "medium_stem": case(1, 3, 19, (61, 64), (7, 7), s=(2, 2), pad=((3, 3), (3, 3))),
     "medium_deep": case(2, 37, 270, (12, 11), (3, 3), pad=((1, 1), (1, 1))),
     "medium_1x1": case(2, 150, 40, (33, 35), (1, 1)),
-    # Small images take the explicit-im2col GEMM over all images of a chunk (forward, stride-1
-    # backward-input) and, with >= 8 output channels per group, the GEMM form of backward-weight.
+    # Small images (extended grid under 4 GEMM tiles) run one GEMM over the real outputs of all images of a
+    # chunk: forward (B packed from the runs, output rows as segments; also stride-1 backward-input) and
+    # strided backward-input (W^T gy into columns, then col2im); with >= 8 output channels per group, the
+    # GEMM form of backward-weight.
     "small_images_batch5": case(5, 24, 16, (7, 7), (3, 3), pad=((1, 1), (1, 1))),
     "small_grouped_16_per_group": case(3, 16, 32, (5, 6), (3, 3), pad=((1, 0), (0, 1)), groups=2),
     "small_strided": case(4, 10, 9, (7, 8), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
     "grid_224_columns": case(2, 8, 12, (14, 14), (3, 3), pad=((1, 1), (1, 1))),
     "small_dilated_1x1_out": case(3, 9, 8, (5, 5), (3, 3), d=(2, 2)),
+    "small_1x1_image_1x1": case(2, 24, 6, (1, 1), (1, 1)),  # squeeze-excite: x itself would be the layout
+    "small_strided_grouped_dilated": case(3, 12, 18, (9, 10), (3, 2), s=(2, 3), pad=((2, 1), (0, 2)), d=(2, 1), groups=3),
+    "small_one_column": case(5, 5, 7, (9, 1), (3, 1), s=(2, 1), pad=((1, 1), (0, 0))),
 }
 
 

@@ -1,7 +1,8 @@
 // Convolution backward-input (the spec: reference::conv_backward_input_at in common/reference.h) on the
 // phased layout (conv_layout.h). Stride 1: the adjoint is itself a convolution, run as a forward pass.
 // Other strides: gxq[k][e] += sum_co W[co][k] * gy[co][e], a GEMM whose C rows are the runs
-// (scatter-added), then un-phased into gx.
+// (scatter-added), then un-phased into gx; small images instead run that GEMM over the real outputs of a
+// chunk of images into an explicit c_in*taps x P matrix, then col2im.
 #include <algorithm>
 #include <numeric>
 #include <utility>
@@ -47,10 +48,77 @@ void backward_input_stride1(const T* gy, const T* w, const ConvParams& p, T* gx)
   forward_gemm<T>(gy, wf, nullptr, a, gx);
 }
 
+// gyc[co][i*pix + j] = gy[n0 + i][co][j] for the nn images of a chunk (gyc rows ld apart): the grad output as
+// c_out rows over the P = nn*pix real outputs.
+template <class T>
+void gather_images(const T* gy, const ConvParams& p, int64_t n0, int64_t nn, T* gyc, int64_t ld) {
+  const int64_t pix = p.oh * p.ow;
+#pragma omp parallel for schedule(static)
+  for (int64_t ic = 0; ic < nn * p.c_out; ic++) {
+    int64_t i = ic / p.c_out, co = ic % p.c_out;
+    std::copy(gy + ((n0 + i) * p.c_out + co) * pix, gy + ((n0 + i) * p.c_out + co + 1) * pix, gyc + co * ld + i * pix);
+  }
+}
+
+// col2im: every plane (i, ci) of gx sums the columns of its taps, cols[(ci, kh, kw)][i*pix + (oy, ox)] added at
+// (oy*sh + kh*dh - pt, ox*sw + kw*dw - pl) when that lands inside, taps in (kh, kw) order as
+// reference::fold_at sums them. One plane per task: every element is written by one thread, the same way on
+// every run.
+template <class T>
+void fold_columns(const T* cols, int64_t ld, const ConvParams& p, int64_t n0, int64_t nn, T* gx) {
+  const int64_t taps = p.kh * p.kw, pix = p.oh * p.ow;
+#pragma omp parallel for schedule(static)
+  for (int64_t ic = 0; ic < nn * p.c_in; ic++) {
+    const int64_t i = ic / p.c_in, ci = ic % p.c_in;
+    T* plane = gx + ((n0 + i) * p.c_in + ci) * p.h * p.w;
+    std::fill(plane, plane + p.h * p.w, T(0));
+    for (int64_t kh = 0; kh < p.kh; kh++) {
+      int64_t oy_lo, oy_hi;
+      in_range(kh * p.dil_h - p.pad_top, p.stride_h, p.h, p.oh, oy_lo, oy_hi);
+      for (int64_t kw = 0; kw < p.kw; kw++) {
+        int64_t ox_lo, ox_hi;
+        in_range(kw * p.dil_w - p.pad_left, p.stride_w, p.w, p.ow, ox_lo, ox_hi);
+        const T* col = cols + (ci * taps + kh * p.kw + kw) * ld + i * pix;
+        for (int64_t oy = oy_lo; oy < oy_hi; oy++) {
+          T* dst = plane + (oy * p.stride_h + kh * p.dil_h - p.pad_top) * p.w + kw * p.dil_w - p.pad_left;
+          for (int64_t ox = ox_lo; ox < ox_hi; ox++) dst[ox * p.stride_w] += col[oy * p.ow + ox];
+        }
+      }
+    }
+  }
+}
+
+// Small images, stride > 1: cols[g*K + k][j] = sum_co W[co][k] * gy[co][j] over the P = nn*pix real outputs of a
+// chunk, one GEMM per group (M = K = c_in/groups*taps rows, reduction c_out/groups), then col2im. Only real
+// outputs enter, so no weight meets a stand-in zero.
+template <class T>
+void backward_input_columns(const T* gy, const T* w, const ConvParams& p, T* gx) {
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, pix = p.oh * p.ow;
+  const int64_t chunk = std::clamp<int64_t>(kWorkspaceElements / ((p.c_in * p.kh * p.kw + p.c_out) * pix), 1, p.n);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0), cols_n = nn * pix, ld = padded_ld<T>(cols_n);
+    T* gyc = scratch<T>(slot_output, p.c_out * ld);
+    gather_images(gy, p, n0, nn, gyc, ld);
+    T* cols = scratch<T>(slot_columns, G * K * ld);
+    const std::vector<int64_t> b_off = strided_offsets(p.c_out, ld), c_off = strided_offsets(G * K, ld);
+    const GemmBlocking bl = gemm_blocking<T>(G, K, cols_n);
+    const int64_t tasks = G * bl.m_blocks * bl.n_blocks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, g = t / (bl.n_blocks * bl.m_blocks);
+      Rows<const T> b{gyc, b_off.data() + g * cog};
+      Rows<T> c{cols, c_off.data() + g * K};
+      gemm_block(transposed(w + g * cog * K, K, cog, K), b, c, bl.block(mi, ni, K, cols_n), Update::store);
+    }
+    fold_columns(cols, ld, p, n0, nn, gx);
+  }
+}
+
 template <class T>
 void backward_input_gemm(const T* gy, const T* w, const ConvParams& p, T* gx) {
   if (p.stride_h == 1 && p.stride_w == 1) return backward_input_stride1<T>(gy, w, p, gx);
   const Phased q = phased(p);
+  if (small_images<T>(p, q)) return backward_input_columns<T>(gy, w, p, gx);
   const int64_t G = p.groups, cog = p.c_out_per_group(), taps = p.kh * p.kw;
   const int64_t K = p.c_in_per_group() * taps, np = q.np;
   const std::vector<int64_t> b_off = strided_offsets(p.c_out, np), c_off = run_offsets(p, q);

@@ -1,9 +1,11 @@
 // Convolution forward (the spec: reference::conv_forward_at in common/reference.h) on the phased layout
 // (conv_layout.h): y[co][e] = sum_k W[co][k] * X[k][e], one GEMM per (image, group) whose B rows are the
-// runs. Small images instead gather the runs at real outputs into an explicit im2col matrix and run one
-// GEMM per group over all images of a chunk.
+// runs. Small images (conv_layout.h) instead run one GEMM per group over the real outputs of all images of a
+// chunk, B packed straight from the runs.
 #include <algorithm>
 #include <vector>
+
+#include <omp.h>
 
 #include "conv_layout.h"
 #include "gemm.h"
@@ -13,72 +15,98 @@ namespace convlab::cpu {
 
 namespace {
 
-// Small images (an extended grid under 4 tiles: alone, one would round up to whole tiles and pay the
-// per-task overheads by itself) use an explicit im2col over the real outputs of a chunk, P = nn*oh*ow.
-template <class T>
-bool small_images(const ConvParams& p, const Phased& q) {
-  return !q.identity && q.np < 4 * gemm_nr<T> && p.oh * p.ow > 0;
-}
-
-// Images per chunk of that path: the phased input and the P x c_in*taps matrix both within the bound.
+// Images per chunk of the small-image path: the phased input and the c_out x P output both within the bound.
 int64_t column_chunk(const ConvParams& p, const Phased& q) {
-  const int64_t per_image = p.oh * p.ow * p.c_in * p.kh * p.kw;
-  return std::min(images_per_chunk(p, q), std::max<int64_t>(1, kWorkspaceElements / per_image));
+  return std::min(images_per_chunk(p, q), std::max<int64_t>(1, kWorkspaceElements / (p.c_out * p.oh * p.ow)));
 }
 
-// cols[k*ld + j] = run k of the layout at real output j = (i, oy, ox) of images [0, nn): the K x P im2col
-// matrix. One output row per task, each run read along ox.
+// B[k][j] = run k of the phased chunk xq at real output j = (i, oy, ox), packed into the kc x NR slivers of
+// gemm_block: B[k0:k0+kc, n0:n0+nc] (zero past nc). Within a run, an output row is ow contiguous elements,
+// so each sliver row is a few segments, copied in whole vectors into a row buffer (a vector that reads past
+// its segment stays inside the run's slack, and the next segment overwrites what it wrote past) and stored.
 template <class T>
-void gather_columns(const T* xq, const std::vector<int64_t>& x_off, int64_t nn, const ConvParams& p,
-                    const Phased& q, T* cols, int64_t ld) {
-  const int64_t ck = static_cast<int64_t>(x_off.size());
-#pragma omp parallel for schedule(static)
-  for (int64_t iy = 0; iy < nn * p.oh; iy++) {
-    const T* src = xq + iy / p.oh * p.c_in * q.chan + iy % p.oh * q.wq;
-    T* dst = cols + iy * p.ow;
-    for (int64_t k = 0; k < ck; k++)
-      for (int64_t ox = 0; ox < p.ow; ox++) dst[k * ld + ox] = src[x_off[k] + ox];
+void pack_output_columns(T* buf, const T* xq, const int64_t* run, const ConvParams& p, const Phased& q, int64_t k0,
+                         int64_t kc, int64_t n0, int64_t nc) {
+  constexpr int L = lanes<T>;
+  constexpr int64_t nr = gemm_nr<T>;
+  struct Segment {
+    int64_t src, dst, len;
+  };
+  for (int64_t s0 = 0; s0 < nc; s0 += nr) {
+    const int64_t cols = std::min(nr, nc - s0);
+    Segment seg[nr];  // ow >= 1: at most one segment per column
+    int64_t count = 0;
+    for (int64_t j = n0 + s0, end = j + cols; j < end; count++) {
+      const int64_t row = j / p.ow, ox = j % p.ow, len = std::min(p.ow - ox, end - j);
+      seg[count] = {row / p.oh * p.c_in * q.chan + row % p.oh * q.wq + ox, j - n0 - s0, len};
+      j += len;
+    }
+    T* dst = buf + s0 * kc;
+    for (int64_t kk = 0; kk < kc; kk++) {
+      const T* src = xq + run[k0 + kk];
+      T line[nr + L];
+      for (int64_t s = 0; s < count; s++)
+        for (int64_t e = 0; e < seg[s].len; e += L) store(line + seg[s].dst + e, load(src + seg[s].src + e));
+      std::fill(line + cols, line + nr, T(0));
+      for (int v = 0; v < gemm_nv; v++) store(dst + kk * nr + v * L, load(line + v * L));
+    }
   }
 }
 
-// y[n0 + i][co][j] = yc[co][i*pix + j] + bias[co] for the nn images of a chunk.
+// Column blocks of whole slivers, `per_thread` tasks per thread over the groups: each task packs only its own
+// columns of B, so (unlike gemm_blocking, which halves rows first) columns are cut first; rows are halved only
+// when there are still fewer tasks than threads.
 template <class T>
-void scatter_images(const T* yc, const T* bias, const ConvParams& p, int64_t n0, int64_t nn, T* y) {
-  const int64_t pix = p.oh * p.ow, cols_n = nn * pix;
+GemmBlocking column_blocking(int64_t groups, int64_t m, int64_t n, int64_t per_thread) {
+  constexpr int64_t nr = gemm_nr<T>;
+  const int64_t threads = omp_get_max_threads(), slivers = (n + nr - 1) / nr;
+  const int64_t n_blocks = std::clamp<int64_t>((per_thread * threads + groups - 1) / groups, 1, slivers);
+  const int64_t nb = (slivers + n_blocks - 1) / n_blocks * nr;
+  int64_t mb = (m + gemm_mr - 1) / gemm_mr * gemm_mr;
+  while (groups * ((n + nb - 1) / nb) * ((m + mb - 1) / mb) < threads && mb > 64)
+    mb = (mb / 2 + gemm_mr - 1) / gemm_mr * gemm_mr;
+  return {mb, nb, (m + mb - 1) / mb, (n + nb - 1) / nb};
+}
+
+// y[n0 + i][co][j] = yc[co][i*pix + j] + bias[co] for the nn images of a chunk (yc rows ld apart).
+template <class T>
+void scatter_images(const T* yc, int64_t ld, const T* bias, const ConvParams& p, int64_t n0, int64_t nn, T* y) {
+  const int64_t pix = p.oh * p.ow;
 #pragma omp parallel for schedule(static)
   for (int64_t ic = 0; ic < nn * p.c_out; ic++) {
     int64_t i = ic / p.c_out, co = ic % p.c_out;
-    const T* src = yc + co * cols_n + i * pix;
+    const T* src = yc + co * ld + i * pix;
     T* dst = y + (n0 + i) * p.c_out * pix + co * pix;
     const T b = bias ? bias[co] : T(0);
     for (int64_t j = 0; j < pix; j++) dst[j] = src[j] + b;
   }
 }
 
-// y[i][co][j] = sum_k W[co][k] * cols[k][i*pix + j] + bias[co]: one GEMM per group over all P columns.
+// y[i][co][j] = sum_k W[co][k] * X[k][i*pix + j] + bias[co]: one GEMM per group over the P = nn*oh*ow real
+// outputs of a chunk, B packed from the runs (no im2col matrix, no garbage columns).
 template <class T>
 void forward_columns(const T* x, const T* w, const T* bias, const ConvParams& p, const Phased& q, T* y) {
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
-  const std::vector<int64_t> x_off = run_offsets(p, q);
+  const std::vector<int64_t> run = run_offsets(p, q);
   const int64_t chunk = column_chunk(p, q);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
-    const int64_t nn = std::min(chunk, p.n - n0), cols_n = nn * p.oh * p.ow;
+    const int64_t nn = std::min(chunk, p.n - n0), cols_n = nn * p.oh * p.ow, ld = padded_ld<T>(cols_n);
     const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
-    T* cols = scratch<T>(slot_columns, x_off.size() * cols_n);
-    gather_columns(xq, x_off, nn, p, q, cols, cols_n);
-    T* yc = scratch<T>(slot_output, p.c_out * cols_n);
-    const std::vector<int64_t> b_off = strided_offsets(x_off.size(), cols_n), c_off = strided_offsets(p.c_out, cols_n);
-    // Every task packs all K rows of its columns: one task per thread (resnet_7x7_512 forward 5.5 -> 4.8 ms).
-    const GemmBlocking bl = gemm_blocking<T>(G, cog, cols_n, 1);
+    T* yc = scratch<T>(slot_output, p.c_out * ld);
+    const std::vector<int64_t> c_off = strided_offsets(p.c_out, ld);
+    const GemmBlocking bl = column_blocking<T>(G, cog, cols_n, 4);
     const int64_t tasks = G * bl.m_blocks * bl.n_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
       int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, g = t / (bl.n_blocks * bl.m_blocks);
-      Rows<const T> b{cols, b_off.data() + g * K};
+      const int64_t* run_g = run.data() + g * K;
+      const PackB<T> b = [&](T* buf, int64_t k0, int64_t kc, int64_t b0, int64_t bn) {
+        pack_output_columns(buf, xq, run_g, p, q, k0, kc, b0, bn);
+      };
       Rows<T> c{yc, c_off.data() + g * cog};
       gemm_block(row_major(w + g * cog * K, cog, K, K), b, c, bl.block(mi, ni, cog, cols_n), Update::store);
     }
-    scatter_images(yc, bias, p, n0, nn, y);
+    scatter_images(yc, ld, bias, p, n0, nn, y);
   }
 }
 
@@ -87,7 +115,8 @@ void forward_columns(const T* x, const T* w, const T* bias, const ConvParams& p,
 template <class T>
 void forward_gemm(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
   const Phased q = phased(p);
-  if (small_images<T>(p, q)) return forward_columns(x, w, bias, p, q, y);
+  // The small-image path reads whole vectors past a run's end: x itself (identity) has no slack for that.
+  if (small_images<T>(p, q)) return forward_columns(x, w, bias, p, q.identity ? phased(p, false) : q, y);
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, np = q.np;
   const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
   const bool direct = q.wq == p.ow;  // no garbage columns: the GEMM writes y itself

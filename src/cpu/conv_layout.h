@@ -12,11 +12,13 @@
 //                                                               outputs, B = X^T packed from the runs
 // Extended-grid columns ox >= ow are garbage in forward and are fed as zeros of gy in the backward passes.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "../common/ndarray.h"
 #include "../common/params.h"
+#include "gemm.h"
 
 namespace convlab::cpu {
 
@@ -31,6 +33,30 @@ struct Phased {
 };
 
 Phased phased(const ConvParams& p, bool allow_identity = true);
+
+// Small images: an extended grid under 4 GEMM tiles. Alone, one image would round up to whole tiles and pay
+// the per-task overheads by itself, so the forward and strided backward-input passes of such layers run one
+// GEMM whose columns are the real outputs of a whole chunk of images (P = images*oh*ow).
+template <class T>
+bool small_images(const ConvParams& p, const Phased& q) {
+  return q.np < 4 * gemm_nr<T> && p.oh * p.ow > 0;
+}
+
+// Leading dimension for a scratch matrix of n columns: whole vectors, and rows not a multiple of 2 KiB apart
+// (the 8 rows of a GEMM micro-tile would share one set of the L1 cache).
+template <class T>
+int64_t padded_ld(int64_t n) {
+  const int64_t ld = (n + lanes<T> - 1) / lanes<T> * lanes<T>;
+  return ld * int64_t(sizeof(T)) % 2048 == 0 ? ld + lanes<T> : ld;
+}
+
+// The outputs o in [0, out) whose tap lands inside an input of length `in`, 0 <= o*stride + offset < in,
+// as [lo, hi).
+inline void in_range(int64_t offset, int64_t stride, int64_t in, int64_t out, int64_t& lo, int64_t& hi) {
+  lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  hi = offset >= in ? 0 : (in - offset + stride - 1) / stride;
+  lo = std::min(lo, out), hi = std::clamp(hi, lo, out);
+}
 
 // Images per chunk so that one chunk's phased input stays within kWorkspaceElements.
 int64_t images_per_chunk(const ConvParams& p, const Phased& q);

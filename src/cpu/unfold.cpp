@@ -6,18 +6,12 @@
 #include <algorithm>
 
 #include "../common/reference.h"
+#include "conv_layout.h"
 #include "kernels.h"
 
 namespace convlab::cpu {
 
 namespace {
-
-// The output positions o in [0, out) with 0 <= o*stride + offset < in, as [lo, hi).
-inline void in_range(int64_t offset, int64_t stride, int64_t in, int64_t out, int64_t& lo, int64_t& hi) {
-  lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  hi = offset >= in ? 0 : (in - offset + stride - 1) / stride;
-  lo = std::min(lo, out), hi = std::clamp(hi, lo, out);
-}
 
 template <class T>
 void im2col_typed(const T* x, const ConvParams& p, T* cols) {
