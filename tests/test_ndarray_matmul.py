@@ -82,6 +82,18 @@ def test_matmul_larger_than_one_tile(device, dtype):
     check_matmul(a @ b, x, y.T, want=np.matmul(x.astype(np.float64), y.T.astype(np.float64)))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_deeper_than_one_k_slice(device, dtype):
+    # K = 2100 spans at least 3 of the CPU GEMM's K slices whatever depth the caches give it (64..1024), so
+    # later slices add into C; a transposed left operand, rows and columns off the register tile.
+    rng = np.random.default_rng(3)
+    x = rand(rng, (2100, 37), dtype)
+    y = rand(rng, (2100, 101), dtype)
+    a = cl.NDArray.from_numpy(x, device=device).transpose(0, 1)
+    b = cl.NDArray.from_numpy(y, device=device)
+    check_matmul(a @ b, x.T, y, want=np.matmul(x.T.astype(np.float64), y.astype(np.float64)))
+
+
 def test_matmul_against_torch(device):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)

@@ -24,9 +24,9 @@ constexpr int64_t gemm_nr = gemm_nv * lanes<T>;
 // `fallback` where neither says.
 int64_t cache_bytes(int level, int64_t fallback);
 
-// Cache blocking, from this machine's caches (gemm.cpp). K is cut into kc-deep slices so one packed B
-// sliver (kc x NR) stays in L1 while the A strips of a block stream past it; one B panel (kc x nc) stays in
-// L2; each sliver is swept by mc rows of A (4 strips) before the next one is loaded.
+// Cache blocking, from this machine's caches (gemm.cpp). K is cut into kc-deep slices, as deep as keeps one
+// A strip (MR x kc) in L1 (each slice stores every C tile once more); B is packed a panel (kc x nc) at a
+// time into NR-wide slivers, and each sliver is swept by mc rows of A (4 strips) before the next.
 struct GemmSizes {
   int64_t kc, mc, nc;
 };
