@@ -102,3 +102,25 @@ def test_freed_arrays_return_memory():
         b = (a * 2.0)[::2]
         del a, b
     assert resident_bytes() - rss < 80 << 20, "20 dropped 32 MiB arrays were not released"
+
+
+def host_address(a):
+    """The address of a CPU NDArray's first element (through a NumPy view that is dropped at once)."""
+    return np.from_dlpack(a).ctypes.data
+
+
+def test_released_host_blocks_are_reused_and_never_shared():
+    """Host blocks of 64 KiB and more go to convlab's cache when released (cpu/memory.cpp) and come out again
+    for the same size: the released block must come back, and never to two live arrays at once."""
+    shape = (128, 257)  # 131,584 bytes of float32, above the cache's floor
+    a = cl.NDArray.full(shape, 1.0, "float32", "cpu")
+    address = host_address(a)
+    del a
+    b = cl.NDArray.full(shape, 2.0, "float32", "cpu")
+    assert host_address(b) == address, "the released block should be reused for the same size"
+    c = cl.NDArray.full(shape, 3.0, "float32", "cpu")
+    d = c * 2.0
+    assert len({host_address(b), host_address(c), host_address(d)}) == 3
+    np.testing.assert_array_equal(b.numpy(), np.full(shape, 2.0, np.float32))
+    np.testing.assert_array_equal(c.numpy(), np.full(shape, 3.0, np.float32))
+    np.testing.assert_array_equal(d.numpy(), np.full(shape, 6.0, np.float32))

@@ -130,7 +130,8 @@ class SGD(Optimizer):
             momentum = group["momentum"]
             if momentum:
                 buf = state.get("momentum_buffer")
-                buf = g.copy() if buf is None else buf * momentum + g * (1.0 - group["dampening"])
+                damped = g * (1.0 - group["dampening"]) if group["dampening"] else g  # a pass saved
+                buf = g.copy() if buf is None else buf * momentum + damped
                 state["momentum_buffer"] = buf
                 g = g + buf * momentum if group["nesterov"] else buf
             write_(p, p._data - g * group["lr"])
