@@ -1,6 +1,7 @@
-"""Backward-to-weight's GEMM form (cpu/conv_backward_weight.cpp, 16 or more output channels per group) on the
-shapes that reach each of its ways through a batch: gy read in place one image at a time, or gathered across
-the images of a chunk (small outputs); the batch's outputs cut into parts that cross image boundaries, summed
+"""Backward-to-weight's GEMM form (cpu/conv_backward_weight.cpp: 16 or more output channels per group, and
+fewer where the dot products would waste most of their tile) on the shapes that reach each of its ways
+through a batch: gy read in place one image at a time, or gathered across the images of a chunk (small
+outputs); x read in place (1x1 convs); the batch's outputs cut into parts that cross image boundaries, summed
 into copies of gw; and batches of several chunks, where a part continues in the next chunk. Each is checked
 against the NumPy reference from the definition and convlab._C.reference, at 1, 2 and 3 threads (the thread
 count changes the parts)."""
@@ -26,6 +27,10 @@ CASES = {
     # 1x1, stride 1, no padding: x itself is the layout (no phased copy), gathered (K = 40) or not (K = 24).
     "identity_gathered": case(6, 40, 16, (4, 4), (1, 1)),
     "identity_in_place": case(2, 24, 16, (9, 13), (1, 1)),
+    # Fewer than 16 output channels per group, on the GEMM where the dot products' tile would run mostly
+    # empty: fewer channels than its rows (3 or 4), or an extended grid under half a vector (1x1 image).
+    "few_channels": case(2, 10, 2, (11, 9), (3, 2), s=(2, 1), pad=((1, 0), (2, 1))),
+    "one_pixel_grouped": case(4, 24, 12, (1, 1), (1, 1), groups=2),
     # 24x24 outputs, K = 36: read in place (a partial kc slice per image costs fewer C elements than the
     # gy copy); 1728 outputs in parts of 288 that start and end inside images.
     "in_place_parts": case(3, 4, 16, (24, 24), (3, 3), pad=((1, 1), (1, 1))),

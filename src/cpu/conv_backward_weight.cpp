@@ -301,18 +301,29 @@ void backward_weight_dot(const T* x, const T* gy, const ConvParams& p, const Pha
   accumulate(keep.data());
 }
 
+// Which form runs. The GEMM packs each element of X^T once per cog rows: at cog = 8 (resnext_grouped) the
+// dot products were 1.3x faster, at 16 the two were even. Below 16 the dot products still lose where their
+// tile runs mostly empty: fewer output channels than its R rows (x is then read once per channel: unet's
+// 64 -> 2 classifier took 2x the GEMM's time) or an extended grid of under half a vector (squeeze-excite
+// convs on 1x1 images: 3-8x). With one input channel per group (depthwise-like, LeNet's first layer) K is a
+// few taps and the GEMM loses. (No outputs: the dot form's zero fill.)
+template <class T>
+bool gemm_form(const ConvParams& p, const Phased& q_dot) {
+  const int64_t cog = p.c_out_per_group();
+  if (p.n * p.oh * p.ow == 0) return false;
+  return cog >= 16 || (p.c_in_per_group() > 1 && (cog < R || 2 * q_dot.np <= lanes<T>));
+}
+
 }  // namespace
 
 void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
-    // The GEMM packs each element of X^T once per cog rows: at cog = 8 (resnext_grouped) the dot products
-    // were 1.3x faster, at 16 the two were even. (No outputs: the dot form's zero fill.) The GEMM reads a
-    // 1x1 conv's x in place (its packer stops at the end of x); the dot products read whole vectors past
-    // np, so they keep the slack of a phased copy.
-    if (p.c_out_per_group() >= 16 && p.n * p.oh * p.ow > 0)
-      backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, phased(p), gw.data<T>());
-    else backward_weight_dot<T>(x.data<T>(), gy.data<T>(), p, phased(p, /*allow_identity=*/false), gw.data<T>());
+    // The GEMM reads a 1x1 conv's x in place (its packer stops at the end of x); the dot products read
+    // whole vectors past np, so they keep the slack of a phased copy.
+    const Phased q_dot = phased(p, /*allow_identity=*/false);
+    if (gemm_form<T>(p, q_dot)) backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, phased(p), gw.data<T>());
+    else backward_weight_dot<T>(x.data<T>(), gy.data<T>(), p, q_dot, gw.data<T>());
   });
 }
 
