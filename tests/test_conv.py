@@ -111,6 +111,8 @@ FIXED = {
     "small_1x1_image_1x1": case(2, 24, 6, (1, 1), (1, 1)),  # squeeze-excite: x itself would be the layout
     "small_strided_grouped_dilated": case(3, 12, 18, (9, 10), (3, 2), s=(2, 3), pad=((2, 1), (0, 2)), d=(2, 1), groups=3),
     "small_one_column": case(5, 5, 7, (9, 1), (3, 1), s=(2, 1), pad=((1, 1), (0, 0))),
+    # Most cases here are under 2^19 multiply-adds and run on the calling thread; these small images do not.
+    "small_strided_threads": case(4, 64, 48, (9, 9), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
 }
 
 
@@ -320,6 +322,22 @@ def test_inputs_unchanged_and_threads(device):
     np.testing.assert_array_equal(xs.numpy(), x)
     np.testing.assert_array_equal(ws.numpy(), w)
     np.testing.assert_array_equal(gys.numpy(), gy)
+
+
+def test_tiny_passes_keep_the_thread_count():
+    """Passes under 2^19 multiply-adds run on the calling thread (cpu/conv_layout.h, SerialScope); the thread
+    count is the caller's again afterwards."""
+    c = FIXED["small_1x1_image_1x1"]
+    x, w, b, _, gy = make_data(c, "float32", seed=3)
+    old = C.get_num_threads()
+    try:
+        C.set_num_threads(2)
+        ours = passes(C, x, w, b, gy, c, "cpu")
+        assert C.get_num_threads() == 2
+    finally:
+        C.set_num_threads(old)
+    for a, r in zip(ours, passes(R, x, w, b, gy, c, "cpu")):
+        np.testing.assert_allclose(a, r, **TOL["float32"])
 
 
 # ---- NaN / inf: an input element no output reads must not influence any result ---------------------

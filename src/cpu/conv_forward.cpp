@@ -21,32 +21,41 @@ int64_t column_chunk(const ConvParams& p, const Phased& q) {
 }
 
 // B[k][j] = run k of the phased chunk xq at real output j = (i, oy, ox), packed into the kc x NR slivers of
-// gemm_block: B[k0:k0+kc, n0:n0+nc] (zero past nc). Within a run, an output row is ow contiguous elements,
-// so each sliver row is a few segments, copied in whole vectors into a row buffer (a vector that reads past
-// its segment stays inside the run's slack, and the next segment overwrites what it wrote past) and stored.
+// gemm_block: B[k0:k0+kc, n0:n0+nc] (zero past nc). Within a run, the outputs of an image are rows of ow
+// contiguous elements (one run of oh*ow when wq == ow), so each sliver row is a few segments, copied in whole
+// vectors into a row buffer (the next segment overwrites what one wrote past its end) and stored. A vector
+// may also read past its segment: inside the run's slack, except on x itself (q.identity, no slack), whose
+// segments end in single elements.
 template <class T>
 void pack_output_columns(T* buf, const T* xq, const int64_t* run, const ConvParams& p, const Phased& q, int64_t k0,
                          int64_t kc, int64_t n0, int64_t nc) {
   constexpr int L = lanes<T>;
   constexpr int64_t nr = gemm_nr<T>;
+  const int64_t pix = p.oh * p.ow, contiguous = q.wq == p.ow ? pix : p.ow;
   struct Segment {
     int64_t src, dst, len;
   };
   for (int64_t s0 = 0; s0 < nc; s0 += nr) {
     const int64_t cols = std::min(nr, nc - s0);
-    Segment seg[nr];  // ow >= 1: at most one segment per column
+    Segment seg[nr];  // at most one segment per column
     int64_t count = 0;
     for (int64_t j = n0 + s0, end = j + cols; j < end; count++) {
-      const int64_t row = j / p.ow, ox = j % p.ow, len = std::min(p.ow - ox, end - j);
-      seg[count] = {row / p.oh * p.c_in * q.chan + row % p.oh * q.wq + ox, j - n0 - s0, len};
+      const int64_t i = j / pix, e = j % pix, len = std::min(contiguous - j % contiguous, end - j);
+      seg[count] = {i * p.c_in * q.chan + e / p.ow * q.wq + e % p.ow, j - n0 - s0, len};
       j += len;
     }
     T* dst = buf + s0 * kc;
     for (int64_t kk = 0; kk < kc; kk++) {
       const T* src = xq + run[k0 + kk];
       T line[nr + L];
-      for (int64_t s = 0; s < count; s++)
-        for (int64_t e = 0; e < seg[s].len; e += L) store(line + seg[s].dst + e, load(src + seg[s].src + e));
+      for (int64_t s = 0; s < count; s++) {
+        const T* from = src + seg[s].src;
+        T* to = line + seg[s].dst;
+        const int64_t len = seg[s].len, vector_end = q.identity ? len / L * L : (len + L - 1) / L * L;
+        int64_t e = 0;
+        for (; e < vector_end; e += L) store(to + e, load(from + e));
+        for (; e < len; e++) to[e] = from[e];
+      }
       std::fill(line + cols, line + nr, T(0));
       for (int v = 0; v < gemm_nv; v++) store(dst + kk * nr + v * L, load(line + v * L));
     }
@@ -115,8 +124,7 @@ void forward_columns(const T* x, const T* w, const T* bias, const ConvParams& p,
 template <class T>
 void forward_gemm(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
   const Phased q = phased(p);
-  // The small-image path reads whole vectors past a run's end: x itself (identity) has no slack for that.
-  if (small_images<T>(p, q)) return forward_columns(x, w, bias, p, q.identity ? phased(p, false) : q, y);
+  if (small_images<T>(p, q)) return forward_columns(x, w, bias, p, q, y);
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, np = q.np;
   const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
   const bool direct = q.wq == p.ow;  // no garbage columns: the GEMM writes y itself
@@ -143,6 +151,7 @@ template void forward_gemm<float>(const float*, const float*, const float*, cons
 template void forward_gemm<double>(const double*, const double*, const double*, const ConvParams&, double*);
 
 void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const ConvParams& p, NDArray& y) {
+  const SerialScope serial(conv_work(p) < kSerialWork);
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     forward_gemm<T>(x.data<T>(), w.data<T>(), bias ? bias->data<T>() : nullptr, p, y.data<T>());

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <omp.h>
+
 #include "../common/ndarray.h"
 #include "../common/params.h"
 #include "gemm.h"
@@ -57,6 +59,36 @@ inline void in_range(int64_t offset, int64_t stride, int64_t in, int64_t out, in
   hi = offset >= in ? 0 : (in - offset + stride - 1) / stride;
   lo = std::min(lo, out), hi = std::clamp(hi, lo, out);
 }
+
+// A convolution pass of fewer multiply-adds than this runs on the calling thread: waking a sleeping OpenMP
+// worker costs tens of microseconds on a quiet 2-vCPU VM (perf.md 14) and up to a time slice on a loaded one,
+// what one thread needs for ~2^19 multiply-adds of a small GEMM (~20-40 G/s). EfficientNet's squeeze-excite
+// 1x1 convs on 1x1 images (batch 1: a few thousand) took milliseconds in two threads (perf.md 24).
+constexpr int64_t kSerialWork = int64_t(1) << 19;
+
+// Multiply-adds of a pass (forward, backward-input and backward-weight each do this many).
+inline int64_t conv_work(const ConvParams& p) {
+  return p.n * p.c_out * p.oh * p.ow * p.c_in_per_group() * p.kh * p.kw;
+}
+
+// While alive, the OpenMP regions the calling thread opens run on it alone if `serial` (a team of one: no
+// wake-up). The blocking then sees one thread, but it only cuts rows and columns of the GEMMs, never their
+// reductions, so results do not change.
+class SerialScope {
+ public:
+  explicit SerialScope(bool serial) : threads_(omp_get_max_threads()), serial_(serial) {
+    if (serial_) omp_set_num_threads(1);
+  }
+  ~SerialScope() {
+    if (serial_) omp_set_num_threads(threads_);
+  }
+  SerialScope(const SerialScope&) = delete;
+  SerialScope& operator=(const SerialScope&) = delete;
+
+ private:
+  int threads_;
+  bool serial_;
+};
 
 // Images per chunk so that one chunk's phased input stays within kWorkspaceElements.
 int64_t images_per_chunk(const ConvParams& p, const Phased& q);
