@@ -111,6 +111,9 @@ FIXED = {
     "small_1x1_image_1x1": case(2, 24, 6, (1, 1), (1, 1)),  # squeeze-excite: x itself would be the layout
     "small_strided_grouped_dilated": case(3, 12, 18, (9, 10), (3, 2), s=(2, 3), pad=((2, 1), (0, 2)), d=(2, 1), groups=3),
     "small_one_column": case(5, 5, 7, (9, 1), (3, 1), s=(2, 1), pad=((1, 1), (0, 0))),
+    # Taps wholly in the padding (dilation as large as the image): forward and backward-input drop them.
+    "dead_taps_aspp": case(2, 6, 5, (5, 6), (3, 3), pad=((6, 6), (6, 6)), d=(6, 6)),
+    "dead_taps_asym": case(1, 4, 3, (5, 7), (3, 2), s=(1, 2), pad=((7, 7), (1, 9)), d=(6, 8)),
     # Most cases here are under 2^19 multiply-adds and run on the calling thread; these small images do not.
     "small_strided_threads": case(4, 64, 48, (9, 9), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
 }

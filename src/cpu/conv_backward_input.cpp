@@ -180,7 +180,9 @@ void conv_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& 
   const SerialScope serial(conv_work(p) < kSerialWork);
   dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
     using T = decltype(t);
-    backward_input_gemm<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+    on_live_taps(w.data<T>(), p, [&](const T* wl, const ConvParams& pl) {
+      backward_input_gemm<T>(gy.data<T>(), wl, pl, gx.data<T>());
+    });
   });
 }
 

@@ -154,7 +154,9 @@ void conv_forward(const NDArray& x, const NDArray& w, const NDArray* bias, const
   const SerialScope serial(conv_work(p) < kSerialWork);
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
-    forward_gemm<T>(x.data<T>(), w.data<T>(), bias ? bias->data<T>() : nullptr, p, y.data<T>());
+    on_live_taps(w.data<T>(), p, [&](const T* wl, const ConvParams& pl) {
+      forward_gemm<T>(x.data<T>(), wl, bias ? bias->data<T>() : nullptr, pl, y.data<T>());
+    });
   });
 }
 

@@ -37,6 +37,44 @@ int64_t images_per_chunk(const ConvParams& p, const Phased& q) {
   return std::clamp<int64_t>(kWorkspaceElements / std::max<int64_t>(p.c_in * q.chan, 1), 1, std::max<int64_t>(p.n, 1));
 }
 
+namespace {
+// [lo, hi) of the kernel positions 0 <= k < taps whose tap offset k*dil - pad lands inside x for some output.
+void live_range(int64_t taps, int64_t dil, int64_t pad, int64_t stride, int64_t in, int64_t out, int64_t& lo,
+                int64_t& hi) {
+  auto live = [&](int64_t k) {
+    int64_t o_lo, o_hi;
+    in_range(k * dil - pad, stride, in, out, o_lo, o_hi);
+    return o_lo < o_hi;
+  };
+  for (lo = 0; lo < taps && !live(lo);) lo++;
+  for (hi = taps; hi > lo && !live(hi - 1);) hi--;
+}
+}  // namespace
+
+LiveTaps live_taps(const ConvParams& p) {
+  LiveTaps t;
+  live_range(p.kh, p.dil_h, p.pad_top, p.stride_h, p.h, p.oh, t.kh0, t.kh1);
+  live_range(p.kw, p.dil_w, p.pad_left, p.stride_w, p.w, p.ow, t.kw0, t.kw1);
+  return t;
+}
+
+ConvParams cropped(const ConvParams& p, const LiveTaps& live) {
+  ConvParams c = p;
+  c.kh = live.kh1 - live.kh0, c.kw = live.kw1 - live.kw0;
+  c.pad_top -= live.kh0 * p.dil_h, c.pad_left -= live.kw0 * p.dil_w;
+  return c;
+}
+
+template <class T>
+std::vector<T> crop_weight(const T* w, const ConvParams& p, const LiveTaps& live) {
+  const int64_t kh = live.kh1 - live.kh0, kw = live.kw1 - live.kw0;
+  std::vector<T> out(p.c_out * p.c_in_per_group() * kh * kw);
+  for (int64_t r = 0; r < p.c_out * p.c_in_per_group(); r++)
+    for (int64_t i = 0; i < kh; i++)
+      std::copy_n(w + (r * p.kh + live.kh0 + i) * p.kw + live.kw0, kw, out.data() + (r * kh + i) * kw);
+  return out;
+}
+
 std::vector<int64_t> run_offsets(const ConvParams& p, const Phased& q) {
   const int64_t taps = p.kh * p.kw;
   std::vector<int64_t> off(p.c_in * taps);
@@ -154,7 +192,8 @@ void finish_output(const T* yq, T* y, const T* bias, int64_t nn, int64_t c_out, 
   template const T* extend_grad_output<T>(const T*, int64_t, const ConvParams&, const Phased&, int64_t);    \
   template void unphase<T>(const T*, T*, int64_t, const ConvParams&, const Phased&);                        \
   template void unphase_channel<T>(const T*, T*, const ConvParams&, const Phased&);                         \
-  template void finish_output<T>(const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t);
+  template void finish_output<T>(const T*, T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t);     \
+  template std::vector<T> crop_weight<T>(const T*, const ConvParams&, const LiveTaps&);
 CONVLAB_LAYOUT(float)
 CONVLAB_LAYOUT(double)
 

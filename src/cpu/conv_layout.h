@@ -90,6 +90,32 @@ class SerialScope {
   bool serial_;
 };
 
+// The kernel rows [kh0, kh1) and columns [kw0, kw1) that some output reads inside x. Taps outside them fall
+// in the padding for every output (a dilation as large as the image: DeepLab's ASPP at rate 18 on 14x14 keeps
+// only the centre of 3x3), so forward and backward-input can run on the cropped kernel (cropped()).
+struct LiveTaps {
+  int64_t kh0, kh1, kw0, kw1;
+};
+LiveTaps live_taps(const ConvParams& p);
+// The same convolution on kernel rows [kh0, kh1) and columns [kw0, kw1) only: the leading pads shrink by the
+// dropped taps' offsets; the output size is unchanged.
+ConvParams cropped(const ConvParams& p, const LiveTaps& live);
+// w (c_out, c_in/groups, kh, kw) cut down to the live taps.
+template <class T>
+std::vector<T> crop_weight(const T* w, const ConvParams& p, const LiveTaps& live);
+
+// run(w, p) on the live taps alone (a cropped copy of w) when some taps are dead, else on w and p itself. Only
+// crops that leave the leading pads >= 0 are taken (unphase's phase arithmetic assumes them).
+template <class T, class Run>
+void on_live_taps(const T* w, const ConvParams& p, Run run) {
+  const LiveTaps live = live_taps(p);
+  const bool some_dead = live.kh1 - live.kh0 < p.kh || live.kw1 - live.kw0 < p.kw;
+  const ConvParams c = cropped(p, live);
+  if (!some_dead || c.kh < 1 || c.kw < 1 || c.pad_top < 0 || c.pad_left < 0) return run(w, p);
+  const std::vector<T> wc = crop_weight(w, p, live);
+  run(wc.data(), c);
+}
+
 // Images per chunk so that one chunk's phased input stays within kWorkspaceElements.
 int64_t images_per_chunk(const ConvParams& p, const Phased& q);
 
