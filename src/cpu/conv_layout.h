@@ -38,10 +38,14 @@ Phased phased(const ConvParams& p, bool allow_identity = true);
 
 // Small images: an extended grid under 4 GEMM tiles. Alone, one image would round up to whole tiles and pay
 // the per-task overheads by itself, so the forward and strided backward-input passes of such layers run one
-// GEMM whose columns are the real outputs of a whole chunk of images (P = images*oh*ow).
+// GEMM whose columns are the real outputs of a whole chunk of images (P = images*oh*ow). So do images whose
+// per-image GEMM would compute over 5/4 of their real outputs in whole tiles of garbage columns (Inception's
+// 1x7 on 17x17: 432 columns for 289; 1-thread forward 1.43-1.48 -> 1.19-1.27 of PyTorch's time).
 template <class T>
 bool small_images(const ConvParams& p, const Phased& q) {
-  return q.np < 4 * gemm_nr<T> && p.oh * p.ow > 0;
+  constexpr int64_t nr = gemm_nr<T>;
+  const int64_t outputs = p.oh * p.ow, computed = (q.np + nr - 1) / nr * nr;
+  return outputs > 0 && (q.np < 4 * nr || 4 * computed > 5 * outputs);
 }
 
 // Leading dimension for a scratch matrix of n columns: whole vectors, and rows not a multiple of 2 KiB apart
