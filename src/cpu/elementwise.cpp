@@ -48,47 +48,54 @@ Layout<K> merge_axes(const Shape& shape, const std::array<const Shape*, K>& stri
   return l;
 }
 
-// Calls run(off, len) for each run of len consecutive elements along the innermost axis; off[k] is the
-// element offset of the run's first element in operand k. Threads take equal slices of the element range,
-// so a single long row is split as well as many short ones.
+// Calls run(off, len) for each run of len consecutive elements along the innermost axis within the element
+// range [begin, end); off[k] is the element offset of the run's first element in operand k.
 template <size_t K, class Run>
-void for_each_run(const Layout<K>& l, Run run) {
+void runs_in_range(const Layout<K>& l, int64_t begin, int64_t end, Run& run) {
+  if (begin >= end) return;
   const int nd = static_cast<int>(l.shape.size());
   const int64_t inner = l.shape[nd - 1];
+  Shape idx(nd, 0);
+  std::array<int64_t, K> off{};
+  int64_t col = begin % inner, rest = begin / inner;
+  for (int d = nd - 2; d >= 0; --d) {
+    idx[d] = rest % l.shape[d];
+    rest /= l.shape[d];
+  }
+  for (size_t k = 0; k < K; ++k) {
+    off[k] = col * l.strides[k][nd - 1];
+    for (int d = 0; d < nd - 1; ++d) off[k] += idx[d] * l.strides[k][d];
+  }
+  for (int64_t left = end - begin;;) {
+    const int64_t len = std::min(inner - col, left);
+    run(off, len);
+    left -= len;
+    if (left == 0) break;
+    for (size_t k = 0; k < K; ++k) off[k] -= col * l.strides[k][nd - 1];
+    col = 0;
+    for (int d = nd - 2; d >= 0; --d) {  // odometer step to the next row
+      for (size_t k = 0; k < K; ++k) off[k] += l.strides[k][d];
+      if (++idx[d] < l.shape[d]) break;
+      for (size_t k = 0; k < K; ++k) off[k] -= l.shape[d] * l.strides[k][d];
+      idx[d] = 0;
+    }
+  }
+}
+
+// runs_in_range over every element. Threads take equal slices of the element range, so a single long row
+// is split as well as many short ones. Below kParallelMin elements the calling thread runs it without
+// entering an OpenMP region: even a one-thread region costs a team and a futex wake-up (~1 us here), a
+// fifth of a small op's whole cost.
+template <size_t K, class Run>
+void for_each_run(const Layout<K>& l, Run run) {
   const int64_t total = l.size;
-  if (total == 0) return;
-#pragma omp parallel if (total >= kParallelMin)
+  if (total < kParallelMin) return runs_in_range(l, 0, total, run);
+#pragma omp parallel
   {
     const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t chunk = (total + nt - 1) / nt;
-    const int64_t begin = std::min(total, t * chunk), end = std::min(total, begin + chunk);
-    if (begin < end) {
-      Shape idx(nd, 0);
-      std::array<int64_t, K> off{};
-      int64_t col = begin % inner, rest = begin / inner;
-      for (int d = nd - 2; d >= 0; --d) {
-        idx[d] = rest % l.shape[d];
-        rest /= l.shape[d];
-      }
-      for (size_t k = 0; k < K; ++k) {
-        off[k] = col * l.strides[k][nd - 1];
-        for (int d = 0; d < nd - 1; ++d) off[k] += idx[d] * l.strides[k][d];
-      }
-      for (int64_t left = end - begin;;) {
-        const int64_t len = std::min(inner - col, left);
-        run(off, len);
-        left -= len;
-        if (left == 0) break;
-        for (size_t k = 0; k < K; ++k) off[k] -= col * l.strides[k][nd - 1];
-        col = 0;
-        for (int d = nd - 2; d >= 0; --d) {  // odometer step to the next row
-          for (size_t k = 0; k < K; ++k) off[k] += l.strides[k][d];
-          if (++idx[d] < l.shape[d]) break;
-          for (size_t k = 0; k < K; ++k) off[k] -= l.shape[d] * l.strides[k][d];
-          idx[d] = 0;
-        }
-      }
-    }
+    const int64_t begin = std::min(total, t * chunk);
+    runs_in_range(l, begin, std::min(total, begin + chunk), run);
   }
 }
 
