@@ -1,13 +1,15 @@
 """The depthwise kernels (cpu/conv_depthwise.cpp: groups == c_in, any multiplier) on both of their paths.
 
 The channel path turns up to one vector's worth of planes pixel-major (one vector = one pixel of L planes,
-L = 4..16 lanes by ISA and dtype) and is taken when 2 * planes >= L and a task's buffers fit in L2; the plane
-path (the stride-phased layout, vectorised along rows) takes the rest. The shapes below are picked so that
-each surely takes its path on every x86-64 ISA and cache size: >= 16 planes of <= 12x12 pixels (a few tens
-of KB) for the channel path; one float32 plane (2 < 4 lanes), or 128x128 planes (> 3 MB of buffers), for the
-plane path. Planes counted per pass: forward n * c_out, backward-input n * c_in, backward-weight c_out (its
-lanes never span images). Every pass is checked against convlab._C.reference (common/reference.h, itself
-pinned to NumPy and PyTorch by test_conv.py) and against PyTorch."""
+L = 4..16 lanes by ISA and dtype) and is taken when 2 * planes >= L, forward and backward-weight in bands of
+output rows whose buffers fit in L2, backward-input only when a whole plane's do; the plane path (the
+stride-phased layout, vectorised along rows) takes the rest. The shapes below are picked so that each
+surely takes its path on every x86-64 ISA and cache size: >= 16 planes of <= 12x12 pixels (a few tens of KB,
+one band) for the channel path; one float32 plane (2 < 4 lanes) for the plane path; 128x128 planes (> 3 MB
+of buffers) for the channel path in several bands (forward, backward-weight) and the plane path
+(backward-input). Planes counted per pass: forward n * c_out, backward-input n * c_in, backward-weight c_out
+(its lanes never span images). Every pass is checked against convlab._C.reference (common/reference.h,
+itself pinned to NumPy and PyTorch by test_conv.py) and against PyTorch."""
 import numpy as np
 import pytest
 

@@ -1,14 +1,14 @@
 // Depthwise convolution (groups == c_in; output channel co reads input channel co / mult; the spec is
 // common/reference.h's conv passes), two direct paths, chosen per pass by channel_path():
 // - The plane path: one plane on the phased layout of conv_layout.h, vectorised along the extended output
-//   grid p (or phase position r); for few planes (cl.signal's one image) and planes past L2.
+//   grid p (or phase position r); for few planes (cl.signal's one image), and backward-input of planes past L2.
 //     forward          y[co][p]       = sum_t w[co][t] * xq[co/mult][tap_t + p]
 //     backward-input   gxq[ci][ph][r] = sum_{j < mult} sum_{t in phase ph} w[ci*mult+j][t] * gy[ci*mult+j][r - shift_t]
 //   (the gather form of the adjoint: each gx element is written once, no scatter); backward-weight is the
 //   general kernel's dot-product form. A step holds `block` vectors: several independent FMA chains.
 // - The channel path: L = lanes<T> planes side by side, pixel-major (one vector = one pixel of L planes), so
 //   each term is one FMA of per-lane weights whatever the plane's size, stride or dilation; for many planes
-//   of up to L2 size (MobileNet's and EfficientNet's layers, 112x112 down to 2x2).
+//   (MobileNet's and EfficientNet's layers, 112x112 down to 2x2), in bands of rows that fit in L2.
 //     forward          y[q][o]        = bias + sum_t w[t] * xp[q][first(o) + tap_t]   (xp zero-padded)
 //     backward-input   gx[q][a + s*u] = sum_{j < mult} sum_{t in phase a} w[t] * gyp[j][u + r_t]
 //     backward-weight  gw[c][t]       = sum_n sum_o gy[n][c][o] * xp[n][c][first(o) + tap_t]
@@ -227,20 +227,56 @@ void over_grid(const T* in, int64_t in_row, int64_t in_col, int64_t rows, int64_
 }
 
 // Forward and backward-weight read x through the window of every tap of every output, with the terms
-// w[t] * x[first + tap t] (zeros in the padding are terms, as reference.h's definition has them).
+// w[t] * x[first + tap t] (zeros in the padding are terms, as reference.h's definition has them). Tasks take
+// bands of band_rows output rows, so that a band's buffers (its x rows, their window, its outputs) fit in L2.
 struct TapWindow {
-  Window win;
+  int64_t wp, band_rows;
   Terms terms;
 };
+
+inline int64_t l2_bytes() {
+  static const int64_t l2 = cache_bytes(2, 1 << 20);
+  return l2;
+}
+
+// Window rows read by `rows` output rows.
+inline int64_t window_rows(const ConvParams& p, int64_t rows) { return (rows - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1; }
 
 template <class T>
 TapWindow tap_window(const ConvParams& p) {
   TapWindow tw;
-  tw.win = {p.pad_top, p.pad_left, (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1,
-            (p.ow - 1) * p.stride_w + (p.kw - 1) * p.dil_w + 1};
+  tw.wp = (p.ow - 1) * p.stride_w + (p.kw - 1) * p.dil_w + 1;
+  const int64_t vector = lanes<T> * int64_t(sizeof(T));
+  auto bytes = [&](int64_t rows) { return (window_rows(p, rows) * (p.w + tw.wp) + rows * p.ow) * vector; };
+  const int64_t per_row = bytes(2) - bytes(1);
+  tw.band_rows = std::clamp<int64_t>(1 + (l2_bytes() - bytes(1)) / per_row, 1, p.oh);
   for (int64_t i = 0; i < p.kh; i++)
-    for (int64_t j = 0; j < p.kw; j++) tw.terms.add(i * p.kw + j, (i * p.dil_h * tw.win.wp + j * p.dil_w) * lanes<T>);
+    for (int64_t j = 0; j < p.kw; j++) tw.terms.add(i * p.kw + j, (i * p.dil_h * tw.wp + j * p.dil_w) * lanes<T>);
   return tw;
+}
+
+// Band `index`: output rows [o0, o1), which read x rows [y0, y1) through `win` (its top relative to row y0).
+struct Band {
+  int64_t o0, o1, y0, y1;
+  Window win;
+};
+
+Band band(const ConvParams& p, const TapWindow& tw, int64_t index) {
+  Band b;
+  b.o0 = index * tw.band_rows, b.o1 = std::min(p.oh, b.o0 + tw.band_rows);
+  const int64_t first = b.o0 * p.stride_h - p.pad_top, hp = window_rows(p, b.o1 - b.o0);
+  b.y0 = std::clamp<int64_t>(first, 0, p.h), b.y1 = std::clamp<int64_t>(first + hp, b.y0, p.h);
+  b.win = {b.y0 - first, p.pad_left, hp, tw.wp};
+  return b;
+}
+
+// xp = the window of band b of lanes [0, count) (lane l's plane at src[l]), via xb (pixel-major x rows).
+template <class T>
+void band_window(const T* const* src, int count, const ConvParams& p, const Band& b, T* xb, T* xp) {
+  const T* rows[lanes<T>];
+  for (int l = 0; l < count; l++) rows[l] = src[l] + b.y0 * p.w;
+  to_pixel_major(rows, count, (b.y1 - b.y0) * p.w, xb);
+  pad_pixels(xb, b.y1 - b.y0, p.w, b.win, xp);
 }
 
 // Per-lane weights: wt[t] lane l = w[channel(l) * taps + t] for lanes [0, count), 0 for the others.
@@ -266,62 +302,64 @@ struct ChannelScratch {
   Vec<T>* vectors(int i) const { return reinterpret_cast<Vec<T>*>(part[i]); }
 };
 
-// Tasks of L consecutive output planes (n, co) (a block may span images): y = bias + sum_t w[t] * x over
-// each output's window.
+// Tasks of L consecutive output planes (n, co) (a block may span images) and one band of output rows:
+// y = bias + sum_t w[t] * x over each output's window.
 template <class T>
 void forward_channels(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
   constexpr int L = lanes<T>;
   const TapWindow tw = tap_window<T>(p);
-  const Window& win = tw.win;
-  const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in, planes = p.n * p.c_out;
+  const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in, blocks = (p.n * p.c_out + L - 1) / L;
+  const int64_t bands = (p.oh + tw.band_rows - 1) / tw.band_rows, hp = window_rows(p, tw.band_rows);
 #pragma omp parallel for schedule(static)
-  for (int64_t q0 = 0; q0 < planes; q0 += L) {
-    const int count = int(std::min<int64_t>(L, planes - q0));
-    ChannelScratch<T> s({p.h * p.w, win.hp * win.wp, p.oh * p.ow, taps});
+  for (int64_t task = 0; task < blocks * bands; task++) {
+    const int64_t q0 = task / bands * L;
+    const Band b = band(p, tw, task % bands);
+    const int count = int(std::min<int64_t>(L, p.n * p.c_out - q0));
+    ChannelScratch<T> s({hp * p.w, hp * tw.wp, tw.band_rows * p.ow, taps});
     auto channel = [&](int l) { return (q0 + l) % p.c_out; };
     const T* src[L];
     T* dst[L];
     for (int l = 0; l < count; l++) {
       src[l] = x + ((q0 + l) / p.c_out * p.c_in + channel(l) / mult) * p.h * p.w;
-      dst[l] = y + (q0 + l) * p.oh * p.ow;
+      dst[l] = y + (q0 + l) * p.oh * p.ow + b.o0 * p.ow;
     }
-    to_pixel_major(src, count, p.h * p.w, s.part[0]);
-    pad_pixels(s.part[0], p.h, p.w, win, s.part[1]);
+    band_window(src, count, p, b, s.part[0], s.part[1]);
     lane_weights(w, count, taps, channel, s.vectors(3));
-    Vec<T> b{};
-    for (int l = 0; l < count && bias; l++) b[l] = bias[channel(l)];
-    over_grid(s.part[1], p.stride_h * win.wp * L, p.stride_w * L, p.oh, p.ow, s.part[2], p.ow * L, L,
-              [&](const T* const* in, T* const* out, auto B) { term_sums<T, B>(in, s.vectors(3), tw.terms, b, out); });
-    from_pixel_major(s.part[2], count, p.oh * p.ow, dst);
+    Vec<T> bv{};
+    for (int l = 0; l < count && bias; l++) bv[l] = bias[channel(l)];
+    over_grid(s.part[1], p.stride_h * tw.wp * L, p.stride_w * L, b.o1 - b.o0, p.ow, s.part[2], p.ow * L, L,
+              [&](const T* const* in, T* const* out, auto B) { term_sums<T, B>(in, s.vectors(3), tw.terms, bv, out); });
+    from_pixel_major(s.part[2], count, (b.o1 - b.o0) * p.ow, dst);
   }
 }
 
 // gw[c][t] = sum over images and outputs of gy * x at the output's tap t. A task per block of L output
-// channels runs over every image, so the sum needs no reduction across threads.
+// channels runs over every image and band, so the sum needs no reduction across threads.
 template <class T>
 void backward_weight_channels(const T* x, const T* gy, const ConvParams& p, T* gw) {
   constexpr int L = lanes<T>;
   const TapWindow tw = tap_window<T>(p);
-  const Window& win = tw.win;
   const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in;
+  const int64_t bands = (p.oh + tw.band_rows - 1) / tw.band_rows, hp = window_rows(p, tw.band_rows);
 #pragma omp parallel for schedule(static)
   for (int64_t c0 = 0; c0 < p.c_out; c0 += L) {
     const int count = int(std::min<int64_t>(L, p.c_out - c0));
-    ChannelScratch<T> s({p.h * p.w, win.hp * win.wp, p.oh * p.ow, taps});
+    ChannelScratch<T> s({hp * p.w, hp * tw.wp, tw.band_rows * p.ow, taps});
     Vec<T>* acc = s.vectors(3);
     std::fill(acc, acc + taps, Vec<T>{});
-    for (int64_t n = 0; n < p.n; n++) {
-      const T *src[L], *gsrc[L];
-      for (int l = 0; l < count; l++) {
-        src[l] = x + (n * p.c_in + (c0 + l) / mult) * p.h * p.w;
-        gsrc[l] = gy + (n * p.c_out + c0 + l) * p.oh * p.ow;
+    for (int64_t n = 0; n < p.n; n++)
+      for (int64_t index = 0; index < bands; index++) {
+        const Band b = band(p, tw, index);
+        const T *src[L], *gsrc[L];
+        for (int l = 0; l < count; l++) {
+          src[l] = x + (n * p.c_in + (c0 + l) / mult) * p.h * p.w;
+          gsrc[l] = gy + (n * p.c_out + c0 + l) * p.oh * p.ow + b.o0 * p.ow;
+        }
+        band_window(src, count, p, b, s.part[0], s.part[1]);
+        to_pixel_major(gsrc, count, (b.o1 - b.o0) * p.ow, s.part[2]);
+        over_grid(s.part[1], p.stride_h * tw.wp * L, p.stride_w * L, b.o1 - b.o0, p.ow, s.part[2], p.ow * L, L,
+                  [&](const T* const* in, T* const* g, auto B) { term_products<T, B>(in, tw.terms, g, acc); });
       }
-      to_pixel_major(src, count, p.h * p.w, s.part[0]);
-      pad_pixels(s.part[0], p.h, p.w, win, s.part[1]);
-      to_pixel_major(gsrc, count, p.oh * p.ow, s.part[2]);
-      over_grid(s.part[1], p.stride_h * win.wp * L, p.stride_w * L, p.oh, p.ow, s.part[2], p.ow * L, L,
-                [&](const T* const* in, T* const* g, auto B) { term_products<T, B>(in, tw.terms, g, acc); });
-    }
     for (int l = 0; l < count; l++)
       for (int64_t t = 0; t < taps; t++) gw[(c0 + l) * taps + t] = acc[t][l];
   }
@@ -402,14 +440,11 @@ void backward_input_channels(const T* gy, const T* w, const ConvParams& p, T* gx
 }
 
 // The channel path when at least half of a vector's lanes get a plane (`planes` is how many the pass has
-// side by side) and one task's pixel-major buffers fit in L2; else the plane path, whose buffers are one
-// plane each.
+// side by side); backward-input, which is not cut into bands, also needs a whole plane's buffers to fit in
+// L2. Else the plane path, whose buffers are one plane each.
 template <class T>
-bool channel_path(const ConvParams& p, int64_t planes) {
-  static const int64_t l2 = cache_bytes(2, 1 << 20);
-  const Window win = tap_window<T>(p).win;
-  const int64_t bytes = (p.h * p.w + win.hp * win.wp + p.oh * p.ow) * lanes<T> * int64_t(sizeof(T));
-  return 2 * planes >= lanes<T> && bytes <= l2;
+bool channel_path(const ConvParams& p, int64_t planes, bool in_bands) {
+  return 2 * planes >= lanes<T> && (in_bands || tap_window<T>(p).band_rows == p.oh);
 }
 
 }  // namespace
@@ -418,7 +453,7 @@ void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, 
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     const T* b = bias ? bias->data<T>() : nullptr;
-    if (channel_path<T>(p, p.n * p.c_out)) forward_channels<T>(x.data<T>(), w.data<T>(), b, p, y.data<T>());
+    if (channel_path<T>(p, p.n * p.c_out, true)) forward_channels<T>(x.data<T>(), w.data<T>(), b, p, y.data<T>());
     else forward_planes<T>(x.data<T>(), w.data<T>(), b, p, y.data<T>());
   });
 }
@@ -426,7 +461,7 @@ void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, 
 void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
   dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
     using T = decltype(t);
-    if (channel_path<T>(p, p.n * p.c_in)) backward_input_channels<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+    if (channel_path<T>(p, p.n * p.c_in, false)) backward_input_channels<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
     else backward_input_planes<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
   });
 }
@@ -434,7 +469,7 @@ void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvPar
 void depthwise_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
-    if (channel_path<T>(p, p.c_out)) backward_weight_channels<T>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    if (channel_path<T>(p, p.c_out, true)) backward_weight_channels<T>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else conv_backward_weight(x, gy, p, gw);  // the general kernel's dot-product form
   });
 }
