@@ -103,7 +103,11 @@ void elementwise(DType t) {
   expect_agree("unary", t, [&](const OnDevice& on) -> Outputs {
     if (is_bool) return {unary(UnaryOp::logical_not, on(a))};
     Outputs out = {unary(UnaryOp::abs, on(a)), unary(UnaryOp::sign, on(a))};
-    if (floating) out.push_back(unary(UnaryOp::tanh, on(a)));
+    if (floating) {
+      out.push_back(unary(UnaryOp::tanh, on(a)));
+      out.push_back(clamp_backward(on(a).flip({2}), on(a), -0.5, 1.0));
+      out.push_back(clamp_backward(on(a), on(b).broadcast_to(a.shape), 0, std::nullopt));
+    }
     return out;
   });
   expect_agree("copy, fill", t, [&](const OnDevice& on) -> Outputs {
