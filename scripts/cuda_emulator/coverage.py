@@ -20,15 +20,6 @@ class Coverage:
         self.branches = collections.defaultdict(dict)
         self.functions = collections.defaultdict(dict)
 
-    def covered(self):
-        """The set of items run at least once: ("l", file, line), ("b", file, (line, i)), ("f", file, name)."""
-        return {(kind, f, key) for kind, table in (("l", self.lines), ("b", self.branches), ("f", self.functions))
-                for f in table for key, count in table[f].items() if count > 0}
-
-    def items(self):
-        return {(kind, f, key) for kind, table in (("l", self.lines), ("b", self.branches), ("f", self.functions))
-                for f in table for key in table[f]}
-
 
 def add(table, key, count):
     table[key] = table.get(key, 0) + count
@@ -60,6 +51,11 @@ def emulated_gcda(build):
     return sorted(pathlib.Path(build).rglob("cuda_emulator/src/cuda/*.gcda"))
 
 
+def flat(table):
+    """file -> key -> count as (file, key) -> count."""
+    return {(f, k): c for f in table for k, c in table[f].items()}
+
+
 def pct(d):
     run = sum(c > 0 for c in d.values())
     return f"{run}/{len(d)} ({100 * run / max(len(d), 1):.1f}%)"
@@ -75,8 +71,7 @@ def report(cov):
         never = sorted({short(fn) for fn, count in cov.functions[name].items() if count == 0 and not fn.startswith("_Z")})
         for fn in never:
             print(f"    never entered: {fn}")
-    total = lambda table: {(f, k): c for f in table for k, c in table[f].items()}
-    print(f"{'total':22} {pct(total(cov.lines)):>18} {pct(total(cov.branches)):>18} {pct(total(cov.functions)):>18}")
+    print(f"{'total':22} {pct(flat(cov.lines)):>18} {pct(flat(cov.branches)):>18} {pct(flat(cov.functions)):>18}")
 
 
 if __name__ == "__main__":
