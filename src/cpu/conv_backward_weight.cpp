@@ -19,14 +19,6 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Whether a call of `macs` multiply-adds opens thread teams: a vector FMA does lanes of them, and below
-// kParallelMin vector operations a team costs more than it saves (squeeze-excite convs at batch 1: a few
-// thousand multiply-adds each).
-template <class T>
-bool parallel_work(int64_t macs) {
-  return macs / lanes<T> >= kParallelMin;
-}
-
 // ---- the GEMM form -------------------------------------------------------------------------------------
 
 // The GEMM's B as a packer (PackB): B[j][c] = run c at output j0 + j of a chunk of images (xq, image_step
@@ -133,10 +125,10 @@ bool gather_images(const ConvParams& p, int64_t K) {
 
 // gy of images [0, nn) as one c_out x nn*pix matrix: row co holds channel co of every image in turn.
 template <class T>
-const T* grad_output_by_channel(const T* gy, int64_t nn, const ConvParams& p, bool parallel) {
+const T* grad_output_by_channel(const T* gy, int64_t nn, const ConvParams& p) {
   const int64_t pix = p.oh * p.ow;
   T* out = scratch<T>(slot_output, nn * p.c_out * pix);
-#pragma omp parallel for schedule(static) if (parallel)
+#pragma omp parallel for schedule(static)
   for (int64_t co = 0; co < p.c_out; co++)
     for (int64_t i = 0; i < nn; i++) std::copy_n(gy + (i * p.c_out + co) * pix, pix, out + (co * nn + i) * pix);
   return out;
@@ -152,8 +144,7 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const int64_t pix = p.oh * p.ow, P = p.n * pix, size = p.c_out * K;
   const std::vector<int64_t> x_off = run_offsets(p, q), c_off = strided_offsets(cog, K);
-  const bool parallel = parallel_work<T>(size * P);
-  const WeightBlocking bl = weight_blocking<T>(parallel ? omp_get_max_threads() : 1, G, K, P, size);
+  const WeightBlocking bl = weight_blocking<T>(omp_get_max_threads(), G, K, P, size);
   T* part_buf = bl.parts > 1 ? scratch<T>(slot_weight, (bl.parts - 1) * size) : nullptr;
   const bool gather = gather_images<T>(p, K);
   const int64_t tasks = G * bl.n_blocks * bl.parts, chunk = std::min(images_per_chunk(p, q),
@@ -163,8 +154,8 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
     const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
     // Segment i of the chunk's outputs (seg long) is the matrix a + i*c_out*pix, rows of seg.
     const int64_t seg = gather ? nn * pix : pix;
-    const T* a = gather ? grad_output_by_channel<T>(gy + n0 * p.c_out * pix, nn, p, parallel) : gy + n0 * p.c_out * pix;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+    const T* a = gather ? grad_output_by_channel<T>(gy + n0 * p.c_out * pix, nn, p) : gy + n0 * p.c_out * pix;
+#pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
       const int64_t s = t % bl.parts, b = t / bl.parts % bl.n_blocks, g = t / (bl.parts * bl.n_blocks);
       const int64_t s0 = P * s / bl.parts, s1 = P * (s + 1) / bl.parts;  // the outputs part s sums
@@ -282,7 +273,6 @@ void backward_weight_dot(const T* x, const T* gy, const ConvParams& p, const Pha
   std::fill(gw, gw + p.c_out * K, T(0));
   const int64_t kb = 8 * S, k_blocks = ceil_div(K, kb), tasks = G * k_blocks, chunk = images_per_chunk(p, q);
   std::vector<char> redo(tasks, 0);
-  const bool parallel = parallel_work<T>(p.c_out * K * p.n * q.np);
   auto accumulate = [&](const Mask<T>* keep) {
     const auto block = cog >= R ? (keep ? weight_grad_block<T, R, S, true> : weight_grad_block<T, R, S, false>)
                                 : (keep ? weight_grad_block<T, 1, S, true> : weight_grad_block<T, 1, S, false>);
@@ -290,7 +280,7 @@ void backward_weight_dot(const T* x, const T* gy, const ConvParams& p, const Pha
       const int64_t nn = std::min(chunk, p.n - n0);
       const DotChunk<T> d{extend_grad_output<T>(gy + n0 * p.c_out * p.oh * p.ow, nn, p, q, ldg),
                           build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q), x_off.data(), keep, gw, ldg, nn};
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+#pragma omp parallel for schedule(dynamic, 1)
       for (int64_t t = 0; t < tasks; t++) {
         if (keep && !redo[t]) continue;
         const int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
@@ -327,6 +317,7 @@ bool gemm_form(const ConvParams& p, const Phased& q_dot) {
 }  // namespace
 
 void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
+  const SerialScope serial(conv_work(p) < kSerialWork);  // tiny calls (squeeze-excite at batch 1): no teams
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     // The GEMM reads a 1x1 conv's x in place (its packer stops at the end of x); the dot products read
