@@ -4,7 +4,8 @@ through a batch: gy read in place one image at a time, or gathered across the im
 outputs); x read in place (1x1 convs); the batch's outputs cut into parts that cross image boundaries, summed
 into copies of gw; and batches of several chunks, where a part continues in the next chunk. Each is checked
 against the NumPy reference from the definition and convlab._C.reference, at 1, 2 and 3 threads (the thread
-count changes the parts)."""
+count changes the parts). Then the channel-minor form (ResNeXt-like groups of 16-32 output channels on small
+images) and the dot products' image parts."""
 import ctypes
 import mmap
 import sys
@@ -67,6 +68,53 @@ def test_gemm_form_across_chunks():
     want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], c["groups"])
     for threads in (1, 2):
         np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, rtol=1e-10, atol=1e-9)
+
+
+# The channel-minor form: one or two vectors of output channels per group (float32 on AVX-512: 16-32), a
+# kernel of several taps, at least a tile's rows of input channels (8 for two vectors, 16 for one), small
+# images. Padding on every side, strides, dilation, a last partial vector of channels and a last partial
+# tile of rows; on other ISAs and in float64 some of these run the GEMM form instead, with the same results.
+MINOR_CASES = {
+    "resnext_like_s2": case(3, 64, 128, (9, 9), (3, 3), s=(2, 2), pad=((1, 1), (1, 1)), groups=4),
+    "partial_vector_dilated": case(2, 26, 40, (7, 6), (2, 3), s=(1, 2), pad=((1, 0), (2, 1)), d=(2, 2), groups=2),
+    "one_vector_batch1": case(1, 51, 48, (5, 5), (3, 3), pad=((1, 1), (1, 1)), groups=3),
+    "stride_gt_kernel": case(2, 16, 32, (11, 10), (2, 2), s=(3, 3), pad=((0, 2), (1, 0))),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", MINOR_CASES)
+def test_channel_minor_form_matches_reference(name, dtype):
+    c = MINOR_CASES[name]
+    x, _, _, _, gy = make_data(c, dtype, seed=5)
+    want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], c["groups"])
+    for threads in (1, 2, 3):
+        np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, **TOL[dtype])
+
+
+def test_channel_minor_form_across_chunks():
+    """7300 images of 32 input channels on 4x4 (a 6x6 window each: 1152 elements an image) are cut into
+    chunks of 7281 images by the 2^23-element workspace bound: the second chunk adds to the first's sums."""
+    c = case(7300, 32, 32, (4, 4), (3, 3), pad=((1, 1), (1, 1)), groups=2)
+    x, _, _, _, gy = make_data(c, "float64", seed=4)
+    want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], 2)
+    np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, 2), want, rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("nonfinite", [False, True])
+def test_dot_form_image_parts(nonfinite):
+    """LeNet's first layer (one input channel, 6 output channels, 25 taps) is one task of the dot products:
+    at 2 and 3 threads its images are cut into parts summed into copies of gw. With an inf in x the NaN
+    redo runs after the parts are added (in one part), and gives the definition's NaNs and values."""
+    c = case(7, 1, 6, (9, 8), (5, 5), pad=((2, 2), (2, 2)))
+    x, _, _, _, gy = make_data(c, "float64", seed=9)
+    if nonfinite:
+        x[3, 0, 4, 2] = np.inf
+    want = R.conv_backward_weight(nd(x, "cpu"), nd(gy, "cpu"), list(c["k"]), *args(c)).numpy()
+    if not nonfinite:
+        np.testing.assert_allclose(want, ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], 1), **TOL["float64"])
+    for threads in (1, 2, 3):
+        np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, equal_nan=True, **TOL["float64"])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect through libc")

@@ -3,6 +3,8 @@
 // With at least 16 output channels per group it is a GEMM over the real outputs, B = X^T packed straight
 // from the runs by in-register transposes; with fewer, dot products of gy rows with the runs along the
 // extended grid (vectorised along e), where 0 * inf at garbage columns is redone with x masked there.
+// Groups of one or two vectors of output channels on small images (ResNeXt) take a third form instead, on
+// channel-minor copies of x and gy: broadcast x elements times vectors of gy, summed in registers.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -176,6 +178,167 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
   if (bl.parts > 1) add_parts(gw, part_buf, bl.parts, size);
 }
 
+// ---- the channel-minor form ---------------------------------------------------------------------------
+
+// Groups of one to two vectors of output channels over small outputs (ResNeXt's 16-32 channel groups on 7x7
+// to 28x28): the GEMM form's pack transposes 16 outputs of one row per block, so a 7-wide row used 7 of 16
+// (the pack and the stride-phased copy took half the time). Here x and gy are turned channel-minor per group
+// (pixel-major, as NHWC): xt holds the zero-padded window of each image, gt the outputs, V vectors of
+// channels each. Then gw[co][ci, tap] = sum over the outputs o of gt[o][co] * xt[first(o) + tap][ci] is one
+// FMA of a gy vector by a broadcast x element, and R input channels x V vectors of co stay in registers
+// through the whole batch: no C reloads, no packing, only real outputs (padding zeros are terms, as in
+// reference.h).
+struct ChannelMinor {
+  int64_t hp, wp, vl;  // the padded window's rows and columns; gt's row length (V * lanes)
+  int64_t x_image, g_image;  // elements of one image's xt and gt (all groups)
+};
+
+template <class T>
+ChannelMinor channel_minor(const ConvParams& p) {
+  ChannelMinor m;
+  m.hp = (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1;
+  m.wp = (p.ow - 1) * p.stride_w + (p.kw - 1) * p.dil_w + 1;
+  m.vl = ceil_div(p.c_out_per_group(), lanes<T>) * lanes<T>;
+  m.x_image = p.c_in * m.hp * m.wp, m.g_image = p.groups * p.oh * p.ow * m.vl;
+  return m;
+}
+
+// Up to L planes (src[c] for c < count, `area` elements each) channel-minor: channel c of pixel j goes to
+// dst(j)[c], or nowhere where dst(j) is null. Whole groups of L pixels through an L x L register transpose;
+// `full` stores whole vectors (zeros past count: the row has room for them).
+template <class T, class Dst>
+void to_channel_minor(const T* const* src, int count, int64_t area, bool full, Dst dst) {
+  constexpr int L = lanes<T>;
+  int64_t j = 0;
+  for (; j + L <= area; j += L) {
+    Vec<T> v[L];
+    for (int c = 0; c < L; c++) v[c] = c < count ? load(src[c] + j) : Vec<T>{};
+    transpose_block<T>(v);
+    for (int k = 0; k < L; k++) {
+      T* d = dst(j + k);
+      if (!d) continue;
+      if (full || count == L) store(d, v[k]);
+      else std::memcpy(d, &v[k], count * sizeof(T));
+    }
+  }
+  for (; j < area; j++)
+    if (T* d = dst(j))
+      for (int c = 0; c < (full ? L : count); c++) d[c] = c < count ? src[c][j] : T(0);
+}
+
+// xt and gt of images [0, nn) (R elements of slack after xt: a tile's rows past the group's channels read
+// them and are not stored).
+template <class T>
+void channel_minor_copies(const T* x, const T* gy, int64_t nn, const ConvParams& p, const ChannelMinor& m, int R,
+                          T* xt, T* gt) {
+  constexpr int L = lanes<T>;
+  const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), pix = p.oh * p.ow;
+  // x rows [0, rows) and columns [0, cols) land in the window at (pad_top, pad_left); the rest is zeros.
+  const int64_t rows = std::clamp<int64_t>(m.hp - p.pad_top, 0, p.h), cols = std::clamp<int64_t>(m.wp - p.pad_left, 0, p.w);
+  const int64_t top = std::min(p.pad_top, m.hp), left = std::min(p.pad_left, m.wp);
+  std::vector<int64_t> pixel(rows * p.w);  // x pixel j -> its window pixel past the corner, -1 outside
+  for (int64_t j = 0; j < rows * p.w; j++) pixel[j] = j % p.w < cols ? j / p.w * m.wp + j % p.w : -1;
+#pragma omp parallel for schedule(static)
+  for (int64_t ig = 0; ig < nn * G; ig++) {
+    const int64_t i = ig / G, g = ig % G;
+    T* xg = xt + ig * m.hp * m.wp * cig;
+    std::fill(xg, xg + top * m.wp * cig, T(0));
+    for (int64_t u = top; u < m.hp; u++) {
+      T* row = xg + u * m.wp * cig;
+      if (u >= top + rows) std::fill(row, row + m.wp * cig, T(0));
+      else std::fill(row, row + left * cig, T(0)), std::fill(row + (left + cols) * cig, row + m.wp * cig, T(0));
+    }
+    for (int64_t c0 = 0; c0 < cig; c0 += L) {
+      const int count = int(std::min<int64_t>(L, cig - c0));
+      const T* src[L];
+      for (int c = 0; c < count; c++) src[c] = x + (i * p.c_in + g * cig + c0 + c) * p.h * p.w;
+      T* corner = xg + (top * m.wp + left) * cig + c0;
+      to_channel_minor(src, count, rows * p.w, false, [&](int64_t j) { return pixel[j] < 0 ? nullptr : corner + pixel[j] * cig; });
+    }
+    T* gg = gt + ig * pix * m.vl;
+    for (int64_t c0 = 0; c0 < m.vl; c0 += L) {
+      const int count = int(std::clamp<int64_t>(cog - c0, 0, L));
+      const T* src[L];
+      for (int c = 0; c < count; c++) src[c] = gy + (i * p.c_out + g * cog + c0 + c) * pix;
+      to_channel_minor(src, count, pix, true, [&](int64_t j) { return gg + j * m.vl + c0; });
+    }
+  }
+  std::fill(xt + nn * m.x_image, xt + nn * m.x_image + R, T(0));
+}
+
+// acc (R x V vectors) += the sums of one image's outputs for rows ci0 + r of tap t: gy vectors of the
+// output times broadcast x elements of its window.
+template <class T, int R, int V>
+void channel_minor_tile(const T* xi, const T* gi, const ConvParams& p, const ChannelMinor& m, Vec<T>* acc) {
+  constexpr int L = lanes<T>;
+  const int64_t cig = p.c_in_per_group(), row_step = p.stride_h * m.wp * cig, col_step = p.stride_w * cig;
+  Vec<T> a[R][V];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < V; v++) a[r][v] = acc[r * V + v];
+  for (int64_t oy = 0; oy < p.oh; oy++) {
+    const T* xr = xi + oy * row_step;
+    const T* gr = gi + oy * p.ow * m.vl;
+    for (int64_t ox = 0; ox < p.ow; ox++) {
+      Vec<T> gv[V];
+      for (int v = 0; v < V; v++) gv[v] = load(gr + ox * m.vl + v * L);
+      const T* xs = xr + ox * col_step;
+      for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++) a[r][v] += xs[r] * gv[v];
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < V; v++) acc[r * V + v] = a[r][v];
+}
+
+// Rows [ci0, ci0 + R) of group g, every tap: image by image (its window stays in L1 across the taps), each
+// tap's sums kept in acc between images; then gw (+)= them, rows and channels past the group's not stored.
+template <class T, int R, int V>
+void channel_minor_block(const T* xt, const T* gt, int64_t nn, const ConvParams& p, const ChannelMinor& m, int64_t g,
+                         int64_t ci0, bool add, Vec<T>* acc, T* gw) {
+  constexpr int L = lanes<T>;
+  const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
+  std::fill(acc, acc + taps * R * V, Vec<T>{});
+  for (int64_t i = 0; i < nn; i++) {
+    const T* xi = xt + (i * G + g) * m.hp * m.wp * cig + ci0;
+    const T* gi = gt + (i * G + g) * p.oh * p.ow * m.vl;
+    for (int64_t t = 0; t < taps; t++) {
+      const int64_t tap = (t / p.kw * p.dil_h * m.wp + t % p.kw * p.dil_w) * cig;
+      channel_minor_tile<T, R, V>(xi + tap, gi, p, m, acc + t * R * V);
+    }
+  }
+  const int64_t K = cig * taps, rows = std::min<int64_t>(R, cig - ci0);
+  for (int64_t co = 0; co < cog; co++)
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t t = 0; t < taps; t++) {
+        T& out = gw[(g * cog + co) * K + (ci0 + r) * taps + t];
+        const T v = acc[(t * R + r) * V + co / L][co % L];
+        out = add ? out + v : v;
+      }
+}
+
+// Tile rows: R x V accumulators, V vectors of gy and a broadcast in registers.
+template <int V>
+constexpr int minor_rows = V == 1 ? (kVecRegisters >= 32 ? 16 : 8) : (kVecRegisters >= 32 ? 8 : 4);
+
+template <class T, int V>
+void backward_weight_minor(const T* x, const T* gy, const ConvParams& p, T* gw) {
+  constexpr int R = minor_rows<V>;
+  const ChannelMinor m = channel_minor<T>(p);
+  const int64_t G = p.groups, cig = p.c_in_per_group(), taps = p.kh * p.kw, blocks = ceil_div(cig, R);
+  const int64_t chunk = std::clamp<int64_t>(kWorkspaceElements / std::max(m.x_image, m.g_image), 1, p.n);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0);
+    T* xt = scratch<T>(slot_input, nn * m.x_image + R);
+    T* gt = scratch<T>(slot_output, nn * m.g_image);
+    channel_minor_copies<T>(x + n0 * p.c_in * p.h * p.w, gy + n0 * p.c_out * p.oh * p.ow, nn, p, m, R, xt, gt);
+#pragma omp parallel for schedule(static)
+    for (int64_t task = 0; task < G * blocks; task++) {
+      Vec<T>* acc = reinterpret_cast<Vec<T>*>(scratch<T>(slot_thread, taps * R * V * lanes<T>));
+      channel_minor_block<T, R, V>(xt, gt, nn, p, m, task / blocks, task % blocks * R, n0 > 0, acc, gw);
+    }
+  }
+}
+
 // ---- the dot-product form ------------------------------------------------------------------------------
 
 // R (or S) rows of one operand of a dot_tile: row r of image i starts at row[r] + i*image_step.
@@ -264,32 +427,45 @@ constexpr int R = kVecRegisters >= 32 ? 4 : 3, S = kVecRegisters >= 32 ? 6 : 3;
 // window reads), and 0 * inf or 0 * NaN is NaN. For finite x those terms are exactly 0, and a NaN from
 // them stays NaN through every later sum, so a result without NaN is exact. Such a term, 0 * x[k][e], is
 // the same for every co, so it shows in the first row of the group: tasks whose first-row block holds a
-// NaN (only possible with inf/NaN data) are recomputed with x masked at garbage columns.
+// NaN (only possible with inf/NaN data) are recomputed with x masked at garbage columns (in one part).
+// Tasks are (group, block of K); with fewer than two a thread (LeNet's first layer: one input channel, 25
+// taps, one task) each chunk's images are also cut into parts, summed into copies of gw and added after.
 template <class T>
 void backward_weight_dot(const T* x, const T* gy, const ConvParams& p, const Phased& q, T* gw) {
-  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, size = p.c_out * K;
   const int64_t ldg = ceil_div(q.np, lanes<T>) * lanes<T>;
   const std::vector<int64_t> x_off = run_offsets(p, q);
-  std::fill(gw, gw + p.c_out * K, T(0));
   const int64_t kb = 8 * S, k_blocks = ceil_div(K, kb), tasks = G * k_blocks, chunk = images_per_chunk(p, q);
+  const int64_t want = 2 * omp_get_max_threads();
+  const int64_t parts = std::clamp<int64_t>(ceil_div(want, tasks), 1, std::min(chunk, 1 + kWorkspaceElements / size));
+  T* part_buf = parts > 1 ? scratch<T>(slot_weight, (parts - 1) * size) : nullptr;
+  std::fill(gw, gw + size, T(0));
   std::vector<char> redo(tasks, 0);
-  auto accumulate = [&](const Mask<T>* keep) {
+  auto accumulate = [&](const Mask<T>* keep, int64_t parts) {
     const auto block = cog >= R ? (keep ? weight_grad_block<T, R, S, true> : weight_grad_block<T, R, S, false>)
                                 : (keep ? weight_grad_block<T, 1, S, true> : weight_grad_block<T, 1, S, false>);
+    if (parts > 1) std::fill(part_buf, part_buf + (parts - 1) * size, T(0));
     for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
       const int64_t nn = std::min(chunk, p.n - n0);
-      const DotChunk<T> d{extend_grad_output<T>(gy + n0 * p.c_out * p.oh * p.ow, nn, p, q, ldg),
-                          build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q), x_off.data(), keep, gw, ldg, nn};
+      const T* gq = extend_grad_output<T>(gy + n0 * p.c_out * p.oh * p.ow, nn, p, q, ldg);
+      const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
 #pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t t = 0; t < tasks; t++) {
-        if (keep && !redo[t]) continue;
+      for (int64_t ts = 0; ts < tasks * parts; ts++) {
+        const int64_t t = ts / parts, s = ts % parts, i0 = nn * s / parts, i1 = nn * (s + 1) / parts;
+        if ((keep && !redo[t]) || i0 == i1) continue;
         const int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
+        const DotChunk<T> d{gq + i0 * p.c_out * ldg, xq + i0 * p.c_in * q.chan, x_off.data(), keep,
+                            s == 0 ? gw : part_buf + (s - 1) * size, ldg, i1 - i0};
         block(d, p, q, g, k0, k1);
-        if (!keep && n0 + nn == p.n) redo[t] = std::any_of(gw + g * cog * K + k0, gw + g * cog * K + k1, [](T v) { return v != v; });
       }
     }
+    if (parts > 1) add_parts(gw, part_buf, parts, size);
   };
-  accumulate(nullptr);
+  accumulate(nullptr, parts);
+  for (int64_t t = 0; t < tasks; t++) {
+    const int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
+    redo[t] = std::any_of(gw + g * cog * K + k0, gw + g * cog * K + k1, [](T v) { return v != v; });
+  }
   if (std::find(redo.begin(), redo.end(), 1) == redo.end()) return;
   std::vector<Mask<T>> keep(ldg / lanes<T>);
   for (int64_t e = 0; e < ldg; e++) keep[e / lanes<T>][e % lanes<T>] = e < q.np && e % q.wq < p.ow ? -1 : 0;
@@ -298,7 +474,7 @@ void backward_weight_dot(const T* x, const T* gy, const ConvParams& p, const Pha
     const int64_t g = t / k_blocks, k0 = t % k_blocks * kb, k1 = std::min(K, k0 + kb);
     for (int64_t co = g * cog; co < (g + 1) * cog; co++) std::fill(gw + co * K + k0, gw + co * K + k1, T(0));
   }
-  accumulate(keep.data());
+  accumulate(keep.data(), 1);
 }
 
 // Which form runs. The GEMM packs each element of X^T once per cog rows: at cog = 8 (resnext_grouped) the
@@ -314,6 +490,21 @@ bool gemm_form(const ConvParams& p, const Phased& q_dot) {
   return cog >= 16 || (p.c_in_per_group() > 1 && (cog < R || 2 * q_dot.np <= lanes<T>));
 }
 
+// Whether the channel-minor form runs: one or two vectors of output channels per group, a kernel of more
+// than one tap (1x1 convs read x in place on the GEMM), enough input channels to fill the tile's rows, and
+// one image's window of a group within half of L2 (it is read once per tap). 1 thread, vs the GEMM form:
+// ResNeXt's 16-32-channel groups on 7x7-14x14 outputs 1.2-1.7 -> 1.0-1.1 of PyTorch's time, DenseNet's 3x3
+// 128 -> 32 on 7x7-14x14 1.1 -> 0.9; lost: 56x56 (window past L2), 1x1 convs (1.3-2.3x), 3-channel stems
+// (3.5x).
+template <class T>
+bool minor_form(const ConvParams& p) {
+  static const int64_t l2 = cache_bytes(2, 1 << 20);
+  const int64_t cog = p.c_out_per_group(), cig = p.c_in_per_group();
+  if (cog < lanes<T> || cog > 2 * lanes<T> || p.kh * p.kw == 1 || p.n * p.oh * p.ow == 0) return false;
+  const ChannelMinor m = channel_minor<T>(p);
+  return cig >= (cog <= lanes<T> ? minor_rows<1> : minor_rows<2>) && 2 * m.hp * m.wp * cig * int64_t(sizeof(T)) <= l2;
+}
+
 }  // namespace
 
 void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
@@ -323,7 +514,10 @@ void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams&
     // The GEMM reads a 1x1 conv's x in place (its packer stops at the end of x); the dot products read
     // whole vectors past np, so they keep the slack of a phased copy.
     const Phased q_dot = phased(p, /*allow_identity=*/false);
-    if (gemm_form<T>(p, q_dot)) backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, phased(p), gw.data<T>());
+    if (minor_form<T>(p)) {
+      if (p.c_out_per_group() <= lanes<T>) backward_weight_minor<T, 1>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+      else backward_weight_minor<T, 2>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    } else if (gemm_form<T>(p, q_dot)) backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, phased(p), gw.data<T>());
     else backward_weight_dot<T>(x.data<T>(), gy.data<T>(), p, q_dot, gw.data<T>());
   });
 }
