@@ -5,10 +5,10 @@ L = 4..16 lanes by ISA and dtype) and is taken when 2 * planes >= L, forward and
 output rows whose buffers fit in L2, backward-input only when a whole plane's do; the plane path (the
 stride-phased layout, vectorised along rows) takes the rest. The shapes below are picked so that each
 surely takes its path on every x86-64 ISA and cache size: >= 16 planes of <= 12x12 pixels (a few tens of KB,
-one band) for the channel path; one float32 plane (2 < 4 lanes) for the plane path; 128x128 planes (> 3 MB
-of buffers) for the channel path in several bands (forward, backward-weight) and the plane path
-(backward-input). Planes counted per pass: forward n * c_out, backward-input n * c_in, backward-weight c_out
-(its lanes never span images). Every pass is checked against convlab._C.reference (common/reference.h,
+one band) for the channel path; one float32 plane (2 < 4 lanes) for the plane path; 8 or more float64 planes
+of 128x128 (> 3 MB of buffers) for the channel path in several bands (of output rows in forward and
+backward-weight, of gx rows in backward-input). Planes counted per pass: forward n * c_out, backward-input
+n * c_in, backward-weight c_out (its lanes never span images). Every pass is checked against convlab._C.reference (common/reference.h,
 itself pinned to NumPy and PyTorch by test_conv.py) and against PyTorch."""
 import numpy as np
 import pytest
@@ -50,9 +50,13 @@ CHANNEL_PATH.update({f"random{i}": c for i, c in enumerate(random_depthwise(24, 
 PLANE_PATH = {
     "one_plane": case(1, 1, 1, (17, 23), (3, 3), pad=((1, 1), (1, 1)), groups=1),
     "one_plane_strided_dilated": case(1, 1, 1, (31, 29), (5, 3), s=(2, 3), pad=((2, 1), (0, 2)), d=(2, 2)),
+}
+# Channel path in bands (float64: 8 planes fill a vector on every ISA).
+BANDS = {
     "large_planes": case(1, 8, 8, (128, 128), (3, 3), pad=((1, 1), (1, 1)), groups=8),
     "large_planes_s2_5x5": case(2, 8, 8, (128, 130), (5, 5), s=(2, 2), pad=((2, 2), (2, 2)), groups=8),
     "large_planes_mult2_dilated": case(1, 4, 8, (129, 128), (3, 3), s=(1, 2), pad=((2, 1), (2, 2)), d=(2, 1), groups=4),
+    "large_planes_s3_dilated": case(1, 8, 8, (131, 128), (4, 3), s=(3, 1), pad=((2, 1), (1, 1)), d=(2, 1), groups=8),
 }
 
 
@@ -74,9 +78,15 @@ def test_channel_path(name, c, dtype):
 
 @pytest.mark.parametrize("name,c", PLANE_PATH.items(), ids=list(PLANE_PATH))
 def test_plane_path(name, c):
-    """float32 for one plane (the path on every ISA), float64 for the large planes (their weight gradients
-    sum 16k terms, beyond float32's tolerance here)."""
-    check_all_passes(c, "float64" if name.startswith("large") else "float32", seed=len(name))
+    """float32: one plane takes this path on every ISA."""
+    check_all_passes(c, "float32", seed=len(name))
+
+
+@pytest.mark.parametrize("name,c", BANDS.items(), ids=list(BANDS))
+def test_channel_path_bands(name, c):
+    """float64 (the weight gradients sum 16k terms, beyond float32's tolerance here); the bands of gx rows
+    start at phase 0 of a stride 2 and read overlapping rows of gy."""
+    check_all_passes(c, "float64", seed=len(name))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -1,14 +1,15 @@
 // Depthwise convolution (groups == c_in; output channel co reads input channel co / mult; the spec is
 // common/reference.h's conv passes), two direct paths, chosen per pass by channel_path():
 // - The plane path: one plane on the phased layout of conv_layout.h, vectorised along the extended output
-//   grid p (or phase position r); for few planes (cl.signal's one image), and backward-input of planes past L2.
+//   grid p (or phase position r); for few planes (cl.signal's one image).
 //     forward          y[co][p]       = sum_t w[co][t] * xq[co/mult][tap_t + p]
 //     backward-input   gxq[ci][ph][r] = sum_{j < mult} sum_{t in phase ph} w[ci*mult+j][t] * gy[ci*mult+j][r - shift_t]
 //   (the gather form of the adjoint: each gx element is written once, no scatter); backward-weight is the
 //   general kernel's dot-product form. A step holds `block` vectors: several independent FMA chains.
 // - The channel path: L = lanes<T> planes side by side, pixel-major (one vector = one pixel of L planes), so
 //   each term is one FMA of per-lane weights whatever the plane's size, stride or dilation; for many planes
-//   (MobileNet's and EfficientNet's layers, 112x112 down to 2x2), in bands of rows that fit in L2.
+//   (MobileNet's and EfficientNet's layers, 112x112 down to 2x2), in bands of rows that fit in L2 (output rows;
+//   backward-input's of gx rows).
 //     forward          y[q][o]        = bias + sum_t w[t] * xp[q][first(o) + tap_t]   (xp zero-padded)
 //     backward-input   gx[q][a + s*u] = sum_{j < mult} sum_{t in phase a} w[t] * gyp[j][u + r_t]
 //     backward-weight  gw[c][t]       = sum_n sum_o gy[n][c][o] * xp[n][c][first(o) + tap_t]
@@ -396,55 +397,94 @@ AxisPhases axis_phases(int64_t size, int64_t out, int64_t k, int64_t stride, int
   return ax;
 }
 
-// Tasks of L consecutive input planes (n, ci): gx phase (a, b) = sum over the mult output channels j of
-// each input channel and the taps of the phase of w * gy, the gy planes of the j stacked in one buffer.
+// Backward-input's bands: band_rows rows of gx (a multiple of the row stride, so that every band starts at
+// phase 0) read at most gy_rows rows of the zero-padded gy (row r of a phase's taps, shifted by the padding,
+// is read from output row u + r). Sized so that a task's buffers (those gy rows, pixel-major and padded per
+// multiplier, and the band of gx) fit in L2.
+struct GatherBands {
+  int64_t band_rows, gy_rows;
+};
+
+template <class T>
+GatherBands gather_bands(const ConvParams& p, const AxisPhases& rows, const AxisPhases& cols) {
+  int64_t r_lo = rows.padded, r_hi = 0;
+  for (const auto& list : rows.taps)
+    for (auto [i, r] : list) r_lo = std::min(r_lo, r), r_hi = std::max(r_hi, r);
+  const int64_t span = std::max<int64_t>(r_hi - r_lo, 0), s = p.stride_h, mult = p.c_out / p.c_in;
+  auto gy_rows = [&](int64_t band) { return (band + s - 1) / s + span; };
+  auto bytes = [&](int64_t band) {
+    return (gy_rows(band) * (p.ow + mult * cols.padded) + band * p.w) * lanes<T> * int64_t(sizeof(T));
+  };
+  int64_t band = (p.h + s - 1) / s * s;
+  while (band > s && bytes(band) > l2_bytes()) band -= std::max<int64_t>(s, (band - s) / s / 8 * s);
+  return {band, gy_rows(band)};
+}
+
+// Tasks of L consecutive input planes (n, ci) and one band of gx rows: gx phase (a, b) = sum over the mult
+// output channels j of each input channel and the taps of the phase of w * gy, the gy rows of the j stacked
+// in one buffer.
 template <class T>
 void backward_input_channels(const T* gy, const T* w, const ConvParams& p, T* gx) {
   constexpr int L = lanes<T>;
   const AxisPhases rows = axis_phases(p.h, p.oh, p.kh, p.stride_h, p.pad_top, p.dil_h);
   const AxisPhases cols = axis_phases(p.w, p.ow, p.kw, p.stride_w, p.pad_left, p.dil_w);
-  const Window win = {rows.pad, cols.pad, rows.padded, cols.padded};
+  const GatherBands gb = gather_bands<T>(p, rows, cols);
   const int64_t taps = p.kh * p.kw, mult = p.c_out / p.c_in, planes = p.n * p.c_in;
-  const int64_t plane = win.hp * win.wp * L;
+  const int64_t plane = gb.gy_rows * cols.padded * L, blocks = (planes + L - 1) / L;
+  const int64_t bands = (p.h + gb.band_rows - 1) / gb.band_rows;
   std::vector<Terms> phase_terms;
   for (int64_t a = 0; a < int64_t(rows.taps.size()); a++)
     for (int64_t b = 0; b < int64_t(cols.taps.size()); b++) {
       Terms terms;
       for (int64_t j = 0; j < mult; j++)
         for (auto [i, r] : rows.taps[a])
-          for (auto [k, c] : cols.taps[b]) terms.add(j * taps + i * p.kw + k, j * plane + (r * win.wp + c) * L);
+          for (auto [k, c] : cols.taps[b]) terms.add(j * taps + i * p.kw + k, j * plane + (r * cols.padded + c) * L);
       phase_terms.push_back(std::move(terms));
     }
 #pragma omp parallel for schedule(static)
-  for (int64_t q0 = 0; q0 < planes; q0 += L) {
+  for (int64_t task = 0; task < blocks * bands; task++) {
+    const int64_t q0 = task / bands * L, y0 = task % bands * gb.band_rows, y1 = std::min(p.h, y0 + gb.band_rows);
     const int count = int(std::min<int64_t>(L, planes - q0));
-    ChannelScratch<T> s({p.oh * p.ow, mult * win.hp * win.wp, p.h * p.w, mult * taps});
+    // Phase row u of this band: gx row a + stride * u for u in [u0, u1[a]); padded gy rows [g_lo, g_hi) read.
+    const int64_t u0 = y0 / p.stride_h;
+    std::vector<int64_t> u1(rows.taps.size());
+    int64_t g_lo = rows.padded, g_hi = 0;
+    for (int64_t a = 0; a < int64_t(rows.taps.size()); a++) {
+      u1[a] = std::clamp<int64_t>((y1 - a + p.stride_h - 1) / p.stride_h, u0, rows.count[a]);
+      for (auto [i, r] : rows.taps[a])
+        if (u1[a] > u0) g_lo = std::min(g_lo, u0 + r), g_hi = std::max(g_hi, u1[a] + r);
+    }
+    g_hi = std::max(g_hi, g_lo);
+    // gy rows [y_lo, y_hi) land in the window at row y_lo + pad - g_lo; the rest is padding.
+    const int64_t y_lo = std::clamp<int64_t>(g_lo - rows.pad, 0, p.oh), y_hi = std::clamp<int64_t>(g_hi - rows.pad, y_lo, p.oh);
+    const Window win = {y_lo + rows.pad - g_lo, cols.pad, g_hi - g_lo, cols.padded};
+    ChannelScratch<T> s({gb.gy_rows * p.ow, mult * gb.gy_rows * cols.padded, gb.band_rows * p.w, mult * taps});
     for (int64_t j = 0; j < mult; j++) {
       auto channel = [&](int l) { return (q0 + l) % p.c_in * mult + j; };
       const T* src[L];
-      for (int l = 0; l < count; l++) src[l] = gy + ((q0 + l) / p.c_in * p.c_out + channel(l)) * p.oh * p.ow;
-      to_pixel_major(src, count, p.oh * p.ow, s.part[0]);
-      pad_pixels(s.part[0], p.oh, p.ow, win, s.part[1] + j * plane);
+      for (int l = 0; l < count; l++) src[l] = gy + (((q0 + l) / p.c_in * p.c_out + channel(l)) * p.oh + y_lo) * p.ow;
+      to_pixel_major(src, count, (y_hi - y_lo) * p.ow, s.part[0]);
+      pad_pixels(s.part[0], y_hi - y_lo, p.ow, win, s.part[1] + j * plane);
       lane_weights(w, count, taps, channel, s.vectors(3) + j * taps);
     }
     for (int64_t a = 0; a < int64_t(rows.taps.size()); a++)
       for (int64_t b = 0; b < int64_t(cols.taps.size()); b++)
-        over_grid(s.part[1], win.wp * L, L, rows.count[a], cols.count[b], s.part[2] + (a * p.w + b) * L,
-                  p.stride_h * p.w * L, p.stride_w * L, [&](const T* const* in, T* const* out, auto B) {
+        over_grid(s.part[1] + (u0 - g_lo) * cols.padded * L, cols.padded * L, L, u1[a] - u0, cols.count[b],
+                  s.part[2] + ((a + p.stride_h * u0 - y0) * p.w + b) * L, p.stride_h * p.w * L, p.stride_w * L,
+                  [&](const T* const* in, T* const* out, auto B) {
                     term_sums<T, B>(in, s.vectors(3), phase_terms[a * cols.taps.size() + b], Vec<T>{}, out);
                   });
     T* dst[L];
-    for (int l = 0; l < count; l++) dst[l] = gx + (q0 + l) * p.h * p.w;
-    from_pixel_major(s.part[2], count, p.h * p.w, dst);
+    for (int l = 0; l < count; l++) dst[l] = gx + (q0 + l) * p.h * p.w + y0 * p.w;
+    from_pixel_major(s.part[2], count, (y1 - y0) * p.w, dst);
   }
 }
 
 // The channel path when at least half of a vector's lanes get a plane (`planes` is how many the pass has
-// side by side); backward-input, which is not cut into bands, also needs a whole plane's buffers to fit in
-// L2. Else the plane path, whose buffers are one plane each.
+// side by side), else the plane path, whose buffers are one plane each.
 template <class T>
-bool channel_path(const ConvParams& p, int64_t planes, bool in_bands) {
-  return 2 * planes >= lanes<T> && (in_bands || tap_window<T>(p).band_rows == p.oh);
+bool channel_path(int64_t planes) {
+  return 2 * planes >= lanes<T>;
 }
 
 }  // namespace
@@ -453,7 +493,7 @@ void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, 
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     const T* b = bias ? bias->data<T>() : nullptr;
-    if (channel_path<T>(p, p.n * p.c_out, true)) forward_channels<T>(x.data<T>(), w.data<T>(), b, p, y.data<T>());
+    if (channel_path<T>(p.n * p.c_out)) forward_channels<T>(x.data<T>(), w.data<T>(), b, p, y.data<T>());
     else forward_planes<T>(x.data<T>(), w.data<T>(), b, p, y.data<T>());
   });
 }
@@ -461,7 +501,7 @@ void depthwise_forward(const NDArray& x, const NDArray& w, const NDArray* bias, 
 void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvParams& p, NDArray& gx) {
   dispatch_dtype<DTypes::floating>(gy.dtype, [&](auto t) {
     using T = decltype(t);
-    if (channel_path<T>(p, p.n * p.c_in, false)) backward_input_channels<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
+    if (channel_path<T>(p.n * p.c_in)) backward_input_channels<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
     else backward_input_planes<T>(gy.data<T>(), w.data<T>(), p, gx.data<T>());
   });
 }
@@ -469,7 +509,7 @@ void depthwise_backward_input(const NDArray& gy, const NDArray& w, const ConvPar
 void depthwise_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
-    if (channel_path<T>(p, p.c_out, true)) backward_weight_channels<T>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    if (channel_path<T>(p.c_out)) backward_weight_channels<T>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else conv_backward_weight(x, gy, p, gw);  // the general kernel's dot-product form
   });
 }
