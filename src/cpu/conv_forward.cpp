@@ -7,6 +7,7 @@
 
 #include <omp.h>
 
+#include "conv_forward_channels.h"
 #include "conv_layout.h"
 #include "gemm.h"
 #include "kernels.h"
@@ -123,6 +124,7 @@ void forward_columns(const T* x, const T* w, const T* bias, const ConvParams& p,
 
 template <class T>
 void forward_gemm(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
+  if (few_out_channels<T>(p)) return forward_channels(x, w, bias, p, y);
   const Phased q = phased(p);
   if (small_images<T>(p, q)) return forward_columns(x, w, bias, p, q, y);
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, np = q.np;

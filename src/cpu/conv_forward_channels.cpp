@@ -1,0 +1,209 @@
+// Convolution forward for few output channels per group (the spec: reference::conv_forward_at in
+// common/reference.h), output channels in vector lanes and output pixels as the rows of the register tile:
+//   y[n][g*cog + co][oy][ox] = sum_k xp[n][g*cig + ci][oy*sh + i*dh][ox*sw + j*dw] * wt[g][k][co],  k = (ci, i, j)
+// xp is the zero-padded input (x itself when no tap reads padding), wt the weight packed once per call with
+// co innermost. Each input element is broadcast from where it lies (no im2col, no packed B), so the input
+// costs nothing per output channel: the GEMM path packs B for a few rows of A (c_out 1: the pack and the
+// phased copy were ~all of dcgan_d_5's forward) and rounds them up to 8-row strips (ResNeXt's 4-32 channels
+// per group). Tasks: (group, tile of MR real outputs, across images); k innermost, over all of K.
+#include "conv_forward_channels.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+#include "workspace.h"
+
+namespace convlab::cpu {
+
+namespace {
+
+template <class T>
+constexpr int64_t max_lanes = kVecBytes / sizeof(T);
+
+// The input as the tiles read it: element (n, c, u, v) of xp at data + n*image + c*chan + u*row + v.
+template <class T>
+struct Source {
+  const T* data;
+  int64_t row, chan, image;
+};
+
+// Rows and columns of xp: those some output reads, from -pad_top / -pad_left on.
+int64_t padded_rows(const ConvParams& p) { return (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1; }
+int64_t padded_cols(const ConvParams& p) { return (p.ow - 1) * p.stride_w + (p.kw - 1) * p.dil_w + 1; }
+
+// x itself is xp when every tap of every output lands inside x.
+bool reads_only_x(const ConvParams& p) {
+  return p.pad_top == 0 && p.pad_left == 0 && padded_rows(p) <= p.h && padded_cols(p) <= p.w;
+}
+
+// Images [0, nn) of x zero-padded into the calling thread's slot_input: xp (nn, c_in, hp, wp).
+template <class T>
+Source<T> pad_input(const T* x, int64_t nn, const ConvParams& p) {
+  const int64_t hp = padded_rows(p), wp = padded_cols(p), plane = hp * wp;
+  T* out = scratch<T>(slot_input, nn * p.c_in * plane);
+  const int64_t c_lo = std::clamp<int64_t>(p.pad_left, 0, wp), c_hi = std::clamp<int64_t>(p.pad_left + p.w, c_lo, wp);
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < nn * p.c_in; nc++) {
+    const T* src = x + nc * p.h * p.w;
+    for (int64_t u = 0; u < hp; u++) {
+      T* row = out + nc * plane + u * wp;
+      const int64_t iy = u - p.pad_top;
+      if (iy < 0 || iy >= p.h) {
+        std::fill(row, row + wp, T(0));
+        continue;
+      }
+      std::fill(row, row + c_lo, T(0));
+      std::copy(src + iy * p.w + c_lo - p.pad_left, src + iy * p.w + c_hi - p.pad_left, row + c_lo);
+      std::fill(row + c_hi, row + wp, T(0));
+    }
+  }
+  return {out, wp, plane, p.c_in * plane};
+}
+
+// Pixel rows of a tile with V vectors of output channels: as many as leave registers for the V weight
+// vectors and a broadcast, but at most 12, since each row keeps its own input pointer in a general-purpose
+// register.
+template <int V>
+constexpr int tile_rows = std::min(12, (kVecRegisters - V - 1) / V);
+
+// The tile's channel vectors for cog output channels: V full vectors, or one, the narrowest that holds them
+// (a 256-bit FMA does as many useful lanes per cycle as a 512-bit one half empty).
+struct TileShape {
+  int bytes, v;
+};
+template <class T>
+TileShape tile_shape(int64_t cog) {
+  constexpr int64_t L = max_lanes<T>;
+  if (cog > L) return {kVecBytes, cog > 2 * L ? 3 : 2};
+  int bytes = 16;
+  while (bytes < kVecBytes && bytes / int64_t(sizeof(T)) < cog) bytes *= 2;
+  return {bytes, 1};
+}
+
+// wt[g][k][lane] = w[g*cog + lane][k] for lane < cog, 0 up to `width` lanes.
+template <class T>
+void pack_weight(const T* w, const ConvParams& p, int64_t width, T* wt) {
+  const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < p.groups; g++) {
+    T* dst = wt + g * K * width;
+    std::fill(dst, dst + K * width, T(0));
+    for (int64_t co = 0; co < cog; co++)
+      for (int64_t k = 0; k < K; k++) dst[k * width + co] = w[(g * cog + co) * K + k];
+  }
+}
+
+// Offset of tap k = (ci, i, j) inside one group's channels of xp.
+template <class T>
+std::vector<int64_t> tap_offsets(const ConvParams& p, const Source<T>& s) {
+  std::vector<int64_t> off;
+  for (int64_t ci = 0; ci < p.c_in_per_group(); ci++)
+    for (int64_t i = 0; i < p.kh; i++)
+      for (int64_t j = 0; j < p.kw; j++) off.push_back(ci * s.chan + i * p.dil_h * s.row + j * p.dil_w);
+  return off;
+}
+
+// tile[i][lane] = sum_k x[row[i] + koff[k]] * wt[k][lane] for the `rows` pixel rows of a tile (rows past
+// the last repeat it): the MR x V accumulators stay in registers over all of K.
+template <class T, int Bytes, int V, int MR>
+void channel_tile(const T* x, const int64_t* row, int rows, const int64_t* koff, int64_t K, const T* wt, T* tile) {
+  using VT = Vec<T, Bytes>;
+  constexpr int L = Bytes / sizeof(T);
+  const T* xr[MR];
+  for (int i = 0; i < MR; i++) xr[i] = x + row[std::min(i, rows - 1)];
+  VT acc[MR][V] = {};
+  for (int64_t k = 0; k < K; k++) {
+    const int64_t o = koff[k];
+    VT b[V];
+    for (int v = 0; v < V; v++) std::memcpy(&b[v], wt + (k * V + v) * L, Bytes);
+    for (int i = 0; i < MR; i++) {
+      const T a = xr[i][o];
+      for (int v = 0; v < V; v++) acc[i][v] += a * b[v];
+    }
+  }
+  for (int i = 0; i < MR; i++)
+    for (int v = 0; v < V; v++) std::memcpy(tile + (i * V + v) * L, &acc[i][v], Bytes);
+}
+
+// y for images [n0, n0 + nn) from xp (s), tiles of MR real outputs across the chunk's images.
+template <class T, int Bytes, int V>
+void forward_tiles(const Source<T>& s, const T* wt, const T* bias, const ConvParams& p, int64_t n0, int64_t nn, T* y) {
+  constexpr int MR = tile_rows<V>;
+  constexpr int64_t width = V * (Bytes / sizeof(T));
+  const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, pix = p.oh * p.ow;
+  const std::vector<int64_t> koff = tap_offsets(p, s);
+  const int64_t tiles = (nn * pix + MR - 1) / MR, tasks = p.groups * tiles;
+#pragma omp parallel for schedule(dynamic, 8)
+  for (int64_t t = 0; t < tasks; t++) {
+    const int64_t g = t / tiles, r0 = t % tiles * MR;
+    const int rows = int(std::min<int64_t>(MR, nn * pix - r0));
+    int64_t xrow[MR], yrow[MR];
+    for (int i = 0; i < rows; i++) {
+      const int64_t r = r0 + i, n = r / pix, e = r % pix, oy = e / p.ow, ox = e % p.ow;
+      xrow[i] = n * s.image + oy * p.stride_h * s.row + ox * p.stride_w;
+      yrow[i] = (n0 + n) * p.c_out * pix + e;
+    }
+    T tile[MR * width];
+    channel_tile<T, Bytes, V, MR>(s.data + g * p.c_in_per_group() * s.chan, xrow, rows, koff.data(), K,
+                                  wt + g * K * width, tile);
+    for (int64_t co = 0; co < cog; co++) {
+      T* out = y + (g * cog + co) * pix;
+      const T b = bias ? bias[g * cog + co] : T(0);
+      for (int i = 0; i < rows; i++) out[yrow[i]] = tile[i * width + co] + b;
+    }
+  }
+}
+
+template <class T, int Bytes, int V>
+void forward_shape(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
+  constexpr int64_t width = V * (Bytes / sizeof(T));
+  T* wt = scratch<T>(slot_columns, p.groups * p.c_in_per_group() * p.kh * p.kw * width);
+  pack_weight(w, p, width, wt);
+  if (reads_only_x(p)) return forward_tiles<T, Bytes, V>({x, p.w, p.h * p.w, p.c_in * p.h * p.w}, wt, bias, p, 0, p.n, y);
+  const int64_t image = p.c_in * padded_rows(p) * padded_cols(p);
+  const int64_t chunk = std::max<int64_t>(1, std::min(p.n, kWorkspaceElements / std::max<int64_t>(image, 1)));
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0);
+    forward_tiles<T, Bytes, V>(pad_input(x + n0 * p.c_in * p.h * p.w, nn, p), wt, bias, p, n0, nn, y);
+  }
+}
+
+}  // namespace
+
+// Where broadcasting the input beats the GEMM (1-thread CPU time vs PyTorch, perf.md 28-fewcout): where the
+// GEMM pays for its phased copy, B pack and whole tiles on little work per image: strides (ResNeXt's grouped
+// 3x3/2), outputs of a few tiles per image (4x4 -> 1x1 in DCGAN, ResNeXt stage 4's 7x7), or, with output
+// channels filling two or three vectors (each broadcast then feeds 2-3 FMAs), a deep K (DenseNet's 3x3 ->
+// 32 on 56x56: K = 1152). On large images with K = 288 (Inception's 3x3 32 -> 32 on 147x147) the GEMM was
+// ahead. Never for 1x1 kernels (x is the GEMM's layout already, and a tile's broadcasts would cross K whole
+// planes) nor for K < 64 (stems: the tile's transposed store of cog x MR outputs outweighs its FMAs); with
+// one vector or less, only below one B sliver of outputs per image.
+template <class T>
+bool few_out_channels(const ConvParams& p) {
+  constexpr int64_t L = max_lanes<T>, nr = gemm_nr<T>;
+  const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, pix = p.oh * p.ow;
+  if (cog > 3 * L || p.kh * p.kw == 1 || K < 64 || p.n * pix == 0) return false;
+  if (p.stride_h * p.stride_w > 1) return true;
+  return cog > L ? pix < 4 * nr || K >= 512 : pix < nr;
+}
+
+template <class T>
+void forward_channels(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
+  const TileShape shape = tile_shape<T>(p.c_out_per_group());
+  if (shape.v == 3) return forward_shape<T, kVecBytes, 3>(x, w, bias, p, y);
+  if (shape.v == 2) return forward_shape<T, kVecBytes, 2>(x, w, bias, p, y);
+  if constexpr (kVecBytes > 32)
+    if (shape.bytes == 64) return forward_shape<T, 64, 1>(x, w, bias, p, y);
+  if constexpr (kVecBytes > 16)
+    if (shape.bytes == 32) return forward_shape<T, 32, 1>(x, w, bias, p, y);
+  forward_shape<T, 16, 1>(x, w, bias, p, y);
+}
+
+template bool few_out_channels<float>(const ConvParams&);
+template bool few_out_channels<double>(const ConvParams&);
+template void forward_channels<float>(const float*, const float*, const float*, const ConvParams&, float*);
+template void forward_channels<double>(const double*, const double*, const double*, const ConvParams&, double*);
+
+}  // namespace convlab::cpu

@@ -1,0 +1,75 @@
+"""The forward path for few output channels per group (src/cpu/conv_forward_channels.cpp: output channels in
+vector lanes, pixels as tile rows, the input broadcast in place), also stride-1 backward-input's engine on
+the flipped weight. Its gate (few_out_channels): a kernel larger than 1x1, K = c_in/groups*kh*kw >= 64, and
+c_out/groups over one vector (fp32: 17-48 on AVX-512, 9-24 on AVX2), or one vector or less at a stride or
+with fewer than 48 outputs per image. The cases below pick shapes that the gate takes on both ISAs and in
+both dtypes where the comment says so, and compare every pass with the reference (the spec), NumPy loops and
+PyTorch, as test_conv does."""
+import numpy as np
+import pytest
+
+import convlab as cl
+from conftest import DEVICES
+from test_conv import TOL, case, make_data, passes, ref_backward_input, torch_passes
+
+C = cl._C
+R = cl._C.reference
+
+CASES = {
+    # Two or three vectors of output channels (fp32), ResNeXt stage 4 / DenseNet-like: padded (pad_input),
+    # grouped, batch 1, odd sizes; 20 per group are 3 vectors of fp64 on AVX-512.
+    "groups2_cog20_padded": case(2, 16, 40, (7, 9), (3, 3), pad=((1, 1), (1, 1)), groups=2),
+    "cog33_batch1_asym_pad": case(1, 9, 33, (6, 11), (3, 3), pad=((2, 0), (1, 3))),
+    "cog24_dilated_strided": case(3, 8, 24, (13, 12), (3, 2), s=(2, 1), pad=((1, 2), (0, 1)), d=(2, 3)),
+    "cog17_unpadded_in_place": case(2, 12, 17, (8, 10), (3, 3)),
+    "cog48_stride_gt_kernel": case(2, 20, 48, (11, 13), (2, 2), s=(3, 4), pad=((0, 1), (1, 0))),
+    # One vector or less: strides, or few outputs per image (DCGAN's last layer: 4x4 -> 1x1, c_out 1).
+    "cog1_output_1x1": case(3, 40, 1, (4, 4), (4, 4)),
+    "cog3_output_2x3_padded": case(2, 10, 3, (3, 4), (3, 3), pad=((1, 0), (1, 1))),
+    "grouped_cog4_stride2": case(2, 32, 16, (9, 10), (3, 3), s=(2, 2), pad=((1, 1), (1, 1)), groups=4),
+    "grouped_cog8_stride2_1d": case(1, 16, 16, (1, 23), (1, 9), s=(1, 2), pad=((0, 0), (4, 3)), groups=2),
+    # Stride-1 backward-input is this forward on the flipped weight: c_in/groups becomes its output channels
+    # (40: 3 fp32 vectors; 20: 2 fp32, 3 fp64 vectors), c_out/groups*kh*kw its K.
+    "backward_input_cig40": case(2, 40, 12, (10, 9), (3, 3), pad=((1, 1), (2, 0))),
+    "backward_input_cig20_dilated": case(1, 20, 8, (9, 11), (3, 3), pad=((1, 1), (1, 1)), d=(1, 2)),
+    # Over 2^19 multiply-adds: two threads share the tiles; 12-row tiles across image boundaries (49 = 4*12 + 1).
+    "threads_grouped_7x7": case(4, 128, 128, (7, 7), (3, 3), pad=((1, 1), (1, 1)), groups=4),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name,c", CASES.items(), ids=list(CASES))
+def test_few_channels_passes(name, c, dtype, device):
+    x, w, b, y_np, gy = make_data(c, dtype, seed=len(name))
+    x0, w0 = x.copy(), w.copy()
+    ours = passes(C, x, w, b, gy, c, device)
+    geometry = (c["s"], c["pad"], c["d"], c["groups"])
+    numpy = (y_np, y_np - b[None, :, None, None], ref_backward_input(gy, w, c["hw"], *geometry))
+    for got, ref, want in zip(ours, passes(R, x, w, b, gy, c, "cpu"), numpy):
+        assert got.dtype == np.dtype(dtype) and got.shape == want.shape
+        np.testing.assert_allclose(got, ref, **TOL[dtype])
+        np.testing.assert_allclose(got, want, **TOL[dtype])
+    for got, want in zip(ours, torch_passes(x, w, b, gy, c)):
+        np.testing.assert_allclose(got, want, **TOL[dtype])
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(w, w0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_few_channels_random(seed):
+    """Random shapes inside the gate (c_out/groups 17-48, K >= 64) and at strides with few channels."""
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        groups = int(rng.choice([1, 2, 3]))
+        cog = int(rng.choice([int(rng.integers(17, 49)), int(rng.integers(1, 9))]))
+        k = (int(rng.integers(2, 5)), int(rng.integers(1, 5)))
+        cig = -(-64 // (k[0] * k[1])) + int(rng.integers(0, 5))
+        s = (int(rng.integers(1, 3)), int(rng.integers(1, 4)))
+        d = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pad = tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(2))
+        hw = tuple(d[a] * (k[a] - 1) + 1 + int(rng.integers(0, 10)) for a in range(2))
+        c = case(int(rng.integers(1, 4)), cig * groups, cog * groups, hw, k, s, pad, d, groups)
+        x, w, b, y_np, gy = make_data(c, "float32", seed=seed)
+        for got, ref in zip(passes(C, x, w, b, gy, c, "cpu")[:3], passes(R, x, w, b, gy, c, "cpu")[:3]):
+            np.testing.assert_allclose(got, ref, **TOL["float32"])
