@@ -645,6 +645,36 @@ PYBIND11_MODULE(_C, m) {
   // Indexing: the adjoints of gather and index_select build a new array of `shape`.
   m.def("clamp_backward", &clamp_backward, py::arg("grad_output"), py::arg("output"), py::arg("lo"),
         py::arg("hi") = std::nullopt, nogil());
+  // Optimizer steps: p and the state arrays updated in place (their versions move, as setitem's do).
+  m.def("sgd_step_",
+        [](const NDArray& p, const NDArray& g, std::optional<NDArray> buf, double lr, double weight_decay,
+           double momentum, double dampening, bool nesterov, bool maximize, bool first_step) {
+          {
+            py::gil_scoped_release nogil_;
+            sgd_step(p, g, buf ? &*buf : nullptr,
+                     SgdOptions{lr, weight_decay, momentum, dampening, nesterov, maximize, first_step});
+          }
+          ++p.storage->version;
+          if (buf) ++buf->storage->version;
+        },
+        py::arg("param"), py::arg("grad"), py::arg("momentum_buffer"), py::kw_only(), py::arg("lr"),
+        py::arg("weight_decay") = 0.0, py::arg("momentum") = 0.0, py::arg("dampening") = 0.0,
+        py::arg("nesterov") = false, py::arg("maximize") = false, py::arg("first_step") = false);
+  m.def("adam_step_",
+        [](const NDArray& p, const NDArray& g, const NDArray& m, const NDArray& v, std::optional<NDArray> v_max,
+           int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay, bool maximize,
+           bool decoupled_weight_decay) {
+          {
+            py::gil_scoped_release nogil_;
+            adam_step(p, g, m, v, v_max ? &*v_max : nullptr,
+                      AdamOptions{lr, beta1, beta2, eps, weight_decay, step, maximize, decoupled_weight_decay});
+          }
+          for (const NDArray* a : {&p, &m, &v}) ++a->storage->version;
+          if (v_max) ++v_max->storage->version;
+        },
+        py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("max_exp_avg_sq"),
+        py::kw_only(), py::arg("step"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+        py::arg("weight_decay") = 0.0, py::arg("maximize") = false, py::arg("decoupled_weight_decay") = false);
   m.def("where", &where, py::arg("cond"), py::arg("a"), py::arg("b"), nogil());
   m.def("scatter_add", &scatter_add, py::arg("shape"), py::arg("axis"), py::arg("index"), py::arg("src"), nogil());
   m.def("index_add", &index_add, py::arg("shape"), py::arg("axis"), py::arg("index"), py::arg("src"), nogil());

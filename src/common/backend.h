@@ -26,6 +26,18 @@ enum class UnaryOp {
 inline bool is_transcendental(UnaryOp op) { return op <= UnaryOp::erf; }
 
 enum class ReduceOp { sum, max, min };
+
+// One optimizer step's options, as the Python optimizers hold them (see Backend::sgd_step / adam_step).
+struct SgdOptions {
+  double lr = 0, weight_decay = 0, momentum = 0, dampening = 0;
+  bool nesterov = false, maximize = false;
+  bool first_step = false;  // the momentum buffer holds nothing yet: it starts as the gradient
+};
+struct AdamOptions {
+  double lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+  int64_t step = 1;  // t, counted from 1, for the bias corrections
+  bool maximize = false, decoupled_weight_decay = false;
+};
 enum class PadMode { constant, reflect, replicate, circular };
 
 struct Backend {
@@ -49,6 +61,12 @@ struct Backend {
   // passes; hardtanh's hi = inf does not, as in PyTorch); NaN in y passes nothing. g, y and out have one
   // shape (any strides for g and y), floating, one dtype; out is contiguous.
   void (*clamp_backward)(const NDArray& g, const NDArray& y, double lo, double hi, NDArray& out);
+  // Optimizer steps in place (common/optim_math.h gives each element's update), over p's shape: p, its
+  // gradient g and the state arrays are floating, of one dtype, any strides (none written overlaps another
+  // or g). sgd_step: buf null without momentum. adam_step: v_max null without amsgrad.
+  void (*sgd_step)(const NDArray& p, const NDArray& g, const NDArray* buf, const SgdOptions& o);
+  void (*adam_step)(const NDArray& p, const NDArray& g, const NDArray& m, const NDArray& v, const NDArray* v_max,
+                    const AdamOptions& o);
   // dst = src element by element over one shape; any strides on both sides; converts dtype.
   void (*copy)(const NDArray& src, const NDArray& dst);
   void (*fill)(const NDArray& dst, double value);

@@ -227,6 +227,53 @@ NDArray clamp_backward(const NDArray& g, const NDArray& y, double lo, std::optio
   return out;
 }
 
+namespace {
+
+// An array an optimizer step writes, with its argument name.
+using Written = std::pair<const char*, const NDArray*>;
+
+// Checks g and the written arrays (p first, then the state) against p; returns g, or a copy of it when it
+// shares memory with one of them.
+NDArray checked_step_arrays(const char* op, const NDArray& g, const std::vector<Written>& written) {
+  const NDArray& p = *written[0].second;
+  check_floating(op, "param", p);
+  check_pair(op, "param", p, "grad", g);
+  check_shape(op, "grad", g.shape, p.shape);
+  bool g_shared = false;
+  for (size_t i = 0; i < written.size(); ++i) {
+    const auto& [name, a] = written[i];
+    check_pair(op, "param", p, name, *a);
+    check_shape(op, name, a->shape, p.shape);
+    for (int d = 0; d < a->ndim(); ++d)
+      if (a->strides[d] == 0 && a->shape[d] > 1)
+        value_error(op, ": ", name, " is written in place but is broadcast along axis ", d,
+                    " (several elements share one memory location); pass a copy");
+    for (size_t j = 0; j < i; ++j)
+      if (written[j].second->storage == a->storage)
+        value_error(op, ": ", written[j].first, " and ", name, " share memory; each is written in place");
+    g_shared = g_shared || g.storage == a->storage;
+  }
+  return g_shared ? g.copy() : g;
+}
+
+}  // namespace
+
+void sgd_step(const NDArray& p, const NDArray& g, const NDArray* buf, const SgdOptions& o) {
+  std::vector<Written> written{{"param", &p}};
+  if (buf) written.push_back({"momentum_buffer", buf});
+  const NDArray grad = checked_step_arrays("sgd_step", g, written);
+  if (p.size() > 0) backend(p.device()).sgd_step(p, grad, buf, o);
+}
+
+void adam_step(const NDArray& p, const NDArray& g, const NDArray& m, const NDArray& v, const NDArray* v_max,
+               const AdamOptions& o) {
+  std::vector<Written> written{{"param", &p}, {"exp_avg", &m}, {"exp_avg_sq", &v}};
+  if (v_max) written.push_back({"max_exp_avg_sq", v_max});
+  if (o.step < 1) value_error("adam_step: step must be >= 1 (the steps taken, this one included), got ", o.step);
+  const NDArray grad = checked_step_arrays("adam_step", g, written);
+  if (p.size() > 0) backend(p.device()).adam_step(p, grad, m, v, v_max, o);
+}
+
 void assign(const NDArray& dst, const NDArray& src) {
   if (dst.device() != src.device())
     runtime_error("setitem: destination is on ", device_name(dst.device()), " but value is on ",

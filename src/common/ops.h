@@ -31,6 +31,13 @@ NDArray unary(UnaryOp op, const NDArray& a);
 // The gradient of clamp(a, lo, hi) from its output y: g where lo < y < hi, else 0 (Backend::clamp_backward);
 // no hi: no upper limit (ReLU's gradient).
 NDArray clamp_backward(const NDArray& g, const NDArray& y, double lo, std::optional<double> hi);
+// Optimizer steps in place (torch.optim's SGD and Adam/AdamW, one element at a time: optim_math.h): p, its
+// gradient g and the state (buf, null without momentum; m, v and v_max, null without amsgrad) are floating
+// arrays of p's shape, dtype and device, any strides. p and the state are written: none may have broadcast
+// axes or share memory with another; g may share memory with them (it is read from a copy then).
+void sgd_step(const NDArray& p, const NDArray& g, const NDArray* buf, const SgdOptions& o);
+void adam_step(const NDArray& p, const NDArray& g, const NDArray& m, const NDArray& v, const NDArray* v_max,
+               const AdamOptions& o);
 void assign(const NDArray& dst, const NDArray& src);  // dst (a view) = src broadcast to dst's shape
 void fill(const NDArray& dst, double value);
 

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 
+#include "../common/optim_math.h"
 #include "../common/scalar_math.h"
 #include "common.cuh"
 
@@ -174,6 +175,30 @@ __global__ void clamp_backward_kernel(const T* g, Strided sg, const T* y, Stride
   }
 }
 
+// One array of an optimizer step: element i of the step's flat index.
+template <class T>
+struct Operand {
+  T* ptr;
+  Strided s;
+  __device__ T& operator[](int64_t i) const { return ptr[s.offset(i)]; }
+};
+
+template <class T, size_t K>
+std::array<Operand<T>, K> operands(const char* op, const std::array<const NDArray*, K>& arrays) {
+  std::array<const Shape*, K> strides;
+  for (size_t k = 0; k < K; ++k) strides[k] = &arrays[k]->strides;
+  const auto s = merge_axes<K>(op, arrays[0]->shape, strides);
+  std::array<Operand<T>, K> out;
+  for (size_t k = 0; k < K; ++k) out[k] = {arrays[k]->template data<T>(), s[k]};
+  return out;
+}
+
+// An optimizer step (common/optim_math.h): update(p[i], g[i], state[i]...) in place for each element.
+template <class U, class... Ops>
+__global__ void step_kernel(U update, int64_t n, Ops... ops) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) update(ops[i]...);
+}
+
 // Calls f(T{}, D{}) with T the element type of a and D that of out: T itself or bool.
 template <class F>
 void dispatch_in_out(DType in, DType out, F&& f) {
@@ -241,6 +266,39 @@ void clamp_backward(const NDArray& g, const NDArray& y, double lo, double hi, ND
                                                         out.data<T>(), n);
   });
   check_launch("clamp_backward");
+}
+
+void sgd_step(const NDArray& p, const NDArray& g, const NDArray* buf, const SgdOptions& o) {
+  const int64_t n = p.size();
+  dispatch_dtype<DTypes::floating>(p.dtype, [&](auto t) {
+    using T = decltype(t);
+    const SgdUpdate<T> update(o);
+    if (buf) {
+      auto a = operands<T, 3>("sgd_step", {&p, &g, buf});
+      step_kernel<<<blocks_for(n), kThreads>>>(update, n, a[0], a[1], a[2]);
+    } else {
+      auto a = operands<T, 2>("sgd_step", {&p, &g});
+      step_kernel<<<blocks_for(n), kThreads>>>(update, n, a[0], a[1]);
+    }
+  });
+  check_launch("sgd_step");
+}
+
+void adam_step(const NDArray& p, const NDArray& g, const NDArray& m, const NDArray& v, const NDArray* v_max,
+               const AdamOptions& o) {
+  const int64_t n = p.size();
+  dispatch_dtype<DTypes::floating>(p.dtype, [&](auto t) {
+    using T = decltype(t);
+    const AdamUpdate<T> update(o);
+    if (v_max) {
+      auto a = operands<T, 5>("adam_step", {&p, &g, &m, &v, v_max});
+      step_kernel<<<blocks_for(n), kThreads>>>(update, n, a[0], a[1], a[2], a[3], a[4]);
+    } else {
+      auto a = operands<T, 4>("adam_step", {&p, &g, &m, &v});
+      step_kernel<<<blocks_for(n), kThreads>>>(update, n, a[0], a[1], a[2], a[3]);
+    }
+  });
+  check_launch("adam_step");
 }
 
 void copy(const NDArray& src, const NDArray& dst) {

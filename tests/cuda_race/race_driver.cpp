@@ -110,6 +110,16 @@ void elementwise(DType t) {
     }
     return out;
   });
+  if (floating) {
+    expect_agree("sgd_step, adam_step", t, [&](const OnDevice& on) -> Outputs {
+      // Updated in place: p, the momentum buffer (a permuted view), q (a flipped view) and Adam's moments.
+      NDArray p = on(a), buf = on(c).permute({1, 2, 0}), q = on(a).flip({2}), m = on(a);
+      NDArray v = unary(UnaryOp::abs, on(a)), v_max = unary(UnaryOp::abs, on(c).permute({1, 2, 0}));
+      sgd_step(p, on(b).broadcast_to(a.shape), &buf, SgdOptions{0.1, 0.01, 0.9, 0.2, false, false, false});
+      adam_step(q, on(a), m, v, &v_max, AdamOptions{0.01, 0.9, 0.99, 1e-8, 0.1, 3, true, true});
+      return {p, buf, q, m, v, v_max};
+    });
+  }
   expect_agree("copy, fill", t, [&](const OnDevice& on) -> Outputs {
     NDArray dst = on(c);
     assign(dst.index({slice(0, 37), slice(0, 3, 2), slice(0, 4)}),

@@ -1,7 +1,8 @@
-"""convlab.optim: SGD, Adam and AdamW with PyTorch's exact update rules, written as NDArray arithmetic on
-the parameters' data (an update is not part of any autograd graph) and stored into the parameters' storage
-in place, as PyTorch does (state_dict() entries and other views see the new values). Learning-rate
-schedules are in convlab.optim.lr_scheduler."""
+"""convlab.optim: PyTorch's optimizers with their exact update rules, on the parameters' data (an update is
+not part of any autograd graph), written into the parameters' storage in place as PyTorch does (state_dict()
+entries and other views see the new values). SGD and Adam/AdamW run one fused kernel per parameter
+(_C.sgd_step_, _C.adam_step_: one pass over p, its gradient and its state), the others NDArray arithmetic.
+Learning-rate schedules are in convlab.optim.lr_scheduler."""
 import copy
 
 from .. import _C
@@ -52,20 +53,20 @@ class Optimizer:
                 else:
                     p.grad = Tensor(NDArray.full(p.grad.shape, 0.0, p.grad.dtype, p.grad.device))
 
-    def _params_with_grad(self):
-        """(group, p, state, g) for each parameter that has a gradient, g being the gradient the update uses:
-        negated under maximize, plus weight_decay * p (L2 in the gradient) unless the group decays the
-        weights themselves (AdamW), which happens here, before the update reads p, as in PyTorch."""
+    def _params_to_step(self):
+        """(group, p, state) for each parameter that has a gradient."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad._data if group["maximize"] else p.grad._data
-                if group["weight_decay"] and group.get("decoupled_weight_decay"):
-                    write_(p, p._data * (1.0 - group["lr"] * group["weight_decay"]))
-                elif group["weight_decay"]:
-                    g = g + p._data * group["weight_decay"]
-                yield group, p, self.state.setdefault(p, {}), g
+                if p.grad is not None:
+                    yield group, p, self.state.setdefault(p, {})
+
+    def _params_with_grad(self):
+        """(group, p, state, g) for each parameter that has a gradient, g being the gradient the update uses:
+        negated under maximize, plus weight_decay * p (L2 in the gradient). SGD and Adam do without: their
+        fused kernels (_C.sgd_step_, _C.adam_step_) apply both in the same pass as the update."""
+        for group, p, state in self._params_to_step():
+            g = -p.grad._data if group["maximize"] else p.grad._data
+            yield group, p, state, g + p._data * group["weight_decay"] if group["weight_decay"] else g
 
     def step(self, closure=None):
         """closure, as in PyTorch: re-evaluates the model and returns the loss, which step returns."""
@@ -126,15 +127,17 @@ class SGD(Optimizer):
                                       nesterov=nesterov, maximize=maximize))
 
     def _update(self):
-        for group, p, state, g in self._params_with_grad():
-            momentum = group["momentum"]
-            if momentum:
+        """One pass per parameter (_C.sgd_step_), updating p and its momentum buffer in place."""
+        for group, p, state in self._params_to_step():
+            buf, first_step = None, False
+            if group["momentum"]:
                 buf = state.get("momentum_buffer")
-                damped = g * (1.0 - group["dampening"]) if group["dampening"] else g  # a pass saved
-                buf = g.copy() if buf is None else buf * momentum + damped
-                state["momentum_buffer"] = buf
-                g = g + buf * momentum if group["nesterov"] else buf
-            write_(p, p._data - g * group["lr"])
+                first_step = buf is None
+                if first_step:
+                    buf = state["momentum_buffer"] = NDArray.empty(p.shape, p._data.dtype, p._data.device)
+            _C.sgd_step_(p._data, p.grad._data, buf, lr=group["lr"], weight_decay=group["weight_decay"],
+                         momentum=group["momentum"], dampening=group["dampening"], nesterov=group["nesterov"],
+                         maximize=group["maximize"], first_step=first_step)
 
 
 class Adam(Optimizer):
@@ -158,20 +161,20 @@ class Adam(Optimizer):
                                       decoupled_weight_decay=decoupled_weight_decay))
 
     def _update(self):
-        for group, p, state, g in self._params_with_grad():
-            beta1, beta2 = group["betas"]
+        """One pass per parameter (_C.adam_step_), updating p and its moments in place."""
+        for group, p, state in self._params_to_step():
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = NDArray.full(g.shape, 0.0, g.dtype, g.device)
-                state["exp_avg_sq"] = NDArray.full(g.shape, 0.0, g.dtype, g.device)
+                zeros = [NDArray.full(p.shape, 0.0, p._data.dtype, p._data.device) for _ in range(2 + group["amsgrad"])]
+                state["exp_avg"], state["exp_avg_sq"] = zeros[:2]
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = zeros[2]
             state["step"] += 1
-            t = state["step"]
-            m = state["exp_avg"] = state["exp_avg"] + (g - state["exp_avg"]) * (1.0 - beta1)
-            v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + g * g * (1.0 - beta2)
-            if group["amsgrad"]:
-                v = state["max_exp_avg_sq"] = v if t == 1 else state["max_exp_avg_sq"].maximum(v)
-            denom = v.sqrt() / (1.0 - beta2 ** t) ** 0.5 + group["eps"]
-            write_(p, p._data - (m / denom) * (group["lr"] / (1.0 - beta1 ** t)))
+            beta1, beta2 = group["betas"]
+            _C.adam_step_(p._data, p.grad._data, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                          step=state["step"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                          weight_decay=group["weight_decay"], maximize=group["maximize"],
+                          decoupled_weight_decay=group["decoupled_weight_decay"])
 
 
 def _check_options(name, **options):
