@@ -70,7 +70,7 @@ def test_gemm_form_across_chunks():
         np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, rtol=1e-10, atol=1e-9)
 
 
-# The channel-minor form: one or two vectors of output channels per group (float32 on AVX-512: 16-32), a
+# The channel-minor form: one or two vectors of output channels per group (float32 on AVX-512: 5-32), a
 # kernel of several taps, at least a tile's rows of input channels (8 for two vectors, 16 for one), small
 # images. Padding on every side, strides, dilation, a last partial vector of channels and a last partial
 # tile of rows; on other ISAs and in float64 some of these run the GEMM form instead, with the same results.
@@ -79,6 +79,9 @@ MINOR_CASES = {
     "partial_vector_dilated": case(2, 26, 40, (7, 6), (2, 3), s=(1, 2), pad=((1, 0), (2, 1)), d=(2, 2), groups=2),
     "one_vector_batch1": case(1, 51, 48, (5, 5), (3, 3), pad=((1, 1), (1, 1)), groups=3),
     "stride_gt_kernel": case(2, 16, 32, (11, 10), (2, 2), s=(3, 3), pad=((0, 2), (1, 0))),
+    # 5-8 channels a group: half-width vectors (float32 on AVX-512), the dot products elsewhere.
+    "half_width": case(2, 27, 24, (10, 9), (3, 3), s=(2, 1), pad=((1, 1), (0, 2)), groups=3),
+    "half_width_partial_dilated": case(3, 18, 10, (6, 7), (2, 3), pad=((0, 1), (1, 1)), d=(1, 2), groups=2),
 }
 
 

@@ -180,8 +180,8 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
 
 // ---- the channel-minor form ---------------------------------------------------------------------------
 
-// Groups of one to two vectors of output channels over small outputs (ResNeXt's 16-32 channel groups on 7x7
-// to 28x28): the GEMM form's pack transposes 16 outputs of one row per block, so a 7-wide row used 7 of 16
+// Groups of half a vector to two vectors of output channels over small outputs (ResNeXt's 8-32 channel groups
+// on 7x7 to 28x28): the GEMM form's pack transposes 16 outputs of one row per block, so a 7-wide row used 7 of 16
 // (the pack and the stride-phased copy took half the time). Here x and gy are turned channel-minor per group
 // (pixel-major, as NHWC): xt holds the zero-padded window of each image, gt the outputs, V vectors of
 // channels each. Then gw[co][ci, tap] = sum over the outputs o of gt[o][co] * xt[first(o) + tap][ci] is one
@@ -189,41 +189,58 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
 // through the whole batch: no C reloads, no packing, only real outputs (padding zeros are terms, as in
 // reference.h).
 struct ChannelMinor {
-  int64_t hp, wp, vl;  // the padded window's rows and columns; gt's row length (V * lanes)
+  int64_t hp, wp, vl;  // the padded window's rows and columns; gt's row length (V vectors of the tile)
   int64_t x_image, g_image;  // elements of one image's xt and gt (all groups)
 };
 
+// The tile: R input channels by V vectors of W bytes of output channels, R x V accumulators, V vectors of gy
+// and a broadcast in registers. Groups of at most half a register's lanes (ResNeXt's 8 channels in float32
+// on AVX-512) take half-width vectors: the same lanes a cycle where the FMA units are half as wide (Zen 4),
+// never fewer than the full width with half its lanes idle.
+template <class T, int V, int W>
+struct MinorTile {
+  static constexpr int lanes = W / int(sizeof(T));
+  static constexpr int R = W < kVecBytes ? 8 : V == 1 ? (kVecRegisters >= 32 ? 16 : 8) : (kVecRegisters >= 32 ? 8 : 4);
+  using Vector = Vec<T, W>;
+};
+
 template <class T>
-ChannelMinor channel_minor(const ConvParams& p) {
+ChannelMinor channel_minor(const ConvParams& p, int64_t vector_lanes) {
   ChannelMinor m;
   m.hp = (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1;
   m.wp = (p.ow - 1) * p.stride_w + (p.kw - 1) * p.dil_w + 1;
-  m.vl = ceil_div(p.c_out_per_group(), lanes<T>) * lanes<T>;
+  m.vl = ceil_div(p.c_out_per_group(), vector_lanes) * vector_lanes;
   m.x_image = p.c_in * m.hp * m.wp, m.g_image = p.groups * p.oh * p.ow * m.vl;
   return m;
 }
 
+// The first n lanes of v at d (whole, half and quarter vectors as single stores).
+template <class T>
+inline void store_first(T* d, const Vec<T>& v, int n) {
+  constexpr int L = lanes<T>;
+  if (n == L) store(d, v);
+  else if (n == L / 2) std::memcpy(d, &v, L / 2 * sizeof(T));
+  else if (n == L / 4) std::memcpy(d, &v, L / 4 * sizeof(T));
+  else std::memcpy(d, &v, n * sizeof(T));
+}
+
 // Up to L planes (src[c] for c < count, `area` elements each) channel-minor: channel c of pixel j goes to
-// dst(j)[c], or nowhere where dst(j) is null. Whole groups of L pixels through an L x L register transpose;
-// `full` stores whole vectors (zeros past count: the row has room for them).
+// dst(j)[c] for c < width (zeros past count), or nowhere where dst(j) is null. Whole groups of L pixels
+// through an L x L register transpose.
 template <class T, class Dst>
-void to_channel_minor(const T* const* src, int count, int64_t area, bool full, Dst dst) {
+void to_channel_minor(const T* const* src, int count, int64_t area, int width, Dst dst) {
   constexpr int L = lanes<T>;
   int64_t j = 0;
   for (; j + L <= area; j += L) {
     Vec<T> v[L];
     for (int c = 0; c < L; c++) v[c] = c < count ? load(src[c] + j) : Vec<T>{};
     transpose_block<T>(v);
-    for (int k = 0; k < L; k++) {
-      T* d = dst(j + k);
-      if (!d) continue;
-      if (full || count == L) store(d, v[k]);
-      else std::memcpy(d, &v[k], count * sizeof(T));
-    }
+    for (int k = 0; k < L; k++)
+      if (T* d = dst(j + k)) store_first(d, v[k], width);
   }
   for (; j < area; j++)
     if (T* d = dst(j))
-      for (int c = 0; c < (full ? L : count); c++) d[c] = c < count ? src[c][j] : T(0);
+      for (int c = 0; c < width; c++) d[c] = c < count ? src[c][j] : T(0);
 }
 
 // xt and gt of images [0, nn) (R elements of slack after xt: a tile's rows past the group's channels read
@@ -253,14 +270,14 @@ void channel_minor_copies(const T* x, const T* gy, int64_t nn, const ConvParams&
       const T* src[L];
       for (int c = 0; c < count; c++) src[c] = x + (i * p.c_in + g * cig + c0 + c) * p.h * p.w;
       T* corner = xg + (top * m.wp + left) * cig + c0;
-      to_channel_minor(src, count, rows * p.w, false, [&](int64_t j) { return pixel[j] < 0 ? nullptr : corner + pixel[j] * cig; });
+      to_channel_minor(src, count, rows * p.w, count, [&](int64_t j) { return pixel[j] < 0 ? nullptr : corner + pixel[j] * cig; });
     }
     T* gg = gt + ig * pix * m.vl;
     for (int64_t c0 = 0; c0 < m.vl; c0 += L) {
-      const int count = int(std::clamp<int64_t>(cog - c0, 0, L));
+      const int count = int(std::clamp<int64_t>(cog - c0, 0, L)), width = int(std::min<int64_t>(L, m.vl - c0));
       const T* src[L];
       for (int c = 0; c < count; c++) src[c] = gy + (i * p.c_out + g * cog + c0 + c) * pix;
-      to_channel_minor(src, count, pix, true, [&](int64_t j) { return gg + j * m.vl + c0; });
+      to_channel_minor(src, count, pix, width, [&](int64_t j) { return gg + j * m.vl + c0; });
     }
   }
   std::fill(xt + nn * m.x_image, xt + nn * m.x_image + R, T(0));
@@ -268,19 +285,21 @@ void channel_minor_copies(const T* x, const T* gy, int64_t nn, const ConvParams&
 
 // acc (R x V vectors) += the sums of one image's outputs for rows ci0 + r of tap t: gy vectors of the
 // output times broadcast x elements of its window.
-template <class T, int R, int V>
-void channel_minor_tile(const T* xi, const T* gi, const ConvParams& p, const ChannelMinor& m, Vec<T>* acc) {
-  constexpr int L = lanes<T>;
+template <class T, class Tile, int V>
+void channel_minor_tile(const T* xi, const T* gi, const ConvParams& p, const ChannelMinor& m,
+                        typename Tile::Vector* acc) {
+  constexpr int R = Tile::R, L = Tile::lanes;
+  using Vector = typename Tile::Vector;
   const int64_t cig = p.c_in_per_group(), row_step = p.stride_h * m.wp * cig, col_step = p.stride_w * cig;
-  Vec<T> a[R][V];
+  Vector a[R][V];
   for (int r = 0; r < R; r++)
     for (int v = 0; v < V; v++) a[r][v] = acc[r * V + v];
   for (int64_t oy = 0; oy < p.oh; oy++) {
     const T* xr = xi + oy * row_step;
     const T* gr = gi + oy * p.ow * m.vl;
     for (int64_t ox = 0; ox < p.ow; ox++) {
-      Vec<T> gv[V];
-      for (int v = 0; v < V; v++) gv[v] = load(gr + ox * m.vl + v * L);
+      Vector gv[V];
+      for (int v = 0; v < V; v++) std::memcpy(&gv[v], gr + ox * m.vl + v * L, sizeof(Vector));
       const T* xs = xr + ox * col_step;
       for (int r = 0; r < R; r++)
         for (int v = 0; v < V; v++) a[r][v] += xs[r] * gv[v];
@@ -292,18 +311,18 @@ void channel_minor_tile(const T* xi, const T* gi, const ConvParams& p, const Cha
 
 // Rows [ci0, ci0 + R) of group g, every tap: image by image (its window stays in L1 across the taps), each
 // tap's sums kept in acc between images; then gw (+)= them, rows and channels past the group's not stored.
-template <class T, int R, int V>
+template <class T, class Tile, int V>
 void channel_minor_block(const T* xt, const T* gt, int64_t nn, const ConvParams& p, const ChannelMinor& m, int64_t g,
-                         int64_t ci0, bool add, Vec<T>* acc, T* gw) {
-  constexpr int L = lanes<T>;
+                         int64_t ci0, bool add, typename Tile::Vector* acc, T* gw) {
+  constexpr int R = Tile::R, L = Tile::lanes;
   const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
-  std::fill(acc, acc + taps * R * V, Vec<T>{});
+  std::fill(acc, acc + taps * R * V, typename Tile::Vector{});
   for (int64_t i = 0; i < nn; i++) {
     const T* xi = xt + (i * G + g) * m.hp * m.wp * cig + ci0;
     const T* gi = gt + (i * G + g) * p.oh * p.ow * m.vl;
     for (int64_t t = 0; t < taps; t++) {
       const int64_t tap = (t / p.kw * p.dil_h * m.wp + t % p.kw * p.dil_w) * cig;
-      channel_minor_tile<T, R, V>(xi + tap, gi, p, m, acc + t * R * V);
+      channel_minor_tile<T, Tile, V>(xi + tap, gi, p, m, acc + t * R * V);
     }
   }
   const int64_t K = cig * taps, rows = std::min<int64_t>(R, cig - ci0);
@@ -316,14 +335,11 @@ void channel_minor_block(const T* xt, const T* gt, int64_t nn, const ConvParams&
       }
 }
 
-// Tile rows: R x V accumulators, V vectors of gy and a broadcast in registers.
-template <int V>
-constexpr int minor_rows = V == 1 ? (kVecRegisters >= 32 ? 16 : 8) : (kVecRegisters >= 32 ? 8 : 4);
-
-template <class T, int V>
+template <class T, int V, int W>
 void backward_weight_minor(const T* x, const T* gy, const ConvParams& p, T* gw) {
-  constexpr int R = minor_rows<V>;
-  const ChannelMinor m = channel_minor<T>(p);
+  using Tile = MinorTile<T, V, W>;
+  constexpr int R = Tile::R;
+  const ChannelMinor m = channel_minor<T>(p, Tile::lanes);
   const int64_t G = p.groups, cig = p.c_in_per_group(), taps = p.kh * p.kw, blocks = ceil_div(cig, R);
   const int64_t chunk = std::clamp<int64_t>(kWorkspaceElements / std::max(m.x_image, m.g_image), 1, p.n);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
@@ -333,8 +349,8 @@ void backward_weight_minor(const T* x, const T* gy, const ConvParams& p, T* gw) 
     channel_minor_copies<T>(x + n0 * p.c_in * p.h * p.w, gy + n0 * p.c_out * p.oh * p.ow, nn, p, m, R, xt, gt);
 #pragma omp parallel for schedule(static)
     for (int64_t task = 0; task < G * blocks; task++) {
-      Vec<T>* acc = reinterpret_cast<Vec<T>*>(scratch<T>(slot_thread, taps * R * V * lanes<T>));
-      channel_minor_block<T, R, V>(xt, gt, nn, p, m, task / blocks, task % blocks * R, n0 > 0, acc, gw);
+      auto* acc = reinterpret_cast<typename Tile::Vector*>(scratch<T>(slot_thread, taps * R * V * Tile::lanes));
+      channel_minor_block<T, Tile, V>(xt, gt, nn, p, m, task / blocks, task % blocks * R, n0 > 0, acc, gw);
     }
   }
 }
@@ -490,19 +506,26 @@ bool gemm_form(const ConvParams& p, const Phased& q_dot) {
   return cog >= 16 || (p.c_in_per_group() > 1 && (cog < R || 2 * q_dot.np <= lanes<T>));
 }
 
-// Whether the channel-minor form runs: one or two vectors of output channels per group, a kernel of more
-// than one tap (1x1 convs read x in place on the GEMM), enough input channels to fill the tile's rows, and
-// one image's window of a group within half of L2 (it is read once per tap). 1 thread, vs the GEMM form:
-// ResNeXt's 16-32-channel groups on 7x7-14x14 outputs 1.2-1.7 -> 1.0-1.1 of PyTorch's time, DenseNet's 3x3
-// 128 -> 32 on 7x7-14x14 1.1 -> 0.9; lost: 56x56 (window past L2), 1x1 convs (1.3-2.3x), 3-channel stems
-// (3.5x).
+// Whether the channel-minor form runs, and on which tile: one or two vectors of output channels per group
+// (half-width vectors for over a quarter up to half a register), a kernel of more than one tap (1x1 convs read
+// x in place on the GEMM), enough input channels to fill the tile's rows, and one image's window of a group
+// within half of L2 (it is read once per tap). 1 thread, vs the GEMM form: ResNeXt's 16-32-channel groups on
+// 7x7-14x14 outputs 1.2-1.7 -> 1.0-1.1 of PyTorch's time, DenseNet's 3x3 128 -> 32 on 7x7-14x14 1.1 -> 0.9;
+// lost: 56x56 (window past L2), 1x1 convs (1.3-2.3x), 3-channel stems (3.5x). Vs the dot products at 8
+// channels a group (half width): ResNeXt 28x28 1.23-1.33 -> 1.13, 56x56 even; at 4 (a quarter) even.
+enum class Minor { none, half, one, two };
+
 template <class T>
-bool minor_form(const ConvParams& p) {
+Minor minor_form(const ConvParams& p) {
   static const int64_t l2 = cache_bytes(2, 1 << 20);
+  constexpr int L = lanes<T>;
   const int64_t cog = p.c_out_per_group(), cig = p.c_in_per_group();
-  if (cog < lanes<T> || cog > 2 * lanes<T> || p.kh * p.kw == 1 || p.n * p.oh * p.ow == 0) return false;
-  const ChannelMinor m = channel_minor<T>(p);
-  return cig >= (cog <= lanes<T> ? minor_rows<1> : minor_rows<2>) && 2 * m.hp * m.wp * cig * int64_t(sizeof(T)) <= l2;
+  const Minor tile = 2 * cog <= L && kVecBytes >= 32 ? Minor::half : cog <= L ? Minor::one : cog <= 2 * L ? Minor::two : Minor::none;
+  const int rows = tile == Minor::half ? MinorTile<T, 1, kVecBytes / 2>::R : tile == Minor::one ? MinorTile<T, 1, kVecBytes>::R
+                                                                                               : MinorTile<T, 2, kVecBytes>::R;
+  if (tile == Minor::none || 4 * cog <= L || p.kh * p.kw == 1 || p.n * p.oh * p.ow == 0 || cig < rows) return Minor::none;
+  const ChannelMinor m = channel_minor<T>(p, L);
+  return 2 * m.hp * m.wp * cig * int64_t(sizeof(T)) <= l2 ? tile : Minor::none;
 }
 
 }  // namespace
@@ -514,10 +537,11 @@ void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams&
     // The GEMM reads a 1x1 conv's x in place (its packer stops at the end of x); the dot products read
     // whole vectors past np, so they keep the slack of a phased copy.
     const Phased q_dot = phased(p, /*allow_identity=*/false);
-    if (minor_form<T>(p)) {
-      if (p.c_out_per_group() <= lanes<T>) backward_weight_minor<T, 1>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
-      else backward_weight_minor<T, 2>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
-    } else if (gemm_form<T>(p, q_dot)) backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, phased(p), gw.data<T>());
+    const Minor minor = minor_form<T>(p);
+    if (minor == Minor::half) backward_weight_minor<T, 1, kVecBytes / 2>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    else if (minor == Minor::one) backward_weight_minor<T, 1, kVecBytes>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    else if (minor == Minor::two) backward_weight_minor<T, 2, kVecBytes>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    else if (gemm_form<T>(p, q_dot)) backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, phased(p), gw.data<T>());
     else backward_weight_dot<T>(x.data<T>(), gy.data<T>(), p, q_dot, gw.data<T>());
   });
 }
