@@ -5,7 +5,7 @@ outputs); x read in place (1x1 convs); the batch's outputs cut into parts that c
 into copies of gw; and batches of several chunks, where a part continues in the next chunk. Each is checked
 against the NumPy reference from the definition and convlab._C.reference, at 1, 2 and 3 threads (the thread
 count changes the parts). Then the channel-minor form (ResNeXt-like groups of 16-32 output channels on small
-images) and the dot products' image parts."""
+images), the one-window matrix product and the dot products' image parts."""
 import ctypes
 import mmap
 import sys
@@ -102,6 +102,28 @@ def test_channel_minor_form_across_chunks():
     x, _, _, _, gy = make_data(c, "float64", seed=4)
     want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], 2)
     np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, 2), want, rtol=1e-10, atol=1e-9)
+
+
+# A kernel as large as its input with no leading padding (one output, whose window is the whole image): a
+# matrix product reading x in place. Bottom/right padding under the stride leaves the one output; the last
+# case is large enough to run in parallel blocks.
+WHOLE_WINDOW = {
+    "dcgan_d_5_like": case(5, 24, 1, (4, 4), (4, 4)),
+    "groups_padded_after": case(3, 12, 9, (3, 5), (3, 5), s=(2, 3), pad=((0, 1), (0, 2)), groups=3),
+    "one_pixel": case(2, 7, 5, (1, 1), (1, 1)),
+    "parallel_blocks": case(16, 64, 96, (7, 7), (7, 7)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", WHOLE_WINDOW)
+def test_whole_window_matches_reference(name, dtype):
+    c = WHOLE_WINDOW[name]
+    x, _, _, _, gy = make_data(c, dtype, seed=6)
+    assert gy.shape[2:] == (1, 1)
+    want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], c["groups"])
+    for threads in (1, 2, 3):
+        np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, **TOL[dtype])
 
 
 @pytest.mark.parametrize("nonfinite", [False, True])

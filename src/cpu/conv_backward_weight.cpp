@@ -5,6 +5,7 @@
 // extended grid (vectorised along e), where 0 * inf at garbage columns is redone with x masked there.
 // Groups of one or two vectors of output channels on small images (ResNeXt) take a third form instead, on
 // channel-minor copies of x and gy: broadcast x elements times vectors of gy, summed in registers.
+// A kernel whose one window is the whole input is a matrix product with x read in place.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -176,6 +177,29 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
     }
   }
   if (bl.parts > 1) add_parts(gw, part_buf, bl.parts, size);
+}
+
+// ---- one window: a matrix product --------------------------------------------------------------------
+
+// A kernel as large as its input, no leading padding and one output: that output's window is the whole image: X^T's row for
+// image i is x's group block of image i itself (K = cig*h*w contiguous elements), so gw_g = gy_g^T @ x_g is
+// a matrix product with B read in place (DCGAN's last discriminator layer: 512 x 4x4 -> 1; the GEMM form
+// copied x into the phased layout, 6x its size at 4x4, then packed it 16 runs at a time for one output).
+bool whole_window(const ConvParams& p) {
+  return p.kh == p.h && p.kw == p.w && p.pad_top == 0 && p.pad_left == 0 && p.oh == 1 && p.ow == 1 && p.n > 0;
+}
+
+template <class T>
+void backward_weight_matmul(const T* x, const T* gy, const ConvParams& p, T* gw) {
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.h * p.w;
+  const std::vector<int64_t> b_off = strided_offsets(p.n, p.c_in * p.h * p.w), c_off = strided_offsets(cog, K);
+  const GemmBlocking bl = gemm_blocking<T>(G, cog, K);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t task = 0; task < G * bl.m_blocks * bl.n_blocks; task++) {
+    const int64_t g = task / (bl.m_blocks * bl.n_blocks), mi = task / bl.n_blocks % bl.m_blocks, ni = task % bl.n_blocks;
+    gemm_block(transposed(gy + g * cog, cog, p.n, p.c_out), Rows<const T>{x + g * K, b_off.data()},
+               Rows<T>{gw + g * cog * K, c_off.data()}, bl.block(mi, ni, cog, K), Update::store);
+  }
 }
 
 // ---- the channel-minor form ---------------------------------------------------------------------------
@@ -538,7 +562,8 @@ void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams&
     // whole vectors past np, so they keep the slack of a phased copy.
     const Phased q_dot = phased(p, /*allow_identity=*/false);
     const Minor minor = minor_form<T>(p);
-    if (minor == Minor::half) backward_weight_minor<T, 1, kVecBytes / 2>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    if (whole_window(p)) backward_weight_matmul<T>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    else if (minor == Minor::half) backward_weight_minor<T, 1, kVecBytes / 2>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else if (minor == Minor::one) backward_weight_minor<T, 1, kVecBytes>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else if (minor == Minor::two) backward_weight_minor<T, 2, kVecBytes>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else if (gemm_form<T>(p, q_dot)) backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, phased(p), gw.data<T>());
