@@ -303,6 +303,8 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("offset", [](const NDArray& a) { return a.offset; })
       .def_property_readonly("_version", [](const NDArray& a) { return a.storage ? a.storage->version : 0; },
                              "writes into this array's storage so far (shared by all its views)")
+      .def_property_readonly("_storage_refs", [](const NDArray& a) { return a.storage.use_count(); },
+                             "how many arrays (views, DLPack exports) hold this array's memory, itself included")
       .def_property_readonly("dtype", [](const NDArray& a) { return dtype_name(a.dtype); })
       .def_property_readonly("device", [](const NDArray& a) { return device_name(a.device()); })
       .def_property_readonly("size", &NDArray::size)

@@ -231,6 +231,35 @@ def test_gradient_accumulates_over_uses_and_calls(device):
     np.testing.assert_allclose(x.grad.numpy(), [6.0, 8.0])
 
 
+def test_leaf_gradients_never_share_memory(device):
+    """A leaf keeps the gradient array it is handed only when nothing else holds it: where one array reaches
+    two leaves (a + b), a view of a gradient (reshape), the caller's seed, or a conv's fresh weight gradient,
+    writing one .grad in place must leave every other gradient and the seed alone."""
+    a, b = (cl.tensor([1.0, 2.0], dtype="float64", device=device, requires_grad=True) for _ in range(2))
+    ((a + b) * 2.0).sum().backward()  # one fresh array (the product's gradient) handed to a and b
+    a.grad.zero_()
+    np.testing.assert_array_equal(b.grad.numpy(), [2.0, 2.0])
+    c = cl.tensor([[1.0, 2.0]], dtype="float64", device=device, requires_grad=True)
+    ((a + c.reshape(2)) * 2.0).sum().backward()
+    c.grad.zero_()
+    np.testing.assert_array_equal(a.grad.numpy(), [2.0, 2.0])  # zeroed above, then one more backward
+    d, e = (cl.tensor([[1.0, 2.0]], dtype="float64", device=device, requires_grad=True) for _ in range(2))
+    (d.reshape(2) + e.reshape(2) + c.reshape(2)).sum().backward()  # views of the seed's broadcast
+    d.grad.zero_()
+    np.testing.assert_array_equal(e.grad.numpy(), [[1.0, 1.0]])
+    seed = cl.tensor([1.0, 0.5], dtype="float64", device=device)
+    leaf = cl.tensor([3.0, 4.0], dtype="float64", device=device, requires_grad=True)
+    leaf.backward(seed)
+    leaf.grad.zero_()
+    np.testing.assert_array_equal(seed.numpy(), [1.0, 0.5])
+    x = cl.tensor(np.ones((1, 1, 3, 3)), dtype="float64", device=device, requires_grad=True)
+    w = cl.tensor(np.ones((1, 1, 2, 2)), dtype="float64", device=device, requires_grad=True)
+    cl.nn.functional.conv2d(x, w).sum().backward()
+    w.grad.zero_()
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    np.testing.assert_array_equal(w.grad.numpy(), 0)
+
+
 def test_diamond_graph(device):
     a = np.random.default_rng(13).uniform(0.5, 1.5, (3,))
     f = lambda x: (lambda y: y.exp() * y.log() + y)(x * 2.0)  # noqa: E731  one node used along two paths

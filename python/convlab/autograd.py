@@ -11,6 +11,7 @@ their results in is handed over by tensor.py once it is defined (`Tensor` below)
 """
 import functools
 import math
+import sys
 
 import numpy as np
 
@@ -177,8 +178,8 @@ def run_backward(root, grad):
         g = grads.pop(id(t), None)
         if g is None:
             continue
-        if t._ctx is None:  # a copy: g may be shared with another input's gradient, and grads can be updated in place
-            t.grad = Tensor(g.copy() if t.grad is None else t.grad._data + g)
+        if t._ctx is None:  # grads can be updated in place, so a leaf keeps g itself only when nothing else can see it
+            t.grad = Tensor((g if _sole_owner(g) else g.copy()) if t.grad is None else t.grad._data + g)
             for hook in list(t._post_accumulate_grad_hooks.values()):
                 hook(t)
             continue
@@ -188,6 +189,14 @@ def run_backward(root, grad):
                 continue
             g_in = sum_to_shape(g_in, inp.shape)
             grads[id(inp)] = grads[id(inp)] + g_in if id(inp) in grads else g_in
+        g = g_in = None  # no reference left behind to the gradients just handed on (see _sole_owner)
+
+
+def _sole_owner(g):
+    """True when g is the only array over its memory and the engine's variable the only reference to g (a
+    gradient a kernel has just made, not one a Function handed to several inputs, a view, or the caller's
+    seed): a leaf can then keep g as its .grad without the copy (a pass over every parameter per step)."""
+    return g._storage_refs == 1 and sys.getrefcount(g) <= 3  # the engine's g, this argument, getrefcount's
 
 
 # ---- binary (either operand may be a Python number; binary_op names the NDArray op, whose dtype rules
