@@ -280,13 +280,14 @@ void band_window(const T* const* src, int count, const ConvParams& p, const Band
   pad_pixels(xb, b.y1 - b.y0, p.w, b.win, xp);
 }
 
-// Per-lane weights: wt[t] lane l = w[channel(l) * taps + t] for lanes [0, count), 0 for the others.
+// Per-lane weights: wt[t] lane l = w[channel(l) * taps + t] for lanes [0, count), 0 for the others: the
+// count weight rows turned tap-major like a plane. (Lane by lane, tap by tap, with a channel's modulo each,
+// it took a third of efficientnet's 5x5 forward on 7x7 planes: 25 x 16 scalar stores for 49 outputs.)
 template <class T, class Channel>
 void lane_weights(const T* w, int count, int64_t taps, Channel channel, Vec<T>* wt) {
-  for (int64_t t = 0; t < taps; t++) {
-    wt[t] = Vec<T>{};
-    for (int l = 0; l < count; l++) wt[t][l] = w[channel(l) * taps + t];
-  }
+  const T* rows[lanes<T>];
+  for (int l = 0; l < count; l++) rows[l] = w + channel(l) * taps;
+  to_pixel_major(rows, count, taps, reinterpret_cast<T*>(wt));
 }
 
 // The pixel-major buffers of one task, carved from the thread's scratch: sizes in vectors.
