@@ -1,8 +1,9 @@
 // Convolution backward-input (the spec: reference::conv_backward_input_at in common/reference.h) on the
-// phased layout (conv_layout.h). Stride 1: the adjoint is itself a convolution, run as a forward pass.
-// Other strides: gxq[k][e] += sum_co W[co][k] * gy[co][e], a GEMM whose C rows are the runs
-// (scatter-added), then un-phased into gx; small images instead run that GEMM over the real outputs of a
-// chunk of images into an explicit c_in*taps x P matrix, then col2im.
+// phased layout (conv_layout.h). Stride 1 with many outputs per weight: the adjoint is itself a convolution,
+// run as a forward pass on the flipped weight.
+// Other strides, and stride 1 where few outputs share each weight: gxq[k][e] += sum_co W[co][k] * gy[co][e],
+// a GEMM whose C rows are the runs (scatter-added), then un-phased into gx; small images instead run that
+// GEMM over the real outputs of a chunk of images into an explicit c_in*taps x P matrix, then col2im.
 #include <algorithm>
 #include <numeric>
 #include <utility>
@@ -34,9 +35,20 @@ void flip_weight(const T* w, const ConvParams& p, T* wf) {
   }
 }
 
+// Stride 1, taps > 1, when n*oh*ow (the multiply-adds per weight element) is at least 640: 1-thread CPU time
+// against PyTorch, the flip + forward GEMM vs the adjoint GEMM without a flip: 56x56 and 28x28 images 1.09-1.12
+// vs 1.30-1.60 (resnet18_l2_conv2_n1: 784), 22x33 even (unet_dec2_a: 726), 8x8 x 8 images (512) 1.24-1.40
+// vs 1.04-1.17, 7x7 and 14x14 (49-392) 1.26-1.61 vs 0.92-1.28. A 1x1 kernel needs no flip at all: its
+// adjoint GEMM reads x's layout in place (efficientnet b1_0_expand 120x160: 1.23 -> 0.89).
+inline bool flip_pays(const ConvParams& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.kh * p.kw > 1 && p.n * p.oh * p.ow >= 640;
+}
+
 // With stride 1 the adjoint is itself a convolution: gx = conv(gy, w flipped and transposed per group) with
 // leading pads d*(k-1) - pad (negative ones crop). Run as a forward GEMM its reduction is c_out/groups*taps
-// deep instead of c_out/groups, and C is stored rather than scatter-added.
+// deep instead of c_out/groups, and C is stored rather than scatter-added; but the flip is a transposing copy
+// of the whole weight (~1 ns an element, 1 thread), paid back only when each weight element enters enough
+// multiply-adds (flip_pays).
 template <class T>
 void backward_input_stride1(const T* gy, const T* w, const ConvParams& p, T* gx) {
   T* wf = scratch<T>(slot_weight, p.c_in * p.c_out_per_group() * p.kh * p.kw);
@@ -61,24 +73,33 @@ void gather_images(const T* gy, const ConvParams& p, int64_t n0, int64_t nn, T* 
   }
 }
 
-// col2im: every plane (i, ci) of gx sums the columns of its taps, cols[(ci, kh, kw)][i*pix + (oy, ox)] added at
-// (oy*sh + kh*dh - pt, ox*sw + kw*dw - pl) when that lands inside, taps in (kh, kw) order as
-// reference::fold_at sums them. One plane per task: every element is written by one thread, the same way on
-// every run.
+// The outputs [lo, hi) of each kernel row (or column) whose tap lands inside the input: one in_range (two
+// divisions) per tap, not per tap and plane (dcgan_g_1's 1x1-image fold spent a quarter of the pass there).
+inline std::vector<std::pair<int64_t, int64_t>> tap_ranges(int64_t k, int64_t dil, int64_t pad, int64_t stride,
+                                                            int64_t in, int64_t out) {
+  std::vector<std::pair<int64_t, int64_t>> r(k);
+  for (int64_t t = 0; t < k; t++) in_range(t * dil - pad, stride, in, out, r[t].first, r[t].second);
+  return r;
+}
+
+// col2im: every plane (i, ci) of gx sums the columns of its taps, cols[(ci, kh, kw)][i*pix + (oy, ox)] (rows ld
+// apart) added at (oy*sh + kh*dh - pt, ox*sw + kw*dw - pl) when that lands
+// inside, taps in (kh, kw) order as reference::fold_at sums them. One plane per task: every element is written
+// by one thread, the same way on every run.
 template <class T>
 void fold_columns(const T* cols, int64_t ld, const ConvParams& p, int64_t n0, int64_t nn, T* gx) {
   const int64_t taps = p.kh * p.kw, pix = p.oh * p.ow;
+  const auto rows = tap_ranges(p.kh, p.dil_h, p.pad_top, p.stride_h, p.h, p.oh);
+  const auto cols_x = tap_ranges(p.kw, p.dil_w, p.pad_left, p.stride_w, p.w, p.ow);
 #pragma omp parallel for schedule(static)
   for (int64_t ic = 0; ic < nn * p.c_in; ic++) {
     const int64_t i = ic / p.c_in, ci = ic % p.c_in;
     T* plane = gx + ((n0 + i) * p.c_in + ci) * p.h * p.w;
     std::fill(plane, plane + p.h * p.w, T(0));
     for (int64_t kh = 0; kh < p.kh; kh++) {
-      int64_t oy_lo, oy_hi;
-      in_range(kh * p.dil_h - p.pad_top, p.stride_h, p.h, p.oh, oy_lo, oy_hi);
+      const auto [oy_lo, oy_hi] = rows[kh];
       for (int64_t kw = 0; kw < p.kw; kw++) {
-        int64_t ox_lo, ox_hi;
-        in_range(kw * p.dil_w - p.pad_left, p.stride_w, p.w, p.ow, ox_lo, ox_hi);
+        const auto [ox_lo, ox_hi] = cols_x[kw];
         const T* col = cols + (ci * taps + kh * p.kw + kw) * ld + i * pix;
         for (int64_t oy = oy_lo; oy < oy_hi; oy++) {
           T* dst = plane + (oy * p.stride_h + kh * p.dil_h - p.pad_top) * p.w + kw * p.dil_w - p.pad_left;
@@ -89,37 +110,101 @@ void fold_columns(const T* cols, int64_t ld, const ConvParams& p, int64_t n0, in
   }
 }
 
-// Small images, stride > 1: cols[g*K + k][j] = sum_co W[co][k] * gy[co][j] over the P = nn*pix real outputs of a
-// chunk, one GEMM per group (M = K = c_in/groups*taps rows, reduction c_out/groups), then col2im. Only real
-// outputs enter, so no weight meets a stand-in zero.
+// col2im from the transposed columns colsT[i*pix + j][(ci, kh, kw)] (rows ldk apart): for every output j of
+// image i, last first (so that each element of gx sums its taps in (kh, kw) order, as fold_columns does), and
+// every tap landing inside, the row's c_in values of that tap are added into their planes; a long loop over
+// channels, where fold_columns would run its tap loops per plane for one output (a 1x1 image: 16 taps of one
+// element in each of 512 planes). Tasks are (image, channel block) with the block's planes in half of L2.
 template <class T>
-void backward_input_columns(const T* gy, const T* w, const ConvParams& p, T* gx) {
-  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, pix = p.oh * p.ow;
-  const int64_t chunk = std::clamp<int64_t>(kWorkspaceElements / ((p.c_in * p.kh * p.kw + p.c_out) * pix), 1, p.n);
-  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
-    const int64_t nn = std::min(chunk, p.n - n0), cols_n = nn * pix, ld = padded_ld<T>(cols_n);
-    T* gyc = scratch<T>(slot_output, p.c_out * ld);
-    gather_images(gy, p, n0, nn, gyc, ld);
-    T* cols = scratch<T>(slot_columns, G * K * ld);
-    const std::vector<int64_t> b_off = strided_offsets(p.c_out, ld), c_off = strided_offsets(G * K, ld);
-    const GemmBlocking bl = gemm_blocking<T>(G, K, cols_n);
-    const int64_t tasks = G * bl.m_blocks * bl.n_blocks;
+void fold_rows(const T* cols, int64_t ldk, const ConvParams& p, int64_t n0, int64_t nn, T* gx) {
+  const int64_t taps = p.kh * p.kw, pix = p.oh * p.ow, plane = p.h * p.w;
+  static const int64_t l2 = cache_bytes(2, 1 << 20);  // sysfs is read once
+  const int64_t cb = std::clamp<int64_t>(l2 / 2 / (plane * int64_t(sizeof(T))), 1, p.c_in);
+  const int64_t blocks = (p.c_in + cb - 1) / cb;
+#pragma omp parallel for schedule(static)
+  for (int64_t ib = 0; ib < nn * blocks; ib++) {
+    const int64_t i = ib / blocks, c0 = ib % blocks * cb, c1 = std::min(p.c_in, c0 + cb);
+    T* g = gx + (n0 + i) * p.c_in * plane;
+    std::fill(g + c0 * plane, g + c1 * plane, T(0));
+    for (int64_t j = pix - 1; j >= 0; j--) {
+      const T* row = cols + (i * pix + j) * ldk;
+      const int64_t oy = j / p.ow, ox = j % p.ow;
+      for (int64_t kh = 0; kh < p.kh; kh++) {
+        const int64_t y = oy * p.stride_h + kh * p.dil_h - p.pad_top;
+        if (y < 0 || y >= p.h) continue;
+        for (int64_t kw = 0; kw < p.kw; kw++) {
+          const int64_t x = ox * p.stride_w + kw * p.dil_w - p.pad_left;
+          if (x < 0 || x >= p.w) continue;
+          const T* src = row + kh * p.kw + kw;
+          T* dst = g + y * p.w + x;
+          for (int64_t ci = c0; ci < c1; ci++) dst[ci * plane] += src[ci * taps];
+        }
+      }
+    }
+  }
+}
+
+// The columns of a chunk, cols[g*K + k][j] = sum_co W[g*cog + co][k] * gyc[g*cog + co][j] (gyc: c_out rows ld
+// apart over P real outputs), one GEMM per group, in one of two orientations; returns colsT's row length, or 0
+// when cols is stored as it is (rows ld apart). A last sliver of fewer than NR columns costs the micro-tile as much as a whole one (it is bound by
+// A's broadcasts), so when rounding P up to slivers would add over 1/8 (P = 1 for squeeze-excite convs, 49 =
+// 48 + 1 for a 7x7 image) the matrix is stored transposed, colsT = gy^T W: the outputs are GEMM rows (8 at a
+// time), A = gyc^T read in place, B = W's rows packed as they lie. Otherwise cols = W^T gy, A = W^T in place.
+// 1-thread CPU time against PyTorch: resnet18_l4_conv2_n1 1.21 -> 0.98, SE 1x1 images 2.2 -> 1.65; 8x8
+// images x 8 (P = 512) 1.04-1.17 as cols vs 1.20-1.23 as colsT.
+template <class T>
+int64_t columns_gemm(const T* gyc, int64_t ld, const T* w, const ConvParams& p, int64_t P, T* cols) {
+  constexpr int64_t nr = gemm_nr<T>;
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  const bool by_outputs = 8 * ((P + nr - 1) / nr * nr) > 9 * P;
+  const int64_t ldk = padded_ld<T>(G * K);
+  const std::vector<int64_t> b_off = by_outputs ? strided_offsets(cog, K) : strided_offsets(p.c_out, ld);
+  const std::vector<int64_t> c_off = by_outputs ? strided_offsets(P, ldk) : strided_offsets(G * K, ld);
+  const GemmBlocking bl = by_outputs ? gemm_blocking<T>(G, P, K) : gemm_blocking<T>(G, K, P);
+  const int64_t tasks = G * bl.m_blocks * bl.n_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; t++) {
-      int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, g = t / (bl.n_blocks * bl.m_blocks);
+  for (int64_t t = 0; t < tasks; t++) {
+    int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, g = t / (bl.n_blocks * bl.m_blocks);
+    const T* wg = w + g * cog * K;
+    if (by_outputs) {
+      Rows<const T> b{wg, b_off.data()};
+      Rows<T> c{cols + g * K, c_off.data()};
+      gemm_block(transposed(gyc + g * cog * ld, P, cog, ld), b, c, bl.block(mi, ni, P, K), Update::store);
+    } else {
       Rows<const T> b{gyc, b_off.data() + g * cog};
       Rows<T> c{cols, c_off.data() + g * K};
-      gemm_block(transposed(w + g * cog * K, K, cog, K), b, c, bl.block(mi, ni, K, cols_n), Update::store);
+      gemm_block(transposed(wg, K, cog, K), b, c, bl.block(mi, ni, K, P), Update::store);
     }
-    fold_columns(cols, ld, p, n0, nn, gx);
+  }
+  return by_outputs ? ldk : 0;
+}
+
+// Small images: the columns of the P = nn*pix real outputs of a chunk of images (columns_gemm), then col2im.
+// Only real outputs enter, so no weight meets a stand-in zero.
+template <class T>
+void backward_input_columns(const T* gy, const T* w, const ConvParams& p, T* gx) {
+  const int64_t pix = p.oh * p.ow, rows = p.c_in * p.kh * p.kw;
+  const int64_t chunk = std::clamp<int64_t>(kWorkspaceElements / ((rows + p.c_out) * pix), 1, p.n);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0), P = nn * pix, ld = padded_ld<T>(P);
+    T* gyc = scratch<T>(slot_output, p.c_out * ld);
+    gather_images(gy, p, n0, nn, gyc, ld);
+    T* cols = scratch<T>(slot_columns, std::max(rows * ld, P * padded_ld<T>(rows)));
+    const int64_t ldk = columns_gemm(gyc, ld, w, p, P, cols);
+    if (ldk) fold_rows(cols, ldk, p, n0, nn, gx);
+    else fold_columns(cols, ld, p, n0, nn, gx);
   }
 }
 
 template <class T>
 void backward_input_gemm(const T* gy, const T* w, const ConvParams& p, T* gx) {
-  if (p.stride_h == 1 && p.stride_w == 1) return backward_input_stride1<T>(gy, w, p, gx);
+  if (flip_pays(p)) return backward_input_stride1<T>(gy, w, p, gx);
   const Phased q = phased(p);
-  if (small_images<T>(p, q)) return backward_input_columns<T>(gy, w, p, gx);
+  // A 1x1 kernel off the identity layout (stride > 1) scatters into one phase of a zeroed phased copy, then
+  // un-phases it; the column path writes gx once (1-thread CPU time against PyTorch: resnet18_l3_down
+  // 0.67-0.74 -> 0.38-0.46, l2_down 0.45-0.48 -> 0.32-0.34). Strided kernels with taps measured mixed there
+  // (resnet18_l3_conv1 1.2 -> 1.1, dcgan_d_2 1.1 -> 1.3, deepspeech2 1.9 -> 2.6) and keep the runs.
+  if (small_images<T>(p, q) || (p.kh * p.kw == 1 && !q.identity)) return backward_input_columns<T>(gy, w, p, gx);
   const int64_t G = p.groups, cog = p.c_out_per_group(), taps = p.kh * p.kw;
   const int64_t K = p.c_in_per_group() * taps, np = q.np;
   const std::vector<int64_t> b_off = strided_offsets(p.c_out, np), c_off = run_offsets(p, q);
