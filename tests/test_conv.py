@@ -114,6 +114,15 @@ FIXED = {
     # Taps wholly in the padding (dilation as large as the image): forward and backward-input drop them.
     "dead_taps_aspp": case(2, 6, 5, (5, 6), (3, 3), pad=((6, 6), (6, 6)), d=(6, 6)),
     "dead_taps_asym": case(1, 4, 3, (5, 7), (3, 2), s=(1, 2), pad=((7, 7), (1, 9)), d=(6, 8)),
+    # Taps partly in the padding (a third or more of the tap-output products): one GEMM per tap over the outputs
+    # it reaches (ASPP-like, strided and grouped, asymmetric, a 3x3 image; the threaded one spans several row
+    # panels and input-channel slices of w, so taps accumulate across slices).
+    "partly_dead_taps_aspp": case(2, 20, 24, (9, 10), (3, 3), pad=((4, 4), (4, 4)), d=(4, 4)),
+    "partly_dead_taps_strided_grouped": case(3, 12, 18, (8, 9), (3, 3), s=(2, 2), pad=((5, 4), (3, 6)), d=(4, 5), groups=3),
+    "partly_dead_taps_asym": case(1, 5, 7, (11, 9), (3, 2), pad=((6, 2), (4, 5)), d=(5, 4)),
+    "partly_dead_taps_3x3_image": case(2, 8, 10, (3, 3), (3, 3), pad=((1, 1), (1, 1))),
+    "partly_dead_taps_threads": case(1, 240, 136, (10, 10), (3, 3), pad=((5, 5), (5, 5)), d=(5, 5)),
+    "all_taps_in_padding": case(2, 3, 4, (4, 4), (1, 1), s=(10, 10), pad=((2, 2), (2, 2))),
     # Most cases here are under 2^19 multiply-adds and run on the calling thread; these small images do not.
     "small_strided_threads": case(4, 64, 48, (9, 9), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
     "small_7x7_threads": case(1, 64, 80, (7, 7), (3, 3), pad=((1, 1), (1, 1))),
