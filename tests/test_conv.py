@@ -99,6 +99,10 @@ FIXED = {
     "medium_stem": case(1, 3, 19, (61, 64), (7, 7), s=(2, 2), pad=((3, 3), (3, 3))),
     "medium_deep": case(2, 37, 270, (12, 11), (3, 3), pad=((1, 1), (1, 1))),
     "medium_1x1": case(2, 150, 40, (33, 35), (1, 1)),
+    # Stride-2 phase rows of whole vectors (build_phased's deinterleave) and tails; 31 wide: the last row of a
+    # plane ends one element short of a vector pair, so it is copied element by element.
+    "stride2_wide": case(2, 3, 4, (9, 71), (3, 3), s=(2, 2), pad=((1, 0), (0, 1))),
+    "stride2_row_of_one_vector": case(1, 2, 3, (5, 31), (3, 3), s=(2, 2)),
     # Small images (extended grid under 4 GEMM tiles) run one GEMM over the real outputs of all images of a
     # chunk: forward (B packed from the runs, output rows as segments; also stride-1 backward-input) and
     # strided backward-input (W^T gy into columns, then col2im); with >= 8 output channels per group, the

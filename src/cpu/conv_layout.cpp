@@ -89,6 +89,19 @@ std::vector<int64_t> strided_offsets(int64_t rows, int64_t stride) {
   return off;
 }
 
+// row[v] = in[v * sw] for v in [lo, hi), reading no further than in[avail - 1]. Stride 2 (the strided layers
+// of ResNet, Inception, DCGAN) runs in whole vectors: its element-by-element gather was 6-9 % of the profile
+// of a stride-2 forward (Inception 6a's 3x3/2 on 35x35).
+template <class T>
+void copy_strided(const T* in, T* row, int64_t sw, int64_t lo, int64_t hi, int64_t avail) {
+  constexpr int L = lanes<T>;
+  int64_t v = lo;
+  if (sw == 2)
+    for (; v + L <= hi && 2 * (v + L) <= avail; v += L)
+      store(row + v, even_lanes<T>(load(in + 2 * v), load(in + 2 * v + L)));
+  for (; v < hi; v++) row[v] = in[v * sw];
+}
+
 template <class T>
 void build_phased_channel(const T* src, T* out, const ConvParams& p, const Phased& q) {
   for (int64_t a = 0; a < q.sh; a++) {
@@ -108,8 +121,7 @@ void build_phased_channel(const T* src, T* out, const ConvParams& p, const Phase
         const T* in = src + iy * p.w + b - p.pad_left;
         std::fill(row, row + v_lo, T(0));
         if (q.sw == 1) std::copy(in + v_lo, in + v_hi, row + v_lo);
-        else
-          for (int64_t v = v_lo; v < v_hi; v++) row[v] = in[v * q.sw];
+        else copy_strided(in, row, q.sw, v_lo, v_hi, src + p.h * p.w - in);
         std::fill(row + v_hi, row + q.wq, T(0));
       }
       std::fill(dst + q.hq * q.wq, dst + q.plane, T(0));

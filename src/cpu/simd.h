@@ -62,6 +62,17 @@ inline T hsum(Vec<T, Bytes> v) {
   }
 }
 
+// Lanes 0, 2, 4, ... of the two vectors a, b laid end to end: a stride-2 read of 2 * lanes elements in two
+// loads and one shuffle (vpermt2ps).
+template <class T, int... J>
+inline Vec<T> even_lanes(Vec<T> a, Vec<T> b, std::integer_sequence<int, J...>) {
+  return __builtin_shufflevector(a, b, (2 * J)...);
+}
+template <class T>
+inline Vec<T> even_lanes(Vec<T> a, Vec<T> b) {
+  return even_lanes<T>(a, b, std::make_integer_sequence<int, lanes<T>>{});
+}
+
 // One round of transpose_block: rows i and i + d (bit d of i clear) trade lanes so that afterwards bit d of
 // the row index and bit d of the lane index are swapped. Constant shuffles (vpermt2ps / vshuff32x4).
 template <class T, int d, int... J>
