@@ -127,6 +127,9 @@ FIXED = {
     "partly_dead_taps_3x3_image": case(2, 8, 10, (3, 3), (3, 3), pad=((1, 1), (1, 1))),
     "partly_dead_taps_threads": case(1, 240, 136, (10, 10), (3, 3), pad=((5, 5), (5, 5)), d=(5, 5)),
     "all_taps_in_padding": case(2, 3, 4, (4, 4), (1, 1), s=(10, 10), pad=((2, 2), (2, 2))),
+    # Fewer output columns than vector lanes and a K of at least 2 vectors per column: dot products along K.
+    "few_columns_dots_1x1": case(1, 40, 70, (1, 1), (1, 1)),
+    "few_columns_dots_grouped": case(2, 100, 112, (4, 3), (3, 3), pad=((1, 0), (0, 1)), groups=2),
     # Most cases here are under 2^19 multiply-adds and run on the calling thread; these small images do not.
     "small_strided_threads": case(4, 64, 48, (9, 9), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
     "small_7x7_threads": case(1, 64, 80, (7, 7), (3, 3), pad=((1, 1), (1, 1))),
