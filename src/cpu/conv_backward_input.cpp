@@ -35,30 +35,52 @@ void flip_weight(const T* w, const ConvParams& p, T* wf) {
   }
 }
 
-// Stride 1, taps > 1, when n*oh*ow (the multiply-adds per weight element) is at least 640: 1-thread CPU time
-// against PyTorch, the flip + forward GEMM vs the adjoint GEMM without a flip: 56x56 and 28x28 images 1.09-1.12
-// vs 1.30-1.60 (resnet18_l2_conv2_n1: 784), 22x33 even (unet_dec2_a: 726), 8x8 x 8 images (512) 1.24-1.40
-// vs 1.04-1.17, 7x7 and 14x14 (49-392) 1.26-1.61 vs 0.92-1.28. A 1x1 kernel needs no flip at all: its
-// adjoint GEMM reads x's layout in place (efficientnet b1_0_expand 120x160: 1.23 -> 0.89).
-inline bool flip_pays(const ConvParams& p) {
-  return p.stride_h == 1 && p.stride_w == 1 && p.kh * p.kw > 1 && p.n * p.oh * p.ow >= 640;
-}
-
-// With stride 1 the adjoint is itself a convolution: gx = conv(gy, w flipped and transposed per group) with
-// leading pads d*(k-1) - pad (negative ones crop). Run as a forward GEMM its reduction is c_out/groups*taps
-// deep instead of c_out/groups, and C is stored rather than scatter-added; but the flip is a transposing copy
-// of the whole weight (~1 ns an element, 1 thread), paid back only when each weight element enters enough
-// multiply-adds (flip_pays).
-template <class T>
-void backward_input_stride1(const T* gy, const T* w, const ConvParams& p, T* gx) {
-  T* wf = scratch<T>(slot_weight, p.c_in * p.c_out_per_group() * p.kh * p.kw);
-  flip_weight(w, p, wf);
+// With stride 1 the adjoint is itself a convolution (backward_input_stride1): gy as the input, c_in and c_out
+// swapped, leading pads d*(k-1) - pad (negative ones crop).
+inline ConvParams adjoint_params(const ConvParams& p) {
   ConvParams a = p;
   std::swap(a.c_in, a.c_out);
   a.h = p.oh, a.w = p.ow, a.oh = p.h, a.ow = p.w;
   a.pad_top = p.dil_h * (p.kh - 1) - p.pad_top;
   a.pad_left = p.dil_w * (p.kw - 1) - p.pad_left;
-  forward_gemm<T>(gy, wf, nullptr, a, gx);
+  return a;
+}
+
+// The outputs [lo, hi) of each kernel row (or column) whose tap lands inside the input: one in_range (two
+// divisions) per tap, not per tap and plane (dcgan_g_1's 1x1-image fold spent a quarter of the pass there).
+inline std::vector<std::pair<int64_t, int64_t>> tap_ranges(int64_t k, int64_t dil, int64_t pad, int64_t stride,
+                                                            int64_t in, int64_t out) {
+  std::vector<std::pair<int64_t, int64_t>> r(k);
+  for (int64_t t = 0; t < k; t++) in_range(t * dil - pad, stride, in, out, r[t].first, r[t].second);
+  return r;
+}
+
+// Stride 1, taps > 1, when n*oh*ow (the multiply-adds per weight element) is at least 640: 1-thread CPU time
+// against PyTorch, the flip + forward GEMM vs the adjoint GEMM without a flip: 56x56 and 28x28 images 1.09-1.12
+// vs 1.30-1.60 (resnet18_l2_conv2_n1: 784), 22x33 even (unet_dec2_a: 726), 8x8 x 8 images (512) 1.24-1.40
+// vs 1.04-1.17, 7x7 and 14x14 (49-392) 1.26-1.61 vs 0.92-1.28. A 1x1 kernel needs no flip at all: its
+// adjoint GEMM reads x's layout in place (efficientnet b1_0_expand 120x160: 1.23 -> 0.89).
+// Also when a third or more of the adjoint's tap-output products read padding (DeepLab's ASPP on 14x14):
+// forward_gemm then runs one GEMM per tap over the outputs each reaches (conv_forward.cpp, the same rule),
+// which skips them; the adjoint GEMM here computes them all (aspp r12: 2.4-2.6 of PyTorch's time).
+inline bool flip_pays(const ConvParams& p) {
+  if (p.stride_h != 1 || p.stride_w != 1 || p.kh * p.kw == 1) return false;
+  const ConvParams a = adjoint_params(p);
+  int64_t rows = 0, cols = 0;  // live tap-output pairs = (sum over kernel rows) x (sum over kernel columns)
+  for (const auto& [lo, hi] : tap_ranges(a.kh, a.dil_h, a.pad_top, 1, a.h, a.oh)) rows += hi - lo;
+  for (const auto& [lo, hi] : tap_ranges(a.kw, a.dil_w, a.pad_left, 1, a.w, a.ow)) cols += hi - lo;
+  return p.n * p.oh * p.ow >= 640 || 3 * rows * cols <= 2 * a.kh * a.kw * a.oh * a.ow;
+}
+
+// With stride 1 the adjoint is itself a convolution: gx = conv(gy, w flipped and transposed per group) with
+// adjoint_params. Run as a forward GEMM its reduction is c_out/groups*taps deep instead of c_out/groups, and C
+// is stored rather than scatter-added; but the flip is a transposing copy of the whole weight (~1 ns an
+// element, 1 thread), paid back only when each weight element enters enough multiply-adds (flip_pays).
+template <class T>
+void backward_input_stride1(const T* gy, const T* w, const ConvParams& p, T* gx) {
+  T* wf = scratch<T>(slot_weight, p.c_in * p.c_out_per_group() * p.kh * p.kw);
+  flip_weight(w, p, wf);
+  forward_gemm<T>(gy, wf, nullptr, adjoint_params(p), gx);
 }
 
 // gyc[co][i*pix + j] = gy[n0 + i][co][j] for the nn images of a chunk (gyc rows ld apart): the grad output as
@@ -73,19 +95,10 @@ void gather_images(const T* gy, const ConvParams& p, int64_t n0, int64_t nn, T* 
   }
 }
 
-// The outputs [lo, hi) of each kernel row (or column) whose tap lands inside the input: one in_range (two
-// divisions) per tap, not per tap and plane (dcgan_g_1's 1x1-image fold spent a quarter of the pass there).
-inline std::vector<std::pair<int64_t, int64_t>> tap_ranges(int64_t k, int64_t dil, int64_t pad, int64_t stride,
-                                                            int64_t in, int64_t out) {
-  std::vector<std::pair<int64_t, int64_t>> r(k);
-  for (int64_t t = 0; t < k; t++) in_range(t * dil - pad, stride, in, out, r[t].first, r[t].second);
-  return r;
-}
-
 // col2im: every plane (i, ci) of gx sums the columns of its taps, cols[(ci, kh, kw)][i*pix + (oy, ox)] (rows ld
-// apart) added at (oy*sh + kh*dh - pt, ox*sw + kw*dw - pl) when that lands
-// inside, taps in (kh, kw) order as reference::fold_at sums them. One plane per task: every element is written
-// by one thread, the same way on every run.
+// apart) added at (oy*sh + kh*dh - pt, ox*sw + kw*dw - pl) when that lands inside, taps in (kh, kw) order as
+// reference::fold_at sums them. One plane per task: every element is written by one thread, the same way on
+// every run.
 template <class T>
 void fold_columns(const T* cols, int64_t ld, const ConvParams& p, int64_t n0, int64_t nn, T* gx) {
   const int64_t taps = p.kh * p.kw, pix = p.oh * p.ow;
