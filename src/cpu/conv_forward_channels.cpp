@@ -170,39 +170,6 @@ void forward_shape(const T* x, const T* w, const T* bias, const ConvParams& p, T
   }
 }
 
-// One output per image whose kernel reads exactly the whole, unpadded image (squeeze-excite's 1x1 on 1x1,
-// DCGAN's 4x4 on 4x4), for a few images: y[n][co] = dot(w[co], x[n][group's K]) + bias[co], both rows
-// contiguous. The GEMM would round the n columns up to a whole B sliver, packed per K slice (SE reduce at
-// batch 1: the pack and 16x wasted FMAs were 60 % of its time). Each image rereads the weight: up to 8 were
-// measured (SE reduce at batch 8: 1.6 -> 0.5 of PyTorch's time; dcgan_d_5 0.23 -> 0.05 over the tiles).
-bool whole_image_kernel(const ConvParams& p) {
-  return p.n <= 8 && p.oh == 1 && p.ow == 1 && p.kh == p.h && p.kw == p.w && p.pad_top == 0 && p.pad_left == 0 &&
-         (p.kh == 1 || p.dil_h == 1) && (p.kw == 1 || p.dil_w == 1);
-}
-
-template <class T>
-T dot(const T* a, const T* b, int64_t len) {
-  constexpr int L = lanes<T>;
-  Vec<T> acc[4] = {};
-  int64_t e = 0;
-  for (; e + 4 * L <= len; e += 4 * L)
-    for (int u = 0; u < 4; u++) acc[u] += load(a + e + u * L) * load(b + e + u * L);
-  for (; e + L <= len; e += L) acc[0] += load(a + e) * load(b + e);
-  T sum = hsum<T>((acc[0] + acc[1]) + (acc[2] + acc[3]));
-  for (; e < len; e++) sum += a[e] * b[e];
-  return sum;
-}
-
-template <class T>
-void forward_dots(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
-  const int64_t K = p.c_in_per_group() * p.kh * p.kw, cog = p.c_out_per_group();
-#pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < p.n * p.c_out; nc++) {
-    const int64_t n = nc / p.c_out, co = nc % p.c_out;
-    y[nc] = dot(w + co * K, x + n * p.c_in * p.h * p.w + co / cog * K, K) + (bias ? bias[co] : T(0));
-  }
-}
-
 }  // namespace
 
 // Where broadcasting the input beats the GEMM (1-thread CPU time vs PyTorch, perf.md 28-fewcout): where the
@@ -212,22 +179,18 @@ void forward_dots(const T* x, const T* w, const T* bias, const ConvParams& p, T*
 // 32 on 56x56: K = 1152). On large images with K = 288 (Inception's 3x3 32 -> 32 on 147x147) the GEMM was
 // ahead. Never for 1x1 kernels (x is the GEMM's layout already, and a tile's broadcasts would cross K whole
 // planes) nor for K < 64 (stems: the tile's transposed store of cog x MR outputs outweighs its FMAs); with
-// one vector or less, only below one B sliver of outputs per image. A few images under a whole-image
-// kernel take dot products instead.
+// one vector or less, only below one B sliver of outputs per image.
 template <class T>
 bool few_out_channels(const ConvParams& p) {
   constexpr int64_t L = max_lanes<T>, nr = gemm_nr<T>;
   const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, pix = p.oh * p.ow;
-  if (cog > 3 * L || p.n * pix == 0) return false;
-  if (whole_image_kernel(p)) return true;
-  if (p.kh * p.kw == 1 || K < 64) return false;
+  if (cog > 3 * L || p.kh * p.kw == 1 || K < 64 || p.n * pix == 0) return false;
   if (p.stride_h * p.stride_w > 1) return true;
   return cog > L ? pix < 4 * nr || K >= 512 : pix < nr;
 }
 
 template <class T>
 void forward_channels(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
-  if (whole_image_kernel(p)) return forward_dots(x, w, bias, p, y);
   const TileShape shape = tile_shape<T>(p.c_out_per_group());
   if (shape.v == 3) return forward_shape<T, kVecBytes, 3>(x, w, bias, p, y);
   if (shape.v == 2) return forward_shape<T, kVecBytes, 2>(x, w, bias, p, y);
