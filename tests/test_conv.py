@@ -141,6 +141,7 @@ FIXED = {
     "small_outputs_as_rows_grouped": case(1, 12, 18, (7, 7), (3, 3), pad=((1, 1), (1, 1)), groups=3),
     "padded_1x1": case(2, 7, 9, (6, 5), (1, 1), pad=((1, 0), (2, 1))),
     "1x1_stride2_not_small": case(1, 5, 6, (40, 37), (1, 1), s=(2, 2)),  # backward-input: the column path
+    "one_output_grouped": case(1, 6, 9, (4, 5), (4, 5), groups=3),  # backward-input: rows of w added
 }
 
 

@@ -35,17 +35,6 @@ void flip_weight(const T* w, const ConvParams& p, T* wf) {
   }
 }
 
-// With stride 1 the adjoint is itself a convolution (backward_input_stride1): gy as the input, c_in and c_out
-// swapped, leading pads d*(k-1) - pad (negative ones crop).
-inline ConvParams adjoint_params(const ConvParams& p) {
-  ConvParams a = p;
-  std::swap(a.c_in, a.c_out);
-  a.h = p.oh, a.w = p.ow, a.oh = p.h, a.ow = p.w;
-  a.pad_top = p.dil_h * (p.kh - 1) - p.pad_top;
-  a.pad_left = p.dil_w * (p.kw - 1) - p.pad_left;
-  return a;
-}
-
 // The outputs [lo, hi) of each kernel row (or column) whose tap lands inside the input: one in_range (two
 // divisions) per tap, not per tap and plane (dcgan_g_1's 1x1-image fold spent a quarter of the pass there).
 inline std::vector<std::pair<int64_t, int64_t>> tap_ranges(int64_t k, int64_t dil, int64_t pad, int64_t stride,
@@ -60,27 +49,34 @@ inline std::vector<std::pair<int64_t, int64_t>> tap_ranges(int64_t k, int64_t di
 // vs 1.30-1.60 (resnet18_l2_conv2_n1: 784), 22x33 even (unet_dec2_a: 726), 8x8 x 8 images (512) 1.24-1.40
 // vs 1.04-1.17, 7x7 and 14x14 (49-392) 1.26-1.61 vs 0.92-1.28. A 1x1 kernel needs no flip at all: its
 // adjoint GEMM reads x's layout in place (efficientnet b1_0_expand 120x160: 1.23 -> 0.89).
-// Also when a third or more of the adjoint's tap-output products read padding (DeepLab's ASPP on 14x14):
-// forward_gemm then runs one GEMM per tap over the outputs each reaches (conv_forward.cpp, the same rule),
-// which skips them; the adjoint GEMM here computes them all (aspp r12: 2.4-2.6 of PyTorch's time).
+// Also when a third or more of the tap-output products read padding (DeepLab's ASPP on 14x14), which the
+// adjoint GEMM here computes and discards: the flipped weight's forward_gemm runs one GEMM per tap over the
+// outputs each reaches (conv_forward.cpp) and skips them (aspp r12: 2.4-2.6 -> 1.7-1.8 of PyTorch's time).
+// Counted on p, not on the adjoint: a transposed conv of a 1x1 input (dcgan_g_1) reads no padding here,
+// though as a forward on gy padded by 3 it would (and the flip of its 4x4 weight would cost 2 ms).
 inline bool flip_pays(const ConvParams& p) {
   if (p.stride_h != 1 || p.stride_w != 1 || p.kh * p.kw == 1) return false;
-  const ConvParams a = adjoint_params(p);
   int64_t rows = 0, cols = 0;  // live tap-output pairs = (sum over kernel rows) x (sum over kernel columns)
-  for (const auto& [lo, hi] : tap_ranges(a.kh, a.dil_h, a.pad_top, 1, a.h, a.oh)) rows += hi - lo;
-  for (const auto& [lo, hi] : tap_ranges(a.kw, a.dil_w, a.pad_left, 1, a.w, a.ow)) cols += hi - lo;
-  return p.n * p.oh * p.ow >= 640 || 3 * rows * cols <= 2 * a.kh * a.kw * a.oh * a.ow;
+  for (const auto& [lo, hi] : tap_ranges(p.kh, p.dil_h, p.pad_top, 1, p.h, p.oh)) rows += hi - lo;
+  for (const auto& [lo, hi] : tap_ranges(p.kw, p.dil_w, p.pad_left, 1, p.w, p.ow)) cols += hi - lo;
+  return p.n * p.oh * p.ow >= 640 || 3 * rows * cols <= 2 * p.kh * p.kw * p.oh * p.ow;
 }
 
 // With stride 1 the adjoint is itself a convolution: gx = conv(gy, w flipped and transposed per group) with
-// adjoint_params. Run as a forward GEMM its reduction is c_out/groups*taps deep instead of c_out/groups, and C
-// is stored rather than scatter-added; but the flip is a transposing copy of the whole weight (~1 ns an
-// element, 1 thread), paid back only when each weight element enters enough multiply-adds (flip_pays).
+// leading pads d*(k-1) - pad (negative ones crop). Run as a forward GEMM its reduction is c_out/groups*taps
+// deep instead of c_out/groups, and C is stored rather than scatter-added; but the flip is a transposing copy
+// of the whole weight (~1 ns an element, 1 thread), paid back only when each weight element enters enough
+// multiply-adds (flip_pays).
 template <class T>
 void backward_input_stride1(const T* gy, const T* w, const ConvParams& p, T* gx) {
   T* wf = scratch<T>(slot_weight, p.c_in * p.c_out_per_group() * p.kh * p.kw);
   flip_weight(w, p, wf);
-  forward_gemm<T>(gy, wf, nullptr, adjoint_params(p), gx);
+  ConvParams a = p;
+  std::swap(a.c_in, a.c_out);
+  a.h = p.oh, a.w = p.ow, a.oh = p.h, a.ow = p.w;
+  a.pad_top = p.dil_h * (p.kh - 1) - p.pad_top;
+  a.pad_left = p.dil_w * (p.kw - 1) - p.pad_left;
+  forward_gemm<T>(gy, wf, nullptr, a, gx);
 }
 
 // gyc[co][i*pix + j] = gy[n0 + i][co][j] for the nn images of a chunk (gyc rows ld apart): the grad output as
@@ -157,20 +153,51 @@ void fold_rows(const T* cols, int64_t ldk, const ConvParams& p, int64_t n0, int6
   }
 }
 
+// colsT[j][g*K + k] = sum_co gy[g*cog + co][j] * W[g*cog + co][k] for a few outputs j (batch-1 squeeze-excite
+// convs and 1x1-input transposed convs: one): rows of W scaled and added into the output rows, W read once in
+// place. The GEMM would pack all of W as B and run its 8-row tile on copies of one row. Tasks are (group,
+// block of k) with the block's P rows in half of L1; co runs in order, so every run sums alike.
+template <class T>
+void columns_by_weight_rows(const T* gyc, int64_t ld, const T* w, const ConvParams& p, int64_t P, T* cols,
+                            int64_t ldk) {
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  static const int64_t l1 = cache_bytes(1, 32 << 10);  // sysfs is read once
+  const int64_t kb = std::max<int64_t>(lanes<T>, l1 / 2 / (P * int64_t(sizeof(T))) / lanes<T> * lanes<T>);
+  const int64_t blocks = (K + kb - 1) / kb;
+#pragma omp parallel for schedule(static)
+  for (int64_t gb = 0; gb < G * blocks; gb++) {
+    const int64_t g = gb / blocks, k0 = g * K + gb % blocks * kb, k1 = std::min((g + 1) * K, k0 + kb);
+    for (int64_t j = 0; j < P; j++) std::fill(cols + j * ldk + k0, cols + j * ldk + k1, T(0));
+    for (int64_t co = g * cog; co < (g + 1) * cog; co++) {
+      const T* wr = w + co * K - g * K;
+      for (int64_t j = 0; j < P; j++) {
+        const T a = gyc[co * ld + j];
+        T* c = cols + j * ldk;
+        for (int64_t k = k0; k < k1; k++) c[k] += a * wr[k];
+      }
+    }
+  }
+}
+
 // The columns of a chunk, cols[g*K + k][j] = sum_co W[g*cog + co][k] * gyc[g*cog + co][j] (gyc: c_out rows ld
 // apart over P real outputs), one GEMM per group, in one of two orientations; returns colsT's row length, or 0
-// when cols is stored as it is (rows ld apart). A last sliver of fewer than NR columns costs the micro-tile as much as a whole one (it is bound by
-// A's broadcasts), so when rounding P up to slivers would add over 1/8 (P = 1 for squeeze-excite convs, 49 =
-// 48 + 1 for a 7x7 image) the matrix is stored transposed, colsT = gy^T W: the outputs are GEMM rows (8 at a
-// time), A = gyc^T read in place, B = W's rows packed as they lie. Otherwise cols = W^T gy, A = W^T in place.
-// 1-thread CPU time against PyTorch: resnet18_l4_conv2_n1 1.21 -> 0.98, SE 1x1 images 2.2 -> 1.65; 8x8
-// images x 8 (P = 512) 1.04-1.17 as cols vs 1.20-1.23 as colsT.
+// when cols is stored as it is (rows ld apart). A last sliver of fewer than NR columns costs the micro-tile as
+// much as a whole one (it is bound by A's broadcasts), so when rounding P up to slivers would add over 1/8
+// (49 = 48 + 1 for a 7x7 image) the matrix is stored transposed, colsT = gy^T W: the outputs are GEMM rows
+// (8 at a time), A = gyc^T read in place, B = W's rows packed as they lie; under 4 outputs, rows of W added
+// (columns_by_weight_rows). Otherwise cols = W^T gy, A = W^T in place. 1-thread CPU time against PyTorch:
+// resnet18_l4_conv2_n1 1.21 -> 0.98, SE 1x1 images 2.2 -> 1.65 (rows of W: 0.37-1.04); 8x8 images x 8
+// (P = 512) 1.04-1.17 as cols vs 1.20-1.23 as colsT.
 template <class T>
 int64_t columns_gemm(const T* gyc, int64_t ld, const T* w, const ConvParams& p, int64_t P, T* cols) {
   constexpr int64_t nr = gemm_nr<T>;
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const bool by_outputs = 8 * ((P + nr - 1) / nr * nr) > 9 * P;
   const int64_t ldk = padded_ld<T>(G * K);
+  if (by_outputs && P < 4) {
+    columns_by_weight_rows(gyc, ld, w, p, P, cols, ldk);
+    return ldk;
+  }
   const std::vector<int64_t> b_off = by_outputs ? strided_offsets(cog, K) : strided_offsets(p.c_out, ld);
   const std::vector<int64_t> c_off = by_outputs ? strided_offsets(P, ldk) : strided_offsets(G * K, ld);
   const GemmBlocking bl = by_outputs ? gemm_blocking<T>(G, P, K) : gemm_blocking<T>(G, K, P);
