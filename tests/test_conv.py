@@ -103,6 +103,10 @@ FIXED = {
     # plane ends one element short of a vector pair, so it is copied element by element.
     "stride2_wide": case(2, 3, 4, (9, 71), (3, 3), s=(2, 2), pad=((1, 0), (0, 1))),
     "stride2_row_of_one_vector": case(1, 2, 3, (5, 31), (3, 3), s=(2, 2)),
+    # The per-image forward GEMM over the real outputs only: garbage columns x rows per task large enough
+    # (8 images give whole-image tasks up to 2 threads).
+    "real_columns_dilated": case(8, 4, 96, (20, 20), (3, 3), pad=((2, 2), (2, 2)), d=(2, 2)),
+    "real_columns_asym": case(8, 3, 112, (19, 23), (3, 3), pad=((2, 1), (2, 3)), d=(2, 2)),
     # Small images (extended grid under 4 GEMM tiles) run one GEMM over the real outputs of all images of a
     # chunk: forward (B packed from the runs, output rows as segments; also stride-1 backward-input) and
     # strided backward-input (W^T gy into columns, then col2im); with >= 8 output channels per group, the

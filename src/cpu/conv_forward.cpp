@@ -279,6 +279,16 @@ void forward_taps(const T* x, const T* w, const T* bias, const ConvParams& p, co
   }
 }
 
+// Whether the per-image GEMM runs over the real outputs only (B packed by pack_output_columns, C rows = y)
+// rather than the extended grid (B = plain runs through pack_b, oh*(wq - ow) garbage columns), for tasks of
+// `rows` rows of A each: per packed vector of B, garbage costs (garbage / outputs) * rows vector FMAs, the
+// segment packer ~8-20 cycles more than pack_b. Measured (1 thread, Zen 4), at that product: deeplab_dilated
+// 37, forward 78-79 -> 85-87 % of the FMA peak; resnet_3x3, Inception 5x5 and 6a, dcgan_d_2 at 2-8 and batch-1
+// 14x14 layers cut into 64-row tasks at 9, 3-10 % slower. From 16 up the real outputs win.
+inline bool real_columns(const ConvParams& p, const Phased& q, int64_t rows) {
+  return p.oh * (q.wq - p.ow) * rows >= 16 * p.oh * p.ow;
+}
+
 }  // namespace
 
 template <class T>
@@ -288,25 +298,39 @@ void forward_gemm(const T* x, const T* w, const T* bias, const ConvParams& p, T*
   const std::vector<OutputRect> rects = tap_rects(p);
   if (mostly_padding(p, rects)) return forward_taps(x, w, bias, p, q, rects, y);
   if (small_images<T>(p, q)) return forward_columns(x, w, bias, p, q, y);
-  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, np = q.np;
-  const std::vector<int64_t> b_off = run_offsets(p, q), c_off = strided_offsets(p.c_out, np);
-  const bool direct = q.wq == p.ow;  // no garbage columns: the GEMM writes y itself
+  const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  const std::vector<int64_t> b_off = run_offsets(p, q);
   const int64_t chunk = images_per_chunk(p, q);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
+    const GemmBlocking grid = gemm_blocking<T>(nn * G, cog, q.np);
+    const bool real = real_columns(p, q, grid.mb);  // else the extended grid
+    const bool direct = real || q.wq == p.ow;      // no garbage columns: the GEMM writes y itself
+    const int64_t cols = real ? p.oh * p.ow : q.np;
+    const std::vector<int64_t> c_off = strided_offsets(p.c_out, cols);
     const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
-    T* yq = direct ? y + n0 * p.c_out * np : scratch<T>(slot_output, nn * p.c_out * np);
-    const GemmBlocking bl = gemm_blocking<T>(nn * G, cog, np);
+    T* yq = direct ? y + n0 * p.c_out * cols : scratch<T>(slot_output, nn * p.c_out * cols);
+    const GemmBlocking bl = real ? gemm_blocking<T>(nn * G, cog, cols) : grid;
     const int64_t tasks = nn * G * bl.m_blocks * bl.n_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
       int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, g = t / (bl.n_blocks * bl.m_blocks) % G;
       int64_t i = t / (bl.n_blocks * bl.m_blocks * G);
-      Rows<const T> b{xq + i * p.c_in * q.chan, b_off.data() + g * K};
-      Rows<T> c{yq + i * p.c_out * np, c_off.data() + g * cog};
-      gemm_block(row_major(w + g * cog * K, cog, K, K), b, c, bl.block(mi, ni, cog, np), Update::store);
+      const T* xi = xq + i * p.c_in * q.chan;
+      const int64_t* run_g = b_off.data() + g * K;
+      const MatrixView<T> a = row_major(w + g * cog * K, cog, K, K);
+      Rows<T> c{yq + i * p.c_out * cols, c_off.data() + g * cog};
+      const Block block = bl.block(mi, ni, cog, cols);
+      if (real) {
+        const PackB<T> b = [&](T* buf, int64_t k0, int64_t kc, int64_t b0, int64_t bn) {
+          pack_output_columns(buf, xi, run_g, p, q, {0, p.oh, 0, p.ow}, k0, kc, b0, bn);
+        };
+        gemm_block(a, b, c, block, Update::store);
+      } else {
+        gemm_block(a, Rows<const T>{xi, run_g}, c, block, Update::store);
+      }
     }
-    finish_output<T>(yq, y + n0 * p.c_out * p.oh * p.ow, bias, nn, p.c_out, p.oh, p.ow, q.wq);
+    finish_output<T>(yq, y + n0 * p.c_out * p.oh * p.ow, bias, nn, p.c_out, p.oh, p.ow, real ? p.ow : q.wq);
   }
 }
 
