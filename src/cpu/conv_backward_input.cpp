@@ -48,24 +48,6 @@ inline std::vector<std::pair<int64_t, int64_t>> tap_ranges(int64_t k, int64_t di
   return r;
 }
 
-// Stride 1, taps > 1, when n*oh*ow (the multiply-adds per weight element) is at least 640: 1-thread CPU time
-// against PyTorch, the flip + forward GEMM vs the adjoint GEMM without a flip: 56x56 and 28x28 images 1.09-1.12
-// vs 1.30-1.60 (resnet18_l2_conv2_n1: 784), 22x33 even (unet_dec2_a: 726), 8x8 x 8 images (512) 1.24-1.40
-// vs 1.04-1.17, 7x7 and 14x14 (49-392) 1.26-1.61 vs 0.92-1.28. A 1x1 kernel needs no flip at all: its
-// adjoint GEMM reads x's layout in place (efficientnet b1_0_expand 120x160: 1.23 -> 0.89).
-// Also when a third or more of the tap-output products read padding (DeepLab's ASPP on 14x14), which the
-// adjoint GEMM here computes and discards: the flipped weight's forward_gemm runs one GEMM per tap over the
-// outputs each reaches (conv_forward.cpp) and skips them (aspp r12: 2.4-2.6 -> 1.7-1.8 of PyTorch's time).
-// Counted on p, not on the adjoint: a transposed conv of a 1x1 input (dcgan_g_1) reads no padding here,
-// though as a forward on gy padded by 3 it would (and the flip of its 4x4 weight would cost 2 ms).
-inline bool flip_pays(const ConvParams& p) {
-  if (p.stride_h != 1 || p.stride_w != 1 || p.kh * p.kw == 1) return false;
-  int64_t rows = 0, cols = 0;  // live tap-output pairs = (sum over kernel rows) x (sum over kernel columns)
-  for (const auto& [lo, hi] : tap_ranges(p.kh, p.dil_h, p.pad_top, 1, p.h, p.oh)) rows += hi - lo;
-  for (const auto& [lo, hi] : tap_ranges(p.kw, p.dil_w, p.pad_left, 1, p.w, p.ow)) cols += hi - lo;
-  return p.n * p.oh * p.ow >= 640 || 3 * rows * cols <= 2 * p.kh * p.kw * p.oh * p.ow;
-}
-
 // With stride 1 the adjoint is itself a convolution: gx = conv(gy, w flipped and transposed per group) with
 // leading pads d*(k-1) - pad (negative ones crop). Run as a forward GEMM its reduction is c_out/groups*taps
 // deep instead of c_out/groups, and C is stored rather than scatter-added; but the flip is a transposing copy
@@ -78,6 +60,26 @@ inline ConvParams adjoint_params(const ConvParams& p) {
   a.pad_top = p.dil_h * (p.kh - 1) - p.pad_top;
   a.pad_left = p.dil_w * (p.kw - 1) - p.pad_left;
   return a;
+}
+
+// Stride 1, taps > 1, when n*oh*ow (the multiply-adds per weight element) is at least 640: 1-thread CPU time
+// against PyTorch, the flip + forward GEMM vs the adjoint GEMM without a flip: 56x56 and 28x28 images 1.09-1.12
+// vs 1.30-1.60 (resnet18_l2_conv2_n1: 784), 22x33 even (unet_dec2_a: 726), 8x8 x 8 images (512) 1.24-1.40
+// vs 1.04-1.17, 7x7 and 14x14 (49-392) 1.26-1.61 vs 0.92-1.28. A 1x1 kernel needs no flip at all: its
+// adjoint GEMM reads x's layout in place (efficientnet b1_0_expand 120x160: 1.23 -> 0.89).
+// Also when the adjoint GEMM's reduction, c_out/groups deep, is under 64: each C tile is loaded and stored per
+// that many multiply-adds (DenseNet's 128 -> 32 3x3 on 7x7, 392 outputs: 1.00 of PyTorch's time flipped, 2.70
+// by the adjoint, 2 threads), where the flipped forward reduces over c_out/groups*taps, unless that forward
+// reads mostly padding itself (DCGAN's 4x4 on 4x4 -> 1x1: 0.69 -> 3.9 flipped). And when a third or
+// more of the tap-output products read padding (DeepLab's ASPP on 14x14, mostly_padding), which the adjoint
+// GEMM here computes and discards: the flipped weight's forward runs one GEMM per tap over the outputs each
+// reaches (aspp r12: 2.4-2.6 -> 1.7-1.8 of PyTorch's time). Counted on p, not on the adjoint: a transposed
+// conv of a 1x1 input (dcgan_g_1) reads no padding here, though as a forward on gy padded by 3 it would (and
+// the flip of its 4x4 weight would cost 2 ms).
+inline bool flip_pays(const ConvParams& p) {
+  if (p.stride_h != 1 || p.stride_w != 1 || p.kh * p.kw == 1) return false;
+  return p.n * p.oh * p.ow >= 640 || mostly_padding(p) ||
+         (p.c_out_per_group() < 64 && !mostly_padding(adjoint_params(p)));
 }
 
 template <class T>
@@ -260,23 +262,27 @@ void backward_input_gemm(const T* gy, const T* w, const ConvParams& p, T* gx) {
   const int64_t G = p.groups, cog = p.c_out_per_group(), taps = p.kh * p.kw;
   const int64_t K = p.c_in_per_group() * taps, np = q.np;
   const std::vector<int64_t> b_off = strided_offsets(p.c_out, np), c_off = run_offsets(p, q);
-  // Row blocks hold whole channels (a multiple of taps) so that tasks scatter into disjoint channels.
+  // Row blocks hold whole channels (a multiple of taps) so that tasks scatter into disjoint channels. On the
+  // identity layout (1x1, stride 1) C is gx itself, stored, so columns may be cut too: one task per image and
+  // 256 rows left a thread idle at batch 1 (mobilenetv2_b0_0_project_n1, 32 -> 16 on 112x112: 1.33 of
+  // PyTorch's time at 2 threads).
   const int64_t unit = std::lcm(gemm_mr, taps), mb = unit * std::max<int64_t>(1, 256 / unit);
-  const int64_t m_blocks = (K + mb - 1) / mb;
   const Update update = q.identity ? Update::store : Update::add;
   const int64_t chunk = images_per_chunk(p, q);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
+    const GemmBlocking bl = q.identity ? gemm_blocking<T>(nn * G, K, np) : GemmBlocking{mb, np, (K + mb - 1) / mb, 1};
     const T* gq = extend_grad_output<T>(gy + n0 * p.c_out * p.oh * p.ow, nn, p, q, np);
     T* gxq = q.identity ? gx + n0 * p.c_in * p.h * p.w : scratch<T>(slot_input, nn * p.c_in * q.chan);
     if (!q.identity) std::fill(gxq, gxq + nn * p.c_in * q.chan, T(0));
-    const int64_t tasks = nn * G * m_blocks;
+    const int64_t tasks = nn * G * bl.m_blocks * bl.n_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
-      int64_t mi = t % m_blocks, g = t / m_blocks % G, i = t / (m_blocks * G);
+      int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, g = t / (bl.n_blocks * bl.m_blocks) % G;
+      int64_t i = t / (bl.n_blocks * bl.m_blocks * G);
       Rows<const T> b{gq + i * p.c_out * np, b_off.data() + g * cog};
       Rows<T> c{gxq + i * p.c_in * q.chan, c_off.data() + g * K};
-      gemm_block(transposed(w + g * cog * K, K, cog, K), b, c, {mi * mb, std::min(K, (mi + 1) * mb), 0, np}, update);
+      gemm_block(transposed(w + g * cog * K, K, cog, K), b, c, bl.block(mi, ni, K, np), update);
     }
     if (!q.identity) unphase<T>(gxq, gx + n0 * p.c_in * p.h * p.w, nn, p, q);
   }

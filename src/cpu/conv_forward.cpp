@@ -203,14 +203,6 @@ std::vector<OutputRect> tap_rects(const ConvParams& p) {
   return rects;
 }
 
-// Whether a third or more of the tap-output products read padding: DeepLab's ASPP on 14x14 (dilation 6: 30
-// of 42 tap-output pairs per axis reach x, dilation 12: 18), 3x3 kernels on images of 3x3 and less.
-bool mostly_padding(const ConvParams& p, const std::vector<OutputRect>& rects) {
-  int64_t live = 0;
-  for (const OutputRect& r : rects) live += r.area();
-  return p.oh * p.ow > 0 && 3 * live <= 2 * p.kh * p.kw * p.oh * p.ow;
-}
-
 // yc[co][i*pix + (oy, ox)] += ct[co][i*area + (oy - oy0, ox - ox0)] over the rectangle r of nn images.
 template <class T>
 void add_rect(const T* ct, T* yc, const OutputRect& r, const ConvParams& p, int64_t nn) {
@@ -295,8 +287,7 @@ template <class T>
 void forward_gemm(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
   if (few_out_channels<T>(p)) return forward_channels(x, w, bias, p, y);
   const Phased q = phased(p);
-  const std::vector<OutputRect> rects = tap_rects(p);
-  if (mostly_padding(p, rects)) return forward_taps(x, w, bias, p, q, rects, y);
+  if (mostly_padding(p)) return forward_taps(x, w, bias, p, q, tap_rects(p), y);
   if (small_images<T>(p, q)) return forward_columns(x, w, bias, p, q, y);
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const std::vector<int64_t> b_off = run_offsets(p, q);

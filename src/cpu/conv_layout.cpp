@@ -51,6 +51,21 @@ void live_range(int64_t taps, int64_t dil, int64_t pad, int64_t stride, int64_t 
 }
 }  // namespace
 
+bool mostly_padding(const ConvParams& p) {
+  int64_t rows = 0, cols = 0;  // live tap-output pairs = (sum over kernel rows) x (sum over kernel columns)
+  for (int64_t t = 0; t < p.kh; t++) {
+    int64_t lo, hi;
+    in_range(t * p.dil_h - p.pad_top, p.stride_h, p.h, p.oh, lo, hi);
+    rows += hi - lo;
+  }
+  for (int64_t t = 0; t < p.kw; t++) {
+    int64_t lo, hi;
+    in_range(t * p.dil_w - p.pad_left, p.stride_w, p.w, p.ow, lo, hi);
+    cols += hi - lo;
+  }
+  return p.oh * p.ow > 0 && 3 * rows * cols <= 2 * p.kh * p.kw * p.oh * p.ow;
+}
+
 LiveTaps live_taps(const ConvParams& p) {
   LiveTaps t;
   live_range(p.kh, p.dil_h, p.pad_top, p.stride_h, p.h, p.oh, t.kh0, t.kh1);

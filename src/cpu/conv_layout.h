@@ -120,6 +120,11 @@ void on_live_taps(const T* w, const ConvParams& p, Run run) {
   run(wc.data(), c);
 }
 
+// Whether a third or more of the tap-output products read padding: DeepLab's ASPP on 14x14 (dilation 6: 30
+// of 42 tap-output pairs per axis reach x, dilation 12: 18), 3x3 kernels on images of 3x3 and less. The
+// forward then runs a GEMM per tap over the outputs it reaches, and backward-input flips into that forward.
+bool mostly_padding(const ConvParams& p);
+
 // Images per chunk so that one chunk's phased input stays within kWorkspaceElements.
 int64_t images_per_chunk(const ConvParams& p, const Phased& q);
 
