@@ -172,7 +172,7 @@ void forward_shape(const T* x, const T* w, const T* bias, const ConvParams& p, T
 
 }  // namespace
 
-// Where broadcasting the input beats the GEMM (1-thread CPU time vs PyTorch, perf.md 28-fewcout): where the
+// Where broadcasting the input beats the GEMM (1-thread CPU time vs PyTorch, perf.md 30-fewcout): where the
 // GEMM pays for its phased copy, B pack and whole tiles on little work per image: strides (ResNeXt's grouped
 // 3x3/2), outputs of a few tiles per image (4x4 -> 1x1 in DCGAN, ResNeXt stage 4's 7x7), or, with output
 // channels filling two or three vectors (each broadcast then feeds 2-3 FMAs), a deep K (DenseNet's 3x3 ->
