@@ -206,15 +206,16 @@ void backward_weight_matmul(const T* x, const T* gy, const ConvParams& p, T* gw)
 
 // Groups of half a vector to two vectors of output channels over small outputs (ResNeXt's 8-32 channel groups
 // on 7x7 to 28x28): the GEMM form's pack transposes 16 outputs of one row per block, so a 7-wide row used 7 of 16
-// (the pack and the stride-phased copy took half the time). Here x and gy are turned channel-minor per group
-// (pixel-major, as NHWC): xt holds the zero-padded window of each image, gt the outputs, V vectors of
-// channels each. Then gw[co][ci, tap] = sum over the outputs o of gt[o][co] * xt[first(o) + tap][ci] is one
-// FMA of a gy vector by a broadcast x element, and R input channels x V vectors of co stay in registers
-// through the whole batch: no C reloads, no packing, only real outputs (padding zeros are terms, as in
-// reference.h).
+// (the pack and the stride-phased copy took half the time). Here x and gy are turned channel-minor
+// (pixel-major, as NHWC): gt holds each group's outputs, V vectors of channels each, and each task copies the
+// zero-padded window of its R input channels, image by image, into a buffer of its own (xt). Then
+// gw[co][ci, tap] = sum over the outputs o of gt[o][co] * xt[first(o) + tap][ci] is one FMA of a gy vector
+// by a broadcast x element, and R input channels x V vectors of co stay in registers through the whole batch:
+// no C reloads, no packing, only real outputs (padding zeros are terms, as in reference.h).
 struct ChannelMinor {
   int64_t hp, wp, vl;  // the padded window's rows and columns; gt's row length (V vectors of the tile)
-  int64_t x_image, g_image;  // elements of one image's xt and gt (all groups)
+  int64_t pitch;       // elements of a window pixel in xt: the tile's R rows
+  int64_t g_image;     // elements of one image's gt (all groups)
 };
 
 // The tile: R input channels by V vectors of W bytes of output channels, R x V accumulators, V vectors of gy
@@ -225,16 +226,17 @@ template <class T, int V, int W>
 struct MinorTile {
   static constexpr int lanes = W / int(sizeof(T));
   static constexpr int R = W < kVecBytes ? 8 : V == 1 ? (kVecRegisters >= 32 ? 16 : 8) : (kVecRegisters >= 32 ? 8 : 4);
+  static constexpr int U = W < kVecBytes && kVecRegisters >= 32 ? 3 : 1;  // taps of a kernel row per pass
   using Vector = Vec<T, W>;
 };
 
 template <class T>
-ChannelMinor channel_minor(const ConvParams& p, int64_t vector_lanes) {
+ChannelMinor channel_minor(const ConvParams& p, int64_t vector_lanes, int64_t rows) {
   ChannelMinor m;
   m.hp = (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1;
   m.wp = (p.ow - 1) * p.stride_w + (p.kw - 1) * p.dil_w + 1;
   m.vl = ceil_div(p.c_out_per_group(), vector_lanes) * vector_lanes;
-  m.x_image = p.c_in * m.hp * m.wp, m.g_image = p.groups * p.oh * p.ow * m.vl;
+  m.pitch = rows, m.g_image = p.groups * p.oh * p.ow * m.vl;
   return m;
 }
 
@@ -267,35 +269,54 @@ void to_channel_minor(const T* const* src, int count, int64_t area, int width, D
       for (int c = 0; c < width; c++) d[c] = c < count ? src[c][j] : T(0);
 }
 
-// xt and gt of images [0, nn) (R elements of slack after xt: a tile's rows past the group's channels read
-// them and are not stored).
+// x rows [0, rows) and columns [0, cols) land in the window at (top, left); the rest of it is zeros. at: x pixel
+// j (of those rows) -> its window pixel past that corner, -1 outside.
+struct WindowPixels {
+  int64_t rows, cols, top, left;
+  std::vector<int64_t> at;
+};
+
+WindowPixels window_pixels(const ConvParams& p, const ChannelMinor& m) {
+  WindowPixels w;
+  w.rows = std::clamp<int64_t>(m.hp - p.pad_top, 0, p.h);
+  w.cols = std::clamp<int64_t>(m.wp - p.pad_left, 0, p.w);
+  w.top = std::min(p.pad_top, m.hp), w.left = std::min(p.pad_left, m.wp);
+  w.at.resize(w.rows * p.w);
+  for (int64_t j = 0; j < w.rows * p.w; j++) w.at[j] = j % p.w < w.cols ? j / p.w * m.wp + j % p.w : -1;
+  return w;
+}
+
+// xt = the zero-padded window of `count` planes of x (h x w each, plane_step apart), pixel-major with
+// m.pitch channels a pixel (zeros past count). Read by one task right after (from L2): a shared copy of all
+// windows (ResNeXt's 56x56/2: 26 MB at batch 8) went to memory and back.
 template <class T>
-void channel_minor_copies(const T* x, const T* gy, int64_t nn, const ConvParams& p, const ChannelMinor& m, int R,
-                          T* xt, T* gt) {
+void window_channel_minor(const T* x, int64_t plane_step, int64_t count, const ConvParams& p, const ChannelMinor& m,
+                          const WindowPixels& px, T* xt) {
   constexpr int L = lanes<T>;
-  const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), pix = p.oh * p.ow;
-  // x rows [0, rows) and columns [0, cols) land in the window at (pad_top, pad_left); the rest is zeros.
-  const int64_t rows = std::clamp<int64_t>(m.hp - p.pad_top, 0, p.h), cols = std::clamp<int64_t>(m.wp - p.pad_left, 0, p.w);
-  const int64_t top = std::min(p.pad_top, m.hp), left = std::min(p.pad_left, m.wp);
-  std::vector<int64_t> pixel(rows * p.w);  // x pixel j -> its window pixel past the corner, -1 outside
-  for (int64_t j = 0; j < rows * p.w; j++) pixel[j] = j % p.w < cols ? j / p.w * m.wp + j % p.w : -1;
+  const int64_t row = m.wp * m.pitch, inner = px.rows * p.w;
+  std::fill(xt, xt + px.top * row, T(0));
+  for (int64_t u = px.top; u < m.hp; u++) {
+    T* r = xt + u * row;
+    if (u >= px.top + px.rows) std::fill(r, r + row, T(0));
+    else std::fill(r, r + px.left * m.pitch, T(0)), std::fill(r + (px.left + px.cols) * m.pitch, r + row, T(0));
+  }
+  for (int64_t c0 = 0; c0 < m.pitch; c0 += L) {
+    const int n = int(std::clamp<int64_t>(count - c0, 0, L)), width = int(std::min<int64_t>(L, m.pitch - c0));
+    const T* src[L];
+    for (int c = 0; c < n; c++) src[c] = x + (c0 + c) * plane_step;
+    T* corner = xt + (px.top * m.wp + px.left) * m.pitch + c0;
+    to_channel_minor(src, n, inner, width, [&](int64_t j) { return px.at[j] < 0 ? nullptr : corner + px.at[j] * m.pitch; });
+  }
+}
+
+// gt of images [0, nn): each group's outputs, pixel-major, m.vl channels a pixel (zeros past cog).
+template <class T>
+void grad_output_channel_minor(const T* gy, int64_t nn, const ConvParams& p, const ChannelMinor& m, T* gt) {
+  constexpr int L = lanes<T>;
+  const int64_t G = p.groups, cog = p.c_out_per_group(), pix = p.oh * p.ow;
 #pragma omp parallel for schedule(static)
   for (int64_t ig = 0; ig < nn * G; ig++) {
     const int64_t i = ig / G, g = ig % G;
-    T* xg = xt + ig * m.hp * m.wp * cig;
-    std::fill(xg, xg + top * m.wp * cig, T(0));
-    for (int64_t u = top; u < m.hp; u++) {
-      T* row = xg + u * m.wp * cig;
-      if (u >= top + rows) std::fill(row, row + m.wp * cig, T(0));
-      else std::fill(row, row + left * cig, T(0)), std::fill(row + (left + cols) * cig, row + m.wp * cig, T(0));
-    }
-    for (int64_t c0 = 0; c0 < cig; c0 += L) {
-      const int count = int(std::min<int64_t>(L, cig - c0));
-      const T* src[L];
-      for (int c = 0; c < count; c++) src[c] = x + (i * p.c_in + g * cig + c0 + c) * p.h * p.w;
-      T* corner = xg + (top * m.wp + left) * cig + c0;
-      to_channel_minor(src, count, rows * p.w, count, [&](int64_t j) { return pixel[j] < 0 ? nullptr : corner + pixel[j] * cig; });
-    }
     T* gg = gt + ig * pix * m.vl;
     for (int64_t c0 = 0; c0 < m.vl; c0 += L) {
       const int count = int(std::clamp<int64_t>(cog - c0, 0, L)), width = int(std::min<int64_t>(L, m.vl - c0));
@@ -304,49 +325,77 @@ void channel_minor_copies(const T* x, const T* gy, int64_t nn, const ConvParams&
       to_channel_minor(src, count, pix, width, [&](int64_t j) { return gg + j * m.vl + c0; });
     }
   }
-  std::fill(xt + nn * m.x_image, xt + nn * m.x_image + R, T(0));
 }
 
-// acc (R x V vectors) += the sums of one image's outputs for rows ci0 + r of tap t: gy vectors of the
-// output times broadcast x elements of its window.
-template <class T, class Tile, int V>
-void channel_minor_tile(const T* xi, const T* gi, const ConvParams& p, const ChannelMinor& m,
-                        typename Tile::Vector* acc) {
+// acc (U taps x R x V vectors) += the sums of `rows` output rows of one image for rows ci0 + r of taps
+// t..t+U-1 (consecutive columns of the kernel, tap_step apart in the window): gy vectors of the output times
+// broadcast x elements of its window. Several taps share each gy vector and keep U*R*V sums in flight
+// (8 alone wait on the FMA latency).
+template <class T, class Tile, int V, int U>
+void channel_minor_tile(const T* xi, const T* gi, int64_t rows, int64_t tap_step, const ConvParams& p,
+                        const ChannelMinor& m, typename Tile::Vector* acc) {
   constexpr int R = Tile::R, L = Tile::lanes;
   using Vector = typename Tile::Vector;
-  const int64_t cig = p.c_in_per_group(), row_step = p.stride_h * m.wp * cig, col_step = p.stride_w * cig;
-  Vector a[R][V];
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < V; v++) a[r][v] = acc[r * V + v];
-  for (int64_t oy = 0; oy < p.oh; oy++) {
+  const int64_t row_step = p.stride_h * m.wp * m.pitch, col_step = p.stride_w * m.pitch;
+  Vector a[U][R][V];
+  for (int u = 0; u < U; u++)
+    for (int r = 0; r < R; r++)
+      for (int v = 0; v < V; v++) a[u][r][v] = acc[(u * R + r) * V + v];
+  for (int64_t oy = 0; oy < rows; oy++) {
     const T* xr = xi + oy * row_step;
     const T* gr = gi + oy * p.ow * m.vl;
     for (int64_t ox = 0; ox < p.ow; ox++) {
       Vector gv[V];
       for (int v = 0; v < V; v++) std::memcpy(&gv[v], gr + ox * m.vl + v * L, sizeof(Vector));
-      const T* xs = xr + ox * col_step;
-      for (int r = 0; r < R; r++)
-        for (int v = 0; v < V; v++) a[r][v] += xs[r] * gv[v];
+      for (int u = 0; u < U; u++) {
+        const T* xs = xr + ox * col_step + u * tap_step;
+        for (int r = 0; r < R; r++)
+          for (int v = 0; v < V; v++) a[u][r][v] += xs[r] * gv[v];
+      }
     }
   }
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < V; v++) acc[r * V + v] = a[r][v];
+  for (int u = 0; u < U; u++)
+    for (int r = 0; r < R; r++)
+      for (int v = 0; v < V; v++) acc[(u * R + r) * V + v] = a[u][r][v];
 }
 
-// Rows [ci0, ci0 + R) of group g, every tap: image by image (its window stays in L1 across the taps), each
-// tap's sums kept in acc between images; then gw (+)= them, rows and channels past the group's not stored.
+// Output rows per band: the band's window rows (all its taps read) in half of L1d. A whole window of
+// ResNeXt's 56x56/2 groups (57x57 pixels of 8 channels, 104 KiB) streamed from L2 once per tap, and the
+// tile waited on its broadcasts.
+int64_t minor_band(const ConvParams& p, const ChannelMinor& m, int64_t bytes) {
+  static const int64_t l1 = cache_bytes(1, 32 << 10);
+  const int64_t fit = l1 / 2 / std::max<int64_t>(1, m.wp * m.pitch * bytes);
+  return std::clamp<int64_t>((fit - (p.kh - 1) * p.dil_h - 1) / p.stride_h + 1, 1, std::max<int64_t>(1, p.oh));
+}
+
+// Rows [ci0, ci0 + R) of group g, every tap: image by image (its window copied into xt) and band by band of
+// output rows (the band's window stays in L1 across the taps), each tap's sums kept in acc between bands;
+// then gw (+)= them, rows and channels past the group's not stored.
 template <class T, class Tile, int V>
-void channel_minor_block(const T* xt, const T* gt, int64_t nn, const ConvParams& p, const ChannelMinor& m, int64_t g,
-                         int64_t ci0, bool add, typename Tile::Vector* acc, T* gw) {
+void channel_minor_block(const T* x, const T* gt, int64_t nn, const ConvParams& p, const ChannelMinor& m,
+                         const WindowPixels& px, int64_t g, int64_t ci0, bool add, typename Tile::Vector* acc, T* xt,
+                         T* gw) {
   constexpr int R = Tile::R, L = Tile::lanes;
   const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
+  const int64_t band = minor_band(p, m, sizeof(T)), plane = p.h * p.w;
   std::fill(acc, acc + taps * R * V, typename Tile::Vector{});
   for (int64_t i = 0; i < nn; i++) {
-    const T* xi = xt + (i * G + g) * m.hp * m.wp * cig + ci0;
+    window_channel_minor(x + (i * p.c_in + g * cig + ci0) * plane, plane, std::min<int64_t>(R, cig - ci0), p, m, px, xt);
     const T* gi = gt + (i * G + g) * p.oh * p.ow * m.vl;
-    for (int64_t t = 0; t < taps; t++) {
-      const int64_t tap = (t / p.kw * p.dil_h * m.wp + t % p.kw * p.dil_w) * cig;
-      channel_minor_tile<T, Tile, V>(xi + tap, gi, p, m, acc + t * R * V);
+    for (int64_t oy = 0; oy < p.oh; oy += band) {
+      const T* xb = xt + oy * p.stride_h * m.wp * R;
+      const T* gb = gi + oy * p.ow * m.vl;
+      const int64_t rows = std::min(band, p.oh - oy), tap_step = p.dil_w * R;
+      for (int64_t t = 0; t < taps;) {
+        const T* xs = xb + (t / p.kw * p.dil_h * m.wp + t % p.kw * p.dil_w) * R;
+        if (t % p.kw + Tile::U <= p.kw) {
+          channel_minor_tile<T, Tile, V, Tile::U>(xs, gb, rows, tap_step, p, m, acc + t * R * V);
+          t += Tile::U;
+        } else {
+          channel_minor_tile<T, Tile, V, 1>(xs, gb, rows, tap_step, p, m, acc + t * R * V);
+          t++;
+        }
+      }
     }
   }
   const int64_t K = cig * taps, rows = std::min<int64_t>(R, cig - ci0);
@@ -363,18 +412,19 @@ template <class T, int V, int W>
 void backward_weight_minor(const T* x, const T* gy, const ConvParams& p, T* gw) {
   using Tile = MinorTile<T, V, W>;
   constexpr int R = Tile::R;
-  const ChannelMinor m = channel_minor<T>(p, Tile::lanes);
+  const ChannelMinor m = channel_minor<T>(p, Tile::lanes, R);
+  const WindowPixels px = window_pixels(p, m);
   const int64_t G = p.groups, cig = p.c_in_per_group(), taps = p.kh * p.kw, blocks = ceil_div(cig, R);
-  const int64_t chunk = std::clamp<int64_t>(kWorkspaceElements / std::max(m.x_image, m.g_image), 1, p.n);
+  const int64_t acc_size = taps * R * V * Tile::lanes, chunk = std::clamp<int64_t>(kWorkspaceElements / m.g_image, 1, p.n);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
-    T* xt = scratch<T>(slot_input, nn * m.x_image + R);
     T* gt = scratch<T>(slot_output, nn * m.g_image);
-    channel_minor_copies<T>(x + n0 * p.c_in * p.h * p.w, gy + n0 * p.c_out * p.oh * p.ow, nn, p, m, R, xt, gt);
+    grad_output_channel_minor<T>(gy + n0 * p.c_out * p.oh * p.ow, nn, p, m, gt);
 #pragma omp parallel for schedule(static)
     for (int64_t task = 0; task < G * blocks; task++) {
-      auto* acc = reinterpret_cast<typename Tile::Vector*>(scratch<T>(slot_thread, taps * R * V * Tile::lanes));
-      channel_minor_block<T, Tile, V>(xt, gt, nn, p, m, task / blocks, task % blocks * R, n0 > 0, acc, gw);
+      T* buf = scratch<T>(slot_thread, acc_size + m.hp * m.wp * R);
+      channel_minor_block<T, Tile, V>(x + n0 * p.c_in * p.h * p.w, gt, nn, p, m, px, task / blocks, task % blocks * R,
+                                      n0 > 0, reinterpret_cast<typename Tile::Vector*>(buf), buf + acc_size, gw);
     }
   }
 }
@@ -548,7 +598,7 @@ Minor minor_form(const ConvParams& p) {
   const int rows = tile == Minor::half ? MinorTile<T, 1, kVecBytes / 2>::R : tile == Minor::one ? MinorTile<T, 1, kVecBytes>::R
                                                                                                : MinorTile<T, 2, kVecBytes>::R;
   if (tile == Minor::none || 4 * cog <= L || p.kh * p.kw == 1 || p.n * p.oh * p.ow == 0 || cig < rows) return Minor::none;
-  const ChannelMinor m = channel_minor<T>(p, L);
+  const ChannelMinor m = channel_minor<T>(p, L, rows);
   return 2 * m.hp * m.wp * cig * int64_t(sizeof(T)) <= l2 ? tile : Minor::none;
 }
 
