@@ -72,8 +72,9 @@ def test_gemm_form_across_chunks():
 
 # The channel-minor form: one or two vectors of output channels per group (float32 on AVX-512: 5-32), a
 # kernel of several taps, at least a tile's rows of input channels (8 for two vectors, 16 for one), small
-# images. Padding on every side, strides, dilation, a last partial vector of channels and a last partial
-# tile of rows; on other ISAs and in float64 some of these run the GEMM form instead, with the same results.
+# images. Padding on every side, strides, dilation, a last partial vector of channels, a last partial
+# tile of rows and bands of output rows; on other ISAs and in float64 some of these run the GEMM form
+# instead, with the same results.
 MINOR_CASES = {
     "resnext_like_s2": case(3, 64, 128, (9, 9), (3, 3), s=(2, 2), pad=((1, 1), (1, 1)), groups=4),
     "partial_vector_dilated": case(2, 26, 40, (7, 6), (2, 3), s=(1, 2), pad=((1, 0), (2, 1)), d=(2, 2), groups=2),
@@ -82,6 +83,11 @@ MINOR_CASES = {
     # 5-8 channels a group: half-width vectors (float32 on AVX-512), the dot products elsewhere.
     "half_width": case(2, 27, 24, (10, 9), (3, 3), s=(2, 1), pad=((1, 1), (0, 2)), groups=3),
     "half_width_partial_dilated": case(3, 18, 10, (6, 7), (2, 3), pad=((0, 1), (1, 1)), d=(1, 2), groups=2),
+    # Wide rows: the output rows run in bands whose window fits half of L1d (here 2 rows a band on 32 KiB,
+    # the last one short; 1 row where not even one band's window fits), and kernel rows of 4 taps (3 taps a
+    # pass on the half-width tile, then one).
+    "half_width_bands_4_taps": case(2, 16, 16, (13, 120), (3, 4), pad=((1, 1), (2, 1)), groups=2),
+    "one_vector_bands_too_wide": case(1, 32, 32, (9, 200), (3, 3), s=(2, 2), pad=((1, 1), (1, 1)), groups=2),
 }
 
 
