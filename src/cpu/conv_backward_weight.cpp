@@ -582,11 +582,11 @@ bool gemm_form(const ConvParams& p, const Phased& q_dot) {
 
 // Whether the channel-minor form runs, and on which tile: one or two vectors of output channels per group
 // (half-width vectors for over a quarter up to half a register), a kernel of more than one tap (1x1 convs read
-// x in place on the GEMM), enough input channels to fill the tile's rows, and one image's window of a group
-// within half of L2 (it is read once per tap). 1 thread, vs the GEMM form: ResNeXt's 16-32-channel groups on
-// 7x7-14x14 outputs 1.2-1.7 -> 1.0-1.1 of PyTorch's time, DenseNet's 3x3 128 -> 32 on 7x7-14x14 1.1 -> 0.9;
-// lost: 56x56 (window past L2), 1x1 convs (1.3-2.3x), 3-channel stems (3.5x). Vs the dot products at 8
-// channels a group (half width): ResNeXt 28x28 1.23-1.33 -> 1.13, 56x56 even; at 4 (a quarter) even.
+// x in place on the GEMM), enough input channels to fill the tile's rows, and a task's window (the tile's
+// rows of one image) within half of L2. 1 thread, vs the GEMM form: ResNeXt's 16-32-channel groups on
+// 7x7-14x14 outputs 1.2-1.7 -> 0.8-1.0 of PyTorch's time, DenseNet's 3x3 128 -> 32 on 7x7-56x56 1.1 -> 0.9,
+// DeepSpeech2's 21x11/2 32 -> 32 1.3-1.5 -> 1.0; lost: 1x1 convs (1.3-2.3x), 3-channel stems (3.5x). Vs the
+// dot products at 8 channels a group (half width): ResNeXt 28x28 1.23-1.33 -> 0.8-0.9; at 4 (a quarter) even.
 enum class Minor { none, half, one, two };
 
 template <class T>
@@ -599,7 +599,7 @@ Minor minor_form(const ConvParams& p) {
                                                                                                : MinorTile<T, 2, kVecBytes>::R;
   if (tile == Minor::none || 4 * cog <= L || p.kh * p.kw == 1 || p.n * p.oh * p.ow == 0 || cig < rows) return Minor::none;
   const ChannelMinor m = channel_minor<T>(p, L, rows);
-  return 2 * m.hp * m.wp * cig * int64_t(sizeof(T)) <= l2 ? tile : Minor::none;
+  return 2 * m.hp * m.wp * rows * int64_t(sizeof(T)) <= l2 ? tile : Minor::none;
 }
 
 }  // namespace
