@@ -16,6 +16,11 @@ TOL = {"float32": 1e-5, "float64": 1e-12}
 DTYPES = ["float32", "float64"]
 SHAPES = [(4, 3), (7, 5), (1, 3, 9), (3, 1, 5), (2, 5, 7), (1, 4, 3, 5), (5, 3, 2, 3), (2, 7, 1, 1),
           (3, 2, 4, 1), (6, 9, 5, 4)]
+# The CPU kernels' two forms (batch_norm.cpp): channels of S >= 128 as rows (S = 323, 128), shorter ones in
+# blocks of lanes (S = 127; 70 channels of 2x2 with a partial last block; BatchNorm1d's S = 1 over several
+# blocks), and arrays large enough (>= 32768 elements) for the parallel loop in both forms.
+BLOCK_SHAPES = [(3, 2, 17, 19), (3, 5, 128), (3, 5, 127), (3, 70, 2, 2), (5, 300), (4, 300, 5, 7),
+                (2, 33, 1, 1025), (9, 515, 4, 4)]
 
 
 def nd(a, device):
@@ -76,7 +81,7 @@ def ref_backward(x, gy, w, mean, var, eps, training):
 # ---- the kernels -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", SHAPES + BLOCK_SHAPES)
 @pytest.mark.parametrize("affine", [True, False])
 def test_kernels_match_definition(device, dtype, shape, affine):
     eps = 1e-5
@@ -105,6 +110,38 @@ def test_kernels_match_definition(device, dtype, shape, affine):
     gx, gw, gb = _C.batch_norm_backward(nd(x, device), nd(gy, device), mean, var, dw, False, eps)
     for got, want in zip((gx, gw, gb), ref_backward(x, gy, w, rm, rv, eps, False)):
         close(got, want, dtype)
+
+
+@pytest.mark.parametrize("shape", [(3, 70, 2, 2), (64, 20, 5, 7), (2, 33, 1, 1025)])
+def test_kernels_do_not_depend_on_thread_count(shape):
+    """Short channels' block size follows the thread count (18 or 9 channels of 2x2, 5 or 3 of 5x7); each
+    channel's sums must not: the same bits with 1 and 2 threads."""
+    x, w, b, _, _ = case(shape, "float32", seed=5)
+    gy = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    threads, results = cl.get_num_threads(), []
+    try:
+        for n in (1, 2):
+            cl.set_num_threads(n)
+            y, mean, var = _C.batch_norm_forward(nd(x, "cpu"), None, None, nd(w, "cpu"), nd(b, "cpu"), True, 1e-5)
+            grads = _C.batch_norm_backward(nd(x, "cpu"), nd(gy, "cpu"), mean, var, nd(w, "cpu"), True, 1e-5)
+            results.append([a.numpy() for a in (y, mean, var, *grads)])
+    finally:
+        cl.set_num_threads(threads)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_eval_gradient_ignores_non_finite_input(device):
+    """Eval's gx = invstd * w * gy has no x in it: NaN and inf in x stay out of gx (as in PyTorch), on short
+    and long channels alike."""
+    for shape in [(3, 70, 2, 2), (2, 3, 17, 19)]:
+        x, w, _, rm, rv = case(shape, "float32", seed=7)
+        x[0, 1].flat[0], x[1, 2].flat[-1] = np.nan, np.inf
+        gy = np.random.default_rng(8).standard_normal(shape).astype(np.float32)
+        gx, _, _ = _C.batch_norm_backward(nd(x, device), nd(gy, device), nd(rm, device), nd(rv, device),
+                                          nd(w, device), False, 1e-5)
+        view = (1, -1) + (1,) * (len(shape) - 2)
+        close(gx, gy * (w / np.sqrt(rv.astype(np.float64) + 1e-5)).reshape(view), "float32")
 
 
 def test_large_offset_variance_is_accurate(device):
