@@ -1,10 +1,11 @@
-"""The forward path for few output channels per group (src/cpu/conv_forward_channels.cpp: output channels in
-vector lanes, pixels as tile rows, the input broadcast in place), also stride-1 backward-input's engine on
-the flipped weight. Its gate (few_out_channels): a kernel larger than 1x1, K = c_in/groups*kh*kw >= 64, and
-c_out/groups over one vector (fp32: 17-48 on AVX-512, 9-24 on AVX2), or one vector or less at a stride or
-with fewer than 48 outputs per image. The cases below pick shapes that the gate takes on both ISAs and in
-both dtypes where the comment says so, and compare every pass with the reference (the spec), NumPy loops and
-PyTorch, as test_conv does."""
+"""The forward path for few output channels per group (src/cpu/conv_forward_channels.cpp), also stride-1
+backward-input's engine on the flipped weight. Its gate (few_out_channels): a kernel larger than 1x1 and
+c_out/groups at most 3 vectors; at stride 1 with at most 16 channels per group and 48 outputs or more per
+image, the pixel lanes (outputs of a flat padded band in lanes, channels in chunks of up to 8 tile rows);
+else the channel lanes, for K = c_in/groups*kh*kw >= 64 and c_out/groups over one vector (fp32: 17-48 on
+AVX-512, 9-24 on AVX2), or one vector or less at a stride or with fewer than 48 outputs per image. The cases
+below pick shapes that the gate takes on both ISAs and in both dtypes where the comment says so, and compare
+every pass with the reference (the spec), NumPy loops and PyTorch, as test_conv does."""
 import numpy as np
 import pytest
 
@@ -34,6 +35,23 @@ CASES = {
     "backward_input_cig20_dilated": case(1, 20, 8, (9, 11), (3, 3), pad=((1, 1), (1, 1)), d=(1, 2)),
     # Over 2^19 multiply-adds: two threads share the tiles; 12-row tiles across image boundaries (49 = 4*12 + 1).
     "threads_grouped_7x7": case(4, 128, 128, (7, 7), (3, 3), pad=((1, 1), (1, 1)), groups=4),
+    # Pixel lanes (stride 1, <= 16 channels per group): ResNeXt-like groups of 8 (one chunk of 8 rows).
+    "pixel_groups4_cog8": case(2, 32, 32, (11, 13), (3, 3), pad=((1, 1), (1, 1)), groups=4),
+    # 13 channels: chunks of 7 and 6 rows; batch 1, one group: bands of one output row; dilation and
+    # asymmetric padding (the flat grid's row pitch is the padded width, 21).
+    "pixel_cog13_dilated_asym_pad": case(1, 6, 13, (12, 17), (3, 2), pad=((2, 0), (1, 3)), d=(2, 3)),
+    # Rows of 5 outputs (16-byte runs, the last overlapping), no padding (x's rows copied whole), 3 channels.
+    "pixel_cog3_width5_unpadded": case(3, 4, 3, (20, 7), (3, 3)),
+    # Rows of 2 outputs (element-wise runs), one input channel (K = 15, LeNet's first layer is K = 25).
+    "pixel_cin1_width2": case(2, 1, 6, (40, 4), (5, 3), pad=((2, 2), (0, 0))),
+    # 16 per group: two chunks of 8; two tasks' worth of images x groups, so bands of 2 rows, the last of 1.
+    "pixel_cog16_bands": case(1, 16, 32, (9, 30), (3, 3), pad=((1, 1), (1, 1)), groups=2),
+    # A 1-d kernel along the rows (kh = 1), 4 per group.
+    "pixel_cog4_1d": case(2, 8, 8, (1, 70), (1, 5), pad=((0, 0), (2, 2)), groups=2),
+    # 64 input channels of 302 padded columns: a band of one output row fits a quarter of a 1 MiB L2.
+    "pixel_wide_rows_band_by_cache": case(1, 64, 2, (4, 300), (3, 3), pad=((1, 1), (1, 1))),
+    # Backward-input of 8 input channels per group at stride 1: the flipped forward on the pixel lanes.
+    "backward_input_pixel_cig8": case(2, 16, 32, (10, 12), (3, 3), pad=((1, 1), (1, 1)), groups=2),
 }
 
 

@@ -1,12 +1,17 @@
 // Convolution forward for few output channels per group (the spec: reference::conv_forward_at in
-// common/reference.h), output channels in vector lanes and output pixels as the rows of the register tile:
-//   y[n][g*cog + co][oy][ox] = sum_k xp[n][g*cig + ci][oy*sh + i*dh][ox*sw + j*dw] * wt[g][k][co],  k = (ci, i, j)
-// xp is the zero-padded input (x itself when no tap reads padding), wt the weight packed once per call with
-// co innermost. Each input element is broadcast from where it lies (no im2col, no packed B), so the input
-// costs nothing per output channel: the GEMM path packs B for a few rows of A (c_out 1: the pack and the
-// phased copy were ~all of dcgan_d_5's forward) and rounds them up to 8-row strips (ResNeXt's 4-32 channels
-// per group). Tasks: (group, tile of MR real outputs, across images); k innermost, over all of K.
+// common/reference.h), as a direct kernel over the zero-padded input xp with the weight w read per tap k:
+//   y[n][g*cog + co][oy][ox] = sum_k xp[n][g*cig + ci][oy*sh + i*dh][ox*sw + j*dw] * w[g*cog + co][k],  k = (ci, i, j)
+// in one of two register layouts. Stride 1 (pixel lanes): consecutive outputs of a row-major plane as the
+// lanes, a few output channels as the rows of the tile; a vector of the input feeds every row and a weight
+// broadcast every vector, over a band of xp laid out flat (row pitch wp), the columns past ow computed and
+// dropped. Strides (channel lanes): output channels in lanes, output pixels (real outputs, across images)
+// as the tile's rows, each input element broadcast from where it lies and the weight packed as wt[g][k][co].
+// Either way the input is never packed per output channel: the GEMM path packs B for a few rows of A (c_out
+// 1: the pack and the phased copy were ~all of dcgan_d_5's forward) and rounds them up to 8-row strips
+// (ResNeXt's 4-32 channels per group).
 #include "conv_forward_channels.h"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -38,27 +43,44 @@ bool reads_only_x(const ConvParams& p) {
   return p.pad_top == 0 && p.pad_left == 0 && padded_rows(p) <= p.h && padded_cols(p) <= p.w;
 }
 
+// dst[0, n) = src[0, n), or zeros where src is null, in vectors of Bytes, the last overlapping the one
+// before: a band's rows are short (7-58 elements), and memmove / memset calls on them were 17 % of
+// resnext50_l2_b1's forward.
+template <class T, int Bytes = kVecBytes>
+void put_run(T* dst, const T* src, int64_t n) {
+  constexpr int64_t L = Bytes / sizeof(T);
+  if constexpr (Bytes > 16) {
+    if (n < L) return put_run<T, Bytes / 2>(dst, src, n);
+  } else if (n < L) {
+    for (int64_t i = 0; i < n; i++) dst[i] = src ? src[i] : T(0);
+    return;
+  }
+  Vec<T, Bytes> v = {};
+  for (int64_t i = 0;; i += L) {
+    const int64_t at = std::min(i, n - L);
+    if (src) std::memcpy(&v, src + at, Bytes);
+    std::memcpy(dst + at, &v, Bytes);
+    if (at == n - L) return;
+  }
+}
+
+// Row u of one channel's xp (wp elements) from that channel's plane of x.
+template <class T>
+void pad_row(const T* plane, int64_t u, const ConvParams& p, int64_t wp, T* row) {
+  const int64_t iy = u - p.pad_top;
+  const int64_t c_lo = std::clamp<int64_t>(p.pad_left, 0, wp), c_hi = std::clamp<int64_t>(p.pad_left + p.w, c_lo, wp);
+  if (iy < 0 || iy >= p.h || c_lo > 0 || c_hi < wp) put_run<T>(row, nullptr, wp);
+  if (iy >= 0 && iy < p.h) put_run(row + c_lo, plane + iy * p.w + c_lo - p.pad_left, c_hi - c_lo);
+}
+
 // Images [0, nn) of x zero-padded into the calling thread's slot_input: xp (nn, c_in, hp, wp).
 template <class T>
 Source<T> pad_input(const T* x, int64_t nn, const ConvParams& p) {
   const int64_t hp = padded_rows(p), wp = padded_cols(p), plane = hp * wp;
   T* out = scratch<T>(slot_input, nn * p.c_in * plane);
-  const int64_t c_lo = std::clamp<int64_t>(p.pad_left, 0, wp), c_hi = std::clamp<int64_t>(p.pad_left + p.w, c_lo, wp);
 #pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < nn * p.c_in; nc++) {
-    const T* src = x + nc * p.h * p.w;
-    for (int64_t u = 0; u < hp; u++) {
-      T* row = out + nc * plane + u * wp;
-      const int64_t iy = u - p.pad_top;
-      if (iy < 0 || iy >= p.h) {
-        std::fill(row, row + wp, T(0));
-        continue;
-      }
-      std::fill(row, row + c_lo, T(0));
-      std::copy(src + iy * p.w + c_lo - p.pad_left, src + iy * p.w + c_hi - p.pad_left, row + c_lo);
-      std::fill(row + c_hi, row + wp, T(0));
-    }
-  }
+  for (int64_t nc = 0; nc < nn * p.c_in; nc++)
+    for (int64_t u = 0; u < hp; u++) pad_row(x + nc * p.h * p.w, u, p, wp, out + nc * plane + u * wp);
   return {out, wp, plane, p.c_in * plane};
 }
 
@@ -170,7 +192,117 @@ void forward_shape(const T* x, const T* w, const T* bias, const ConvParams& p, T
   }
 }
 
+// Vectors of outputs per tile row with R output channels: as many as leave registers for their input
+// vectors and a broadcast, at most 6.
+template <int R>
+constexpr int pixel_vectors = std::clamp((kVecRegisters - 4) / (R + 1), 1, 6);
+
+// y[r][q*L + l] = bias[r] + sum_k x[q*L + l + koff[k]] * w[r*K + k] for the R x P vectors of the tile: each
+// input vector feeds R FMAs, each weight broadcast P, the accumulators stay in registers over all of K.
+template <class T, int R, int P>
+void pixel_tile(const T* x, const int64_t* koff, int64_t K, const T* w, const T* bias, T* y, int64_t ldy) {
+  constexpr int L = lanes<T>;
+  Vec<T> acc[R][P];
+  for (int r = 0; r < R; r++)
+    for (int q = 0; q < P; q++) acc[r][q] = Vec<T>{} + (bias ? bias[r] : T(0));
+  for (int64_t k = 0; k < K; k++) {
+    const T* xk = x + koff[k];
+    Vec<T> a[P];
+    for (int q = 0; q < P; q++) a[q] = load(xk + q * L);
+    for (int r = 0; r < R; r++) {
+      const T b = w[r * K + k];
+      for (int q = 0; q < P; q++) acc[r][q] += a[q] * b;
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int q = 0; q < P; q++) store(y + r * ldy + q * L, acc[r][q]);
+}
+
+// The last tile of a band on p of its P vectors, the fewest that cover its outputs (resnext50_l3_b1's 14x14
+// band: 222 flat outputs, 240 in whole tiles of 48, 224 with a 2-vector tail).
+template <class T, int R, int P>
+void pixel_tail(int p, const T* x, const int64_t* koff, int64_t K, const T* w, const T* bias, T* y, int64_t ldy) {
+  if constexpr (P > 1)
+    if (p < P) return pixel_tail<T, R, P - 1>(p, x, koff, K, w, bias, y, ldy);
+  pixel_tile<T, R, P>(x, koff, K, w, bias, y, ldy);
+}
+
+// The `flat` outputs of R channels over a band's flat xp, into yb (R rows of ldy).
+template <class T, int R>
+void pixel_rows(const T* xb, const int64_t* koff, int64_t K, const T* w, const T* bias, int64_t flat, T* yb,
+                int64_t ldy) {
+  constexpr int L = lanes<T>, P = pixel_vectors<R>;
+  int64_t f = 0;
+  for (; f + P * L <= flat; f += P * L) pixel_tile<T, R, P>(xb + f, koff, K, w, bias, yb + f, ldy);
+  if (f < flat) pixel_tail<T, R, P>(int((flat - f + L - 1) / L), xb + f, koff, K, w, bias, yb + f, ldy);
+}
+
+// pixel_rows for r (1-8) channels.
+template <class T>
+void pixel_rows(int r, const T* xb, const int64_t* koff, int64_t K, const T* w, const T* bias, int64_t flat, T* yb,
+                int64_t ldy) {
+  switch (r) {
+    case 1: return pixel_rows<T, 1>(xb, koff, K, w, bias, flat, yb, ldy);
+    case 2: return pixel_rows<T, 2>(xb, koff, K, w, bias, flat, yb, ldy);
+    case 3: return pixel_rows<T, 3>(xb, koff, K, w, bias, flat, yb, ldy);
+    case 4: return pixel_rows<T, 4>(xb, koff, K, w, bias, flat, yb, ldy);
+    case 5: return pixel_rows<T, 5>(xb, koff, K, w, bias, flat, yb, ldy);
+    case 6: return pixel_rows<T, 6>(xb, koff, K, w, bias, flat, yb, ldy);
+    case 7: return pixel_rows<T, 7>(xb, koff, K, w, bias, flat, yb, ldy);
+    default: return pixel_rows<T, 8>(xb, koff, K, w, bias, flat, yb, ldy);
+  }
+}
+
+// Output rows per band: few enough that a band's xp (cig channels of its rows plus the kernel's reach) sits
+// in a quarter of L2, and that images x groups x bands make 8 tasks a thread.
+int64_t band_rows(const ConvParams& p, int64_t elem) {
+  const int64_t reach = (p.kh - 1) * p.dil_h, wp = padded_cols(p);
+  const int64_t fit = cache_bytes(2, 1 << 20) / 4 / (p.c_in_per_group() * wp * elem) - reach;
+  const int64_t bands = (8 * omp_get_max_threads() + p.n * p.groups - 1) / (p.n * p.groups);
+  return std::clamp<int64_t>(std::min(fit, (p.oh + bands - 1) / bands), 1, p.oh);
+}
+
+// Stride 1: tasks (image, group, band of output rows) pad their band of xp into the thread's buffer, run the
+// channels in chunks of at most 8 tile rows (cog 12: 6 + 6) and copy the chunk's rows out of the flat grid.
+template <class T>
+void forward_pixels(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
+  constexpr int64_t slack = 6 * lanes<T>;  // a tile (6 vectors at most) runs past a band's flat outputs by less
+  const int64_t cig = p.c_in_per_group(), cog = p.c_out_per_group(), K = cig * p.kh * p.kw;
+  const int64_t wp = padded_cols(p), b = band_rows(p, sizeof(T)), bands = (p.oh + b - 1) / b;
+  const int64_t rows = b + (p.kh - 1) * p.dil_h, chan = rows * wp, ldy = (b - 1) * wp + p.ow + slack;
+  const int64_t chunks = (cog + 7) / 8;
+  const std::vector<int64_t> koff = tap_offsets(p, Source<T>{nullptr, wp, chan, 0});
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < p.n * p.groups * bands; t++) {
+    const int64_t n = t / (p.groups * bands), g = t / bands % p.groups, oy0 = t % bands * b;
+    const int64_t band = std::min(b, p.oh - oy0), flat = (band - 1) * wp + p.ow;
+    T* xb = scratch<T>(slot_thread, cig * chan + slack + 8 * ldy);
+    T* yb = xb + cig * chan + slack;
+    for (int64_t ci = 0; ci < cig; ci++)
+      for (int64_t u = 0; u < rows; u++)
+        pad_row(x + (n * p.c_in + g * cig + ci) * p.h * p.w, oy0 + u, p, wp, xb + ci * chan + u * wp);
+    std::fill(xb + cig * chan, yb, T(0));
+    for (int64_t c = 0, co0 = 0; c < chunks; c++) {
+      const int r = int((cog - co0 + chunks - c - 1) / (chunks - c));
+      const int64_t co = g * cog + co0;
+      pixel_rows<T>(r, xb, koff.data(), K, w + co * K, bias ? bias + co : nullptr, flat, yb, ldy);
+      for (int i = 0; i < r; i++)
+        for (int64_t oy = 0; oy < band; oy++)
+          put_run(y + ((n * p.c_out + co + i) * p.oh + oy0 + oy) * p.ow, yb + i * ldy + oy * wp, p.ow);
+      co0 += r;
+    }
+  }
+}
+
 }  // namespace
+
+// Stride 1 with up to 16 output channels per group takes the pixel lanes (perf.md 32-grouped: ResNeXt's grouped
+// 3x3 with 4-16 channels per group, which the GEMM rounds up to 8-row strips of A over a packed B), unless
+// the image has fewer outputs than a B sliver (DCGAN's 4x4 -> 1x1: the channel lanes, no garbage columns).
+template <class T>
+bool pixel_lanes(const ConvParams& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.c_out_per_group() <= 16 && p.oh * p.ow >= gemm_nr<T>;
+}
 
 // Where broadcasting the input beats the GEMM (1-thread CPU time vs PyTorch, perf.md 30-fewcout): where the
 // GEMM pays for its phased copy, B pack and whole tiles on little work per image: strides (ResNeXt's grouped
@@ -178,19 +310,22 @@ void forward_shape(const T* x, const T* w, const T* bias, const ConvParams& p, T
 // channels filling two or three vectors (each broadcast then feeds 2-3 FMAs), a deep K (DenseNet's 3x3 ->
 // 32 on 56x56: K = 1152). On large images with K = 288 (Inception's 3x3 32 -> 32 on 147x147) the GEMM was
 // ahead. Never for 1x1 kernels (x is the GEMM's layout already, and a tile's broadcasts would cross K whole
-// planes) nor for K < 64 (stems: the tile's transposed store of cog x MR outputs outweighs its FMAs); with
-// one vector or less, only below one B sliver of outputs per image.
+// planes) nor, in the channel lanes, for K < 64 (stems: the tile's transposed store of cog x MR outputs
+// outweighs its FMAs); with one vector or less, only below one B sliver of outputs per image.
 template <class T>
 bool few_out_channels(const ConvParams& p) {
   constexpr int64_t L = max_lanes<T>, nr = gemm_nr<T>;
   const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, pix = p.oh * p.ow;
-  if (cog > 3 * L || p.kh * p.kw == 1 || K < 64 || p.n * pix == 0) return false;
+  if (cog > 3 * L || p.kh * p.kw == 1 || p.n * pix == 0) return false;
+  if (pixel_lanes<T>(p)) return true;
+  if (K < 64) return false;
   if (p.stride_h * p.stride_w > 1) return true;
   return cog > L ? pix < 4 * nr || K >= 512 : pix < nr;
 }
 
 template <class T>
 void forward_channels(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
+  if (pixel_lanes<T>(p)) return forward_pixels(x, w, bias, p, y);
   const TileShape shape = tile_shape<T>(p.c_out_per_group());
   if (shape.v == 3) return forward_shape<T, kVecBytes, 3>(x, w, bias, p, y);
   if (shape.v == 2) return forward_shape<T, kVecBytes, 2>(x, w, bias, p, y);
