@@ -1,6 +1,7 @@
 // Convolution backward-input (the spec: reference::conv_backward_input_at in common/reference.h) on the
 // phased layout (conv_layout.h). Stride 1 with many outputs per weight: the adjoint is itself a convolution,
-// run as a forward pass on the flipped weight.
+// run as a forward pass on the flipped weight. Strided with few output channels per group: each stride phase
+// of gx is such a convolution of gy with the sub-kernel of the taps landing on it (backward_input_phases).
 // Other strides, and stride 1 where few outputs share each weight: gxq[k][e] += sum_co W[co][k] * gy[co][e],
 // a GEMM whose C rows are the runs (scatter-added), then un-phased into gx; small images instead run that
 // GEMM over the real outputs of a chunk of images into an explicit c_in*taps x P matrix, then col2im.
@@ -19,22 +20,33 @@ namespace convlab::cpu {
 
 namespace {
 
-// wf[g][ci][co][t] = w[g][co][ci][taps - 1 - t]: the weight flipped and transposed per group. 16 weight rows
-// at a time, while every ci writes one run of 16*taps, taps innermost: each (co, ci) copies its taps reversed
-// into consecutive elements (only kernels of several taps are flipped, flip_pays). Taps outside co (stride-taps
-// stores) took ~1 ns an element on ASPP's 2048x256x3x3, this ~0.35 (aspp r12 15.1 -> 11.8-12.1 ms).
+// The taps of one kernel axis that a stride phase of gx reads (backward_input_phases), or all of them:
+// k0 + j*step for j < taps, read by the forward on gy in reverse (its j-th tap is k0 + (taps - 1 - j)*step).
+struct TapAxis {
+  int64_t k0 = 0, step = 1, taps = 0;
+};
+
+// wf[g][ci][co][(jh, jw)] = w[g][co][ci][rows tap jh][cols tap jw], taps reversed: the weight (or the
+// sub-kernel of one stride phase) flipped and transposed per group. 16 weight rows at a time, while every ci
+// writes one run of 16*taps, taps innermost: each (co, ci) copies its taps reversed into consecutive elements
+// (only kernels of several taps are flipped, flip_pays). Taps outside co (stride-taps stores) took ~1 ns an
+// element on ASPP's 2048x256x3x3, this ~0.35 (aspp r12 15.1 -> 11.8-12.1 ms).
 template <class T>
-void flip_weight(const T* w, const ConvParams& p, T* wf) {
+void flip_weight(const T* w, const ConvParams& p, const TapAxis& rows, const TapAxis& cols, T* wf) {
   const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
-  const int64_t co_blocks = (cog + 15) / 16;
+  const int64_t sub = rows.taps * cols.taps, co_blocks = (cog + 15) / 16;
+  std::vector<int64_t> src_tap(sub);  // offset of the j-th flipped tap from the last tap the sub-kernel reads
+  const int64_t last = (rows.k0 + (rows.taps - 1) * rows.step) * p.kw + cols.k0 + (cols.taps - 1) * cols.step;
+  for (int64_t jh = 0; jh < rows.taps; jh++)
+    for (int64_t jw = 0; jw < cols.taps; jw++) src_tap[jh * cols.taps + jw] = -(jh * rows.step * p.kw + jw * cols.step);
 #pragma omp parallel for schedule(static)
   for (int64_t gb = 0; gb < G * co_blocks; gb++) {
     int64_t g = gb / co_blocks, co0 = gb % co_blocks * 16, co1 = std::min(cog, co0 + 16);
     for (int64_t ci = 0; ci < cig; ci++)
       for (int64_t co = co0; co < co1; co++) {
-        const T* src = w + ((g * cog + co) * cig + ci) * taps + taps - 1;
-        T* dst = wf + ((g * cig + ci) * cog + co) * taps;
-        for (int64_t t = 0; t < taps; t++) dst[t] = src[-t];
+        const T* src = w + ((g * cog + co) * cig + ci) * taps + last;
+        T* dst = wf + ((g * cig + ci) * cog + co) * sub;
+        for (int64_t t = 0; t < sub; t++) dst[t] = src[src_tap[t]];
       }
   }
 }
@@ -82,11 +94,140 @@ inline bool flip_pays(const ConvParams& p) {
          (p.c_out_per_group() < 64 && !mostly_padding(adjoint_params(p)));
 }
 
+// Strided kernels of several taps whose adjoint GEMM reduces over fewer than 64 output channels per group
+// (flip_pays' bound) run their stride phases as flipped forwards (backward_input_phases), when those have 8
+// or more output channels per group. 1-thread CPU time against PyTorch: ResNeXt's grouped 3x3/2 (8, 16, 32
+// per group) 0.41-0.42 / 2.55-2.67 / 1.50-1.69 -> 0.24-0.29 / 1.69-1.73 / 0.54-0.61, DeepSpeech2's 21x11/(2,1)
+// 1.83-1.88 -> 1.09-1.11. Not the dense layers (64 and more per group: ResNet-18's 3x3/2 on 14x14 at batch
+// 1, 0.66-0.79 -> 1.56; Inception 6a, DCGAN 1.2-1.4 against 0.5-1.0), whose adjoint reduction is deep
+// already, nor the stems (3 input channels: the phases' forward of 3 output channels, 0.28 -> 1.19).
+inline bool phases_pay(const ConvParams& p) {
+  return (p.stride_h > 1 || p.stride_w > 1) && p.kh * p.kw > 1 && p.c_out_per_group() < 64 &&
+         p.c_in_per_group() >= 8;
+}
+
 template <class T>
 void backward_input_stride1(const T* gy, const T* w, const ConvParams& p, T* gx) {
   T* wf = scratch<T>(slot_weight, p.c_in * p.c_out_per_group() * p.kh * p.kw);
-  flip_weight(w, p, wf);
+  flip_weight(w, p, TapAxis{0, 1, p.kh}, TapAxis{0, 1, p.kw}, wf);
   forward_gemm<T>(gy, wf, nullptr, adjoint_params(p), gx);
+}
+
+// One axis of a stride phase of gx: the inputs y = y0 + r*stride (r < len) with (y + pad) % stride == a. They
+// are reached by the taps kh with kh*dil % stride == a only, k0 + j*step (step = stride/gcd(stride, dil)),
+// and tap kh reads gy[u - m] at u = (y + pad - a)/stride, m = (kh*dil - a)/stride, m growing by dil/gcd per
+// tap: along this axis the phase is a stride-1 correlation of gy with those taps reversed, dilation dil/gcd,
+// leading pad m(last tap) - u(y0) (negative: a crop).
+struct PhaseAxis {
+  TapAxis taps;
+  int64_t y0 = 0, len = 0, dil = 1, pad = 0;
+};
+
+inline PhaseAxis phase_axis(int64_t a, int64_t k, int64_t dil, int64_t pad, int64_t stride, int64_t in) {
+  PhaseAxis r;
+  const int64_t g = std::gcd(stride, dil);
+  r.taps.step = stride / g, r.dil = dil / g;
+  int64_t k0 = 0;
+  while (k0 < std::min(k, r.taps.step) && k0 * dil % stride != a) k0++;
+  r.taps.k0 = k0;
+  r.taps.taps = k0 < std::min(k, r.taps.step) ? (k - 1 - k0) / r.taps.step + 1 : 0;
+  r.y0 = ((a - pad) % stride + stride) % stride;
+  r.len = r.y0 < in ? (in - r.y0 + stride - 1) / stride : 0;
+  r.pad = (k0 * dil - a) / stride + (r.taps.taps - 1) * r.dil - (r.y0 + pad - a) / stride;
+  return r;
+}
+
+// The forward conv of phase (ra, rb) on nn images of gy: c_out/groups x its taps deep, outputs the phase's.
+inline ConvParams phase_params(const ConvParams& p, const PhaseAxis& ra, const PhaseAxis& rb, int64_t nn) {
+  ConvParams f = p;
+  f.n = nn, f.c_in = p.c_out, f.c_out = p.c_in;
+  f.h = p.oh, f.w = p.ow, f.oh = ra.len, f.ow = rb.len;
+  f.kh = ra.taps.taps, f.kw = rb.taps.taps;
+  f.stride_h = f.stride_w = 1;
+  f.pad_top = ra.pad, f.pad_left = rb.pad, f.dil_h = ra.dil, f.dil_w = rb.dil;
+  return f;
+}
+
+// gx of the nn images of a chunk from the phases' forward outputs, parts[a*sw + b][i][c][r][s] = gx[n0 + i][c]
+// [rows[a].y0 + r*sh][cols[b].y0 + s*sw] (null: a phase no tap reaches, stride > kernel: zeros). Row by row,
+// each taking its columns from the sw phases of its row in turn, so every row of gx is filled while it sits in
+// L1: phase by phase, each strided pass over all of gx was 18 % of ResNeXt's l3_b0 backward-input. Stride 2
+// with both column phases reached stores the two interleaved in one loop, which the compiler vectorises.
+template <class T>
+void interleave_phases(const std::vector<const T*>& parts, const std::vector<PhaseAxis>& rows,
+                       const std::vector<PhaseAxis>& cols, const ConvParams& p, int64_t n0, int64_t nn, T* gx) {
+  const int64_t sh = p.stride_h, sw = p.stride_w, even = p.pad_left % 2;  // stride 2: the phase of even columns
+  std::vector<int64_t> phase_of(p.h), row_of(p.h);  // two divisions per row were a third of the time here
+  for (int64_t y = 0; y < p.h; y++) {
+    phase_of[y] = (y + p.pad_top) % sh;
+    row_of[y] = (y - rows[phase_of[y]].y0) / sh;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t ic = 0; ic < nn * p.c_in; ic++) {
+    T* plane = gx + (n0 * p.c_in + ic) * p.h * p.w;
+    for (int64_t y = 0; y < p.h; y++) {
+      const int64_t a = phase_of[y], r = row_of[y];
+      if (sw == 2 && parts[a * 2] && parts[a * 2 + 1]) {
+        const int64_t len = cols[1 - even].len;  // odd columns: as many as even ones or one fewer
+        const T* se = parts[a * 2 + even] + (ic * rows[a].len + r) * cols[even].len;
+        const T* so = parts[a * 2 + 1 - even] + (ic * rows[a].len + r) * len;
+        T* dst = plane + y * p.w;
+        for (int64_t s = 0; s < len; s++) dst[2 * s] = se[s], dst[2 * s + 1] = so[s];
+        if (cols[even].len > len) dst[2 * len] = se[len];
+        continue;
+      }
+      for (int64_t b = 0; b < sw; b++) {
+        const int64_t len = cols[b].len;
+        T* dst = plane + y * p.w + cols[b].y0;
+        const T* part = parts[a * sw + b];
+        if (!part) {
+          for (int64_t s = 0; s < len; s++) dst[s * sw] = T(0);
+          continue;
+        }
+        const T* src = part + (ic * rows[a].len + r) * len;
+        for (int64_t s = 0; s < len; s++) dst[s * sw] = src[s];
+      }
+    }
+  }
+}
+
+// Strided: each stride phase of gx is a stride-1 correlation of gy with the sub-kernel of the taps that land
+// on it (phase_axis), run as a forward pass on that sub-kernel flipped. Its reduction is c_out/groups x the
+// phase's taps deep, where the adjoint GEMM's is c_out/groups (ResNeXt's 8-32), and C is stored, not
+// scatter-added. The sub-kernels are flipped once (together a copy of w), then per chunk of images every
+// phase's forward runs into its buffer and the buffers are interleaved into gx.
+template <class T>
+void backward_input_phases(const T* gy, const T* w, const ConvParams& p, T* gx) {
+  const int64_t sh = p.stride_h, sw = p.stride_w, phases = sh * sw;
+  std::vector<PhaseAxis> rows(sh), cols(sw);
+  for (int64_t a = 0; a < sh; a++) rows[a] = phase_axis(a, p.kh, p.dil_h, p.pad_top, sh, p.h);
+  for (int64_t b = 0; b < sw; b++) cols[b] = phase_axis(b, p.kw, p.dil_w, p.pad_left, sw, p.w);
+  auto live = [&](int64_t ab) {
+    const PhaseAxis &ra = rows[ab / sw], &rb = cols[ab % sw];
+    return ra.taps.taps > 0 && rb.taps.taps > 0 && ra.len > 0 && rb.len > 0;
+  };
+  std::vector<int64_t> w_off(phases + 1, 0);  // the flipped sub-kernels one after another
+  for (int64_t ab = 0; ab < phases; ab++)
+    w_off[ab + 1] = w_off[ab] + (live(ab) ? p.c_in * p.c_out_per_group() * rows[ab / sw].taps.taps * cols[ab % sw].taps.taps : 0);
+  const int64_t image = p.c_in * p.h * p.w, chunk = std::clamp<int64_t>(kWorkspaceElements / image, 1, p.n);
+  T* wf = scratch<T>(slot_weight, w_off[phases] + chunk * image);  // then the phases' outputs of a chunk
+  for (int64_t ab = 0; ab < phases; ab++)
+    if (live(ab)) flip_weight(w, p, rows[ab / sw].taps, cols[ab % sw].taps, wf + w_off[ab]);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0);
+    std::vector<const T*> parts(phases, nullptr);
+    T* out = wf + w_off[phases];  // the phases' outputs together are one chunk of gx
+    for (int64_t ab = 0; ab < phases; ab++) {
+      if (!live(ab)) continue;
+      const PhaseAxis &ra = rows[ab / sw], &rb = cols[ab % sw];
+      on_live_taps(static_cast<const T*>(wf + w_off[ab]), phase_params(p, ra, rb, nn), [&](const T* wl, const ConvParams& f) {
+        forward_gemm<T>(gy + n0 * p.c_out * p.oh * p.ow, wl, nullptr, f, out);
+      });
+      parts[ab] = out;
+      out += nn * p.c_in * ra.len * rb.len;
+    }
+    interleave_phases(parts, rows, cols, p, n0, nn, gx);
+  }
 }
 
 // gyc[co][i*pix + j] = gy[n0 + i][co][j] for the nn images of a chunk (gyc rows ld apart): the grad output as
@@ -253,6 +394,7 @@ void backward_input_gemm(const T* gy, const T* w, const ConvParams& p, T* gx) {
   const bool stride1 = p.stride_h == 1 && p.stride_w == 1;
   if (flip_pays(p) || (stride1 && few_out_channels<T>(adjoint_params(p))))
     return backward_input_stride1<T>(gy, w, p, gx);
+  if (phases_pay(p)) return backward_input_phases<T>(gy, w, p, gx);
   const Phased q = phased(p);
   // A 1x1 kernel off the identity layout (stride > 1) scatters into one phase of a zeroed phased copy, then
   // un-phases it; the column path writes gx once (1-thread CPU time against PyTorch: resnet18_l3_down
