@@ -146,6 +146,13 @@ FIXED = {
     "padded_1x1": case(2, 7, 9, (6, 5), (1, 1), pad=((1, 0), (2, 1))),
     "1x1_stride2_not_small": case(1, 5, 6, (40, 37), (1, 1), s=(2, 2)),  # backward-input: the column path
     "one_output_grouped": case(1, 6, 9, (4, 5), (4, 5), groups=3),  # backward-input: rows of w added
+    # Stride 1 on the extended grid with the runs read in place by the GEMM tiles (runs_in_place): K over one
+    # slice (fp32 512, fp64 256), rows not a multiple of the 8-row strip, a last sliver of fewer than 48
+    # columns packed (512 = 10 x 48 + 32; with 2 threads, column blocks of 144 end in one too); dilated with
+    # asymmetric padding; a 5x5 kernel; backward-input of the first one runs the same path flipped.
+    "in_place_runs": case(2, 60, 53, (16, 30), (3, 3), pad=((1, 1), (1, 1))),
+    "in_place_runs_dilated_asym": case(1, 70, 66, (18, 27), (3, 3), pad=((2, 1), (0, 3)), d=(2, 1)),
+    "in_place_runs_5x5": case(1, 24, 50, (20, 26), (5, 5), pad=((2, 2), (2, 2))),
 }
 
 

@@ -271,14 +271,31 @@ void forward_taps(const T* x, const T* w, const T* bias, const ConvParams& p, co
   }
 }
 
+// Whether the per-image GEMM on the extended grid reads its B rows (the runs) in place, each micro-tile loading
+// its NR columns of row k straight from xq, instead of packing B (pack_b was 11-16 % of the time where
+// each packed element fed 8 strips of A). At stride 1 the taps of a kernel row read the same cache lines of
+// one input row, so a sliver's rows are ~kh lines per channel that stay in L1 across its strips (1 thread,
+// Zen 4: 3x3 and 5x5 layers 5-22 % faster, ResNet, UNet, Inception from 17x17 to 149x149). Not taken: a
+// kernel one column wide (Inception's 7x1: each tap its own lines, 0-6 % slower), strides (resnet50_l2_b0
+// conv2 and down, the stems: 6-14 % slower, a phase plane per tap), x itself as the layout (no slack past
+// a run; 1x1 on 35x35 60 % slower), and a single strip of A over an image beyond L2 (UNet's first layer's
+// backward-input, 3 channels: the pack's row-by-row stream beats the tile's scattered rows, 8 %).
+template <class T>
+bool runs_in_place(const ConvParams& p, const Phased& q, int64_t rows) {
+  const bool image_beyond_l2 = p.c_in * q.chan * int64_t(sizeof(T)) > cache_bytes(2, 1 << 20);
+  return q.sh == 1 && q.sw == 1 && p.kw > 1 && !q.identity && !(rows <= gemm_mr && image_beyond_l2);
+}
+
 // Whether the per-image GEMM runs over the real outputs only (B packed by pack_output_columns, C rows = y)
-// rather than the extended grid (B = plain runs through pack_b, oh*(wq - ow) garbage columns), for tasks of
-// `rows` rows of A each: per packed vector of B, garbage costs (garbage / outputs) * rows vector FMAs, the
-// segment packer ~8-20 cycles more than pack_b. Measured (1 thread, Zen 4), at that product: deeplab_dilated
-// 37, forward 78-79 -> 85-87 % of the FMA peak; resnet_3x3, Inception 5x5 and 6a, dcgan_d_2 at 2-8 and batch-1
-// 14x14 layers cut into 64-row tasks at 9, 3-10 % slower. From 16 up the real outputs win.
-inline bool real_columns(const ConvParams& p, const Phased& q, int64_t rows) {
-  return p.oh * (q.wq - p.ow) * rows >= 16 * p.oh * p.ow;
+// rather than the extended grid (B = plain runs, oh*(wq - ow) garbage columns), for tasks of `rows` rows of A
+// each: per packed vector of B, garbage costs (garbage / outputs) * rows vector FMAs, the segment packer
+// ~8-20 cycles more than pack_b. Measured (1 thread, Zen 4), at that product: deeplab_dilated 37, forward
+// 78-79 -> 85-87 % of the FMA peak; resnet_3x3, Inception 5x5 and 6a, dcgan_d_2 at 2-8 and batch-1 14x14
+// layers cut into 64-row tasks at 9, 3-10 % slower. From 16 up the real outputs win against pack_b; against
+// runs read in place (no pack at all) from 32 up: ResNet-18 32px's 16x16 layer (16) 2-6 % faster on the
+// extended grid, deeplab_dilated (37) 6-7 % slower, resnet18_l3_conv2 at batch 8 (37) even.
+inline bool real_columns(const ConvParams& p, const Phased& q, int64_t rows, bool in_place) {
+  return p.oh * (q.wq - p.ow) * rows >= (in_place ? 32 : 16) * p.oh * p.ow;
 }
 
 }  // namespace
@@ -295,7 +312,8 @@ void forward_gemm(const T* x, const T* w, const T* bias, const ConvParams& p, T*
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
     const GemmBlocking grid = gemm_blocking<T>(nn * G, cog, q.np);
-    const bool real = real_columns(p, q, grid.mb);  // else the extended grid
+    const bool in_place = runs_in_place<T>(p, q, grid.mb);
+    const bool real = real_columns(p, q, grid.mb, in_place);  // else the extended grid
     const bool direct = real || q.wq == p.ow;      // no garbage columns: the GEMM writes y itself
     const int64_t cols = real ? p.oh * p.ow : q.np;
     const std::vector<int64_t> c_off = strided_offsets(p.c_out, cols);
@@ -317,6 +335,8 @@ void forward_gemm(const T* x, const T* w, const T* bias, const ConvParams& p, T*
           pack_output_columns(buf, xi, run_g, p, q, {0, p.oh, 0, p.ow}, k0, kc, b0, bn);
         };
         gemm_block(a, b, c, block, Update::store);
+      } else if (in_place) {
+        gemm_block_in_place(a, Rows<const T>{xi, run_g}, c, block, Update::store);
       } else {
         gemm_block(a, Rows<const T>{xi, run_g}, c, block, Update::store);
       }

@@ -51,22 +51,36 @@ struct Tile {
   int64_t m, n, rows, cols;
 };
 
+// Where a micro-tile finds row k of its B sliver (NR columns, contiguous): a packed sliver (kc x NR, rows NR
+// apart), or B itself, row k at base + off[k] (read in place).
+template <class T>
+struct PackedSliver {
+  const T* b;
+  const T* row(int64_t k) const { return b + k * gemm_nr<T>; }
+};
+template <class T>
+struct RunSliver {
+  const T* base;
+  const int64_t* off;
+  const T* row(int64_t k) const { return base + off[k]; }
+};
+
 // acc[i][v] = sum_k A[i][k] * b[k][v*lanes ...] for the kc columns of the strip `a` (its first row is the
 // tile's): k outermost so the MR x V accumulators live in registers (A is broadcast straight from its rows,
 // rows past the edge repeat the last one); then the tile is stored (or added) into C, through a small buffer
 // when it hangs over C's edge. V < NV only for a last sliver of fewer columns (a K = 147 backward-weight
 // spent 30 % of its time on the zero columns of a whole sliver).
-template <class T, int V>
-void micro_tile(int64_t kc, MatrixView<T> a, const T* b, Rows<T> c, Tile t, bool add) {
+template <class T, int V, class Sliver>
+void micro_tile(int64_t kc, MatrixView<T> a, Sliver b, Rows<T> c, Tile t, bool add) {
   constexpr int L = lanes<T>;
-  constexpr int64_t nr = gemm_nr<T>;
   const T* ar[gemm_mr];
   for (int i = 0; i < gemm_mr; i++) ar[i] = a.at(std::min<int64_t>(i, t.rows - 1), 0);
   Vec<T> acc[gemm_mr][V] = {};
   auto fma_steps = [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; k++) {
+      const T* bk = b.row(k);
       Vec<T> bv[V];
-      for (int v = 0; v < V; v++) bv[v] = load(b + k * nr + v * L);
+      for (int v = 0; v < V; v++) bv[v] = load(bk + v * L);
       for (int i = 0; i < gemm_mr; i++) {
         T ai = ar[i][k * a.col_stride];
         for (int v = 0; v < V; v++) acc[i][v] += ai * bv[v];
@@ -93,8 +107,8 @@ void micro_tile(int64_t kc, MatrixView<T> a, const T* b, Rows<T> c, Tile t, bool
 }
 
 // The micro-kernel with as few vectors as cover the tile's columns.
-template <class T, int V = gemm_nv>
-void micro_tile_any(int64_t kc, MatrixView<T> a, const T* b, Rows<T> c, Tile t, bool add) {
+template <class T, int V = gemm_nv, class Sliver>
+void micro_tile_any(int64_t kc, MatrixView<T> a, Sliver b, Rows<T> c, Tile t, bool add) {
   if constexpr (V > 1)
     if (t.cols <= (V - 1) * lanes<T>) return micro_tile_any<T, V - 1>(kc, a, b, c, t, add);
   micro_tile<T, V>(kc, a, b, c, t, add);
@@ -143,7 +157,7 @@ void gemm_block(MatrixView<T> a, const PackB<T>& pack, Rows<T> c, Block block, U
           for (int64_t m = mb; m < std::min(block.m1, mb + s.mc); m += gemm_mr) {
             const Tile t{m, nc0 + j, std::min(gemm_mr, block.m1 - m), std::min(nr, nc - j)};
             const MatrixView<T> strip{a.at(m, k0), t.rows, kc, a.row_stride, a.col_stride};
-            micro_tile_any(kc, strip, buf + j * kc, c, t, add);
+            micro_tile_any(kc, strip, PackedSliver<T>{buf + j * kc}, c, t, add);
           }
         }
       }
@@ -155,6 +169,31 @@ template <class T>
 void gemm_block(MatrixView<T> a, Rows<const T> b, Rows<T> c, Block block, Update update) {
   const PackB<T> pack = [b](T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc) { pack_b(buf, b, k0, kc, n0, nc); };
   gemm_block(a, pack, c, block, update);
+}
+
+// The loops of gemm_block without the panel: each whole sliver of B is read in place by its tiles; a last
+// sliver of fewer than NR columns is packed (kc x NR, zero past n1), so no row is read past column n1.
+template <class T>
+void gemm_block_in_place(MatrixView<T> a, Rows<const T> b, Rows<T> c, Block block, Update update) {
+  constexpr int64_t nr = gemm_nr<T>;
+  const GemmSizes& s = gemm_sizes<T>();
+  const int64_t k = a.cols, whole_end = block.n0 + (block.n1 - block.n0) / nr * nr;
+  T* tail = whole_end < block.n1 ? scratch<T>(slot_thread, s.kc * nr) : nullptr;
+  for (int64_t k0 = 0; k0 < k; k0 += s.kc) {
+    const int64_t kc = std::min(s.kc, k - k0);
+    const bool add = update == Update::add || k0 > 0;
+    if (tail) pack_b(tail, b, k0, kc, whole_end, block.n1 - whole_end);
+    for (int64_t mb = block.m0; mb < block.m1; mb += s.mc) {
+      for (int64_t n = block.n0; n < block.n1; n += nr) {
+        for (int64_t m = mb; m < std::min(block.m1, mb + s.mc); m += gemm_mr) {
+          const Tile t{m, n, std::min(gemm_mr, block.m1 - m), std::min(nr, block.n1 - n)};
+          const MatrixView<T> strip{a.at(m, k0), t.rows, kc, a.row_stride, a.col_stride};
+          if (n < whole_end) micro_tile_any(kc, strip, RunSliver<T>{b.base + n, b.off + k0}, c, t, add);
+          else micro_tile_any(kc, strip, PackedSliver<T>{tail}, c, t, add);
+        }
+      }
+    }
+  }
 }
 
 template <class T>
@@ -175,7 +214,8 @@ GemmBlocking gemm_blocking(int64_t count, int64_t m, int64_t n, int64_t per_thre
   template const GemmSizes& gemm_sizes<T>();                                                   \
   template GemmBlocking gemm_blocking<T>(int64_t, int64_t, int64_t, int64_t);                  \
   template void gemm_block<T>(MatrixView<T>, Rows<const T>, Rows<T>, Block, Update);           \
-  template void gemm_block<T>(MatrixView<T>, const PackB<T>&, Rows<T>, Block, Update);
+  template void gemm_block<T>(MatrixView<T>, const PackB<T>&, Rows<T>, Block, Update);         \
+  template void gemm_block_in_place<T>(MatrixView<T>, Rows<const T>, Rows<T>, Block, Update);
 CONVLAB_GEMM(float)
 CONVLAB_GEMM(double)
 

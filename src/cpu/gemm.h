@@ -77,6 +77,11 @@ template <class T>
 void gemm_block(MatrixView<T> a, Rows<const T> b, Rows<T> c, Block block, Update update);
 template <class T>
 void gemm_block(MatrixView<T> a, const PackB<T>& b, Rows<T> c, Block block, Update update);
+// The same product with B read in place, no pack: each micro-tile loads its NR columns of row k straight from
+// base + off[k]. For B rows that a tile reads well where they lie, each element feeding few strips of A (a
+// convolution's runs at stride 1, whose taps share cache lines: conv_forward.cpp's runs_in_place).
+template <class T>
+void gemm_block_in_place(MatrixView<T> a, Rows<const T> b, Rows<T> c, Block block, Update update);
 
 // How to cut `count` independent m x n GEMMs into parallel tasks of mb x nb blocks of C: whole products
 // when there are a few tasks per thread already, else rows are halved first (down to 64: each task then
