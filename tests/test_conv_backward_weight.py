@@ -5,7 +5,8 @@ outputs); x read in place (1x1 convs); the batch's outputs cut into parts that c
 into copies of gw; and batches of several chunks, where a part continues in the next chunk. Each is checked
 against the NumPy reference from the definition and convlab._C.reference, at 1, 2 and 3 threads (the thread
 count changes the parts). Then the channel-minor form (ResNeXt-like groups of 16-32 output channels on small
-images), the one-window matrix product and the dot products' image parts."""
+images), the one-window matrix product, the dot products' image parts and the dot products reading a 1x1
+conv's x in place."""
 import ctypes
 import mmap
 import sys
@@ -148,12 +149,39 @@ def test_dot_form_image_parts(nonfinite):
         np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, equal_nan=True, **TOL["float64"])
 
 
+# Under 16 output channels, a 1x1 conv on planes of whole vectors runs the dot products on x in place
+# (fewer channels than the tile's rows, or more); on other planes they copy x.
+DOTS_IN_PLACE = {
+    "two_channels": case(3, 40, 2, (4, 8), (1, 1)),
+    "nine_channels_grouped": case(2, 48, 18, (8, 6), (1, 1), groups=2),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", DOTS_IN_PLACE)
+def test_dot_form_in_place_matches_reference(name, dtype):
+    c = DOTS_IN_PLACE[name]
+    x, _, _, _, gy = make_data(c, dtype, seed=12)
+    want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], c["groups"])
+    for threads in (1, 2, 3):
+        np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, **TOL[dtype])
+
+
+# 1x1 convs that read x in place (the GEMM's last row pieces shorter than a vector; the dots on whole-vector
+# planes) or must not (the dots on planes of 12: whole-vector loads would pass the end).
+GUARDED = {
+    "gemm": case(3, 40, 16, (4, 3), (1, 1)),
+    "dots_in_place": case(3, 40, 2, (4, 4), (1, 1)),
+    "dots_copied": case(3, 40, 2, (4, 3), (1, 1)),
+}
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect through libc")
-def test_gemm_form_reads_nothing_past_x():
-    """A 1x1 conv reads x in place, whose last row pieces are shorter than a vector: x here ends exactly
-    where an inaccessible page begins (shared through DLPack, so convlab reads this memory itself), and a
-    load past it would crash."""
-    c = case(3, 40, 16, (4, 3), (1, 1))
+@pytest.mark.parametrize("name", GUARDED)
+def test_reads_nothing_past_x(name):
+    """x here ends exactly where an inaccessible page begins (shared through DLPack, so convlab reads this
+    memory itself), and a load past it would crash."""
+    c = GUARDED[name]
     x, _, _, _, gy = make_data(c, "float32", seed=11)
     page = mmap.PAGESIZE
     size = -(-x.nbytes // page) * page  # whole pages holding x, then the guard page

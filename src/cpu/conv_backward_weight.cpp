@@ -569,15 +569,17 @@ void backward_weight_dot(const T* x, const T* gy, const ConvParams& p, const Pha
 
 // Which form runs. The GEMM packs each element of X^T once per cog rows: at cog = 8 (resnext_grouped) the
 // dot products were 1.3x faster, at 16 the two were even. Below 16 the dot products still lose where their
-// tile runs mostly empty: fewer output channels than its R rows (x is then read once per channel: unet's
-// 64 -> 2 classifier took 2x the GEMM's time) or an extended grid of under half a vector (squeeze-excite
-// convs on 1x1 images: 3-8x). With one input channel per group (depthwise-like, LeNet's first layer) K is a
-// few taps and the GEMM loses. (No outputs: the dot form's zero fill.)
+// tile runs mostly empty behind a copy of x: fewer output channels than its R rows (unet's 64 -> 2
+// classifier took 2x the GEMM's time, copying 78 MB) or an extended grid of under half a vector
+// (squeeze-excite convs on 1x1 images: 3-8x). Reading x in place (1x1 on planes of whole vectors) the dots
+// win at any cog < 16 (unet's classifier 1.22-1.28 -> 0.76-0.90 of PyTorch's time). With one input channel
+// per group (depthwise-like, LeNet's first layer) K is a few taps and the GEMM loses. (No outputs: the dot
+// form's zero fill.)
 template <class T>
 bool gemm_form(const ConvParams& p, const Phased& q_dot) {
   const int64_t cog = p.c_out_per_group();
   if (p.n * p.oh * p.ow == 0) return false;
-  return cog >= 16 || (p.c_in_per_group() > 1 && (cog < R || 2 * q_dot.np <= lanes<T>));
+  return cog >= 16 || (p.c_in_per_group() > 1 && !q_dot.identity && (cog < R || 2 * q_dot.np <= lanes<T>));
 }
 
 // Whether the channel-minor form runs, and on which tile: one or two vectors of output channels per group
@@ -609,8 +611,8 @@ void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams&
   dispatch_dtype<DTypes::floating>(x.dtype, [&](auto t) {
     using T = decltype(t);
     // The GEMM reads a 1x1 conv's x in place (its packer stops at the end of x); the dot products read
-    // whole vectors past np, so they keep the slack of a phased copy.
-    const Phased q_dot = phased(p, /*allow_identity=*/false);
+    // whole vectors up to np rounded up, so they read it in place only where its planes are whole vectors.
+    const Phased q_dot = phased(p, /*allow_identity=*/p.oh * p.ow % lanes<T> == 0);
     const Minor minor = minor_form<T>(p);
     if (whole_window(p)) backward_weight_matmul<T>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else if (minor == Minor::half) backward_weight_minor<T, 1, kVecBytes / 2>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
