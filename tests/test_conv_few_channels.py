@@ -1,8 +1,9 @@
 """The forward path for few output channels per group (src/cpu/conv_forward_channels.cpp), also stride-1
 backward-input's engine on the flipped weight. Its gate (few_out_channels): a kernel larger than 1x1 and
 c_out/groups at most 3 vectors; at stride 1 with at most 16 channels per group and 48 outputs or more per
-image, the pixel lanes (outputs of a flat padded band in lanes, channels in chunks of up to 8 tile rows);
-else the channel lanes, for K = c_in/groups*kh*kw >= 64 and c_out/groups over one vector (fp32: 17-48 on
+image, the pixel lanes (outputs of a flat padded band in lanes, channels in chunks of up to 8 tile rows),
+also at strides where images x groups >= 16 (the group's channels split into stride phases); else the
+channel lanes, for K = c_in/groups*kh*kw >= 64 and c_out/groups over one vector (fp32: 17-48 on
 AVX-512, 9-24 on AVX2), or one vector or less at a stride or with fewer than 48 outputs per image. The cases
 below pick shapes that the gate takes on both ISAs and in both dtypes where the comment says so, and compare
 every pass with the reference (the spec), NumPy loops and PyTorch, as test_conv does."""
@@ -50,6 +51,16 @@ CASES = {
     "pixel_cog4_1d": case(2, 8, 8, (1, 70), (1, 5), pad=((0, 0), (2, 2)), groups=2),
     # 64 input channels of 302 padded columns: a band of one output row fits a quarter of a 1 MiB L2.
     "pixel_wide_rows_band_by_cache": case(1, 64, 2, (4, 300), (3, 3), pad=((1, 1), (1, 1))),
+    # Pixel lanes at strides (images x groups >= 16: one band a task, the group's channels in stride phases):
+    # stride 2 split in whole vectors, 9 columns a phase row (the vector spills into the next row's place).
+    "pixel_stride2_groups8_cog8": case(2, 64, 64, (17, 15), (3, 3), s=(2, 2), pad=((1, 1), (1, 1)), groups=8),
+    # Rows 3 phases, columns 2, every phase read through the dilation; asymmetric padding, 3 per group.
+    "pixel_stride3x2_dilated_cog3": case(4, 16, 12, (20, 19), (3, 2), s=(3, 2), pad=((1, 2), (0, 1)), d=(2, 1),
+                                         groups=4),
+    # Column stride 4 > kernel (element-wise split, phases b = 2, 3 unused), 10 channels: chunks of 5 and 5.
+    "pixel_stride_gt_kernel_cog10": case(16, 6, 10, (25, 26), (2, 2), s=(3, 4)),
+    # Row stride only: the column phase is the padded row itself.
+    "pixel_stride2x1_cog6": case(2, 24, 48, (15, 20), (3, 3), s=(2, 1), pad=((1, 1), (1, 1)), groups=8),
     # Backward-input of 8 input channels per group at stride 1: the flipped forward on the pixel lanes.
     "backward_input_pixel_cig8": case(2, 16, 32, (10, 12), (3, 3), pad=((1, 1), (1, 1)), groups=2),
 }

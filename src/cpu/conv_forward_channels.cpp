@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "conv_layout.h"
 #include "gemm.h"
 #include "workspace.h"
 
@@ -253,8 +254,39 @@ void pixel_rows(int r, const T* xb, const int64_t* koff, int64_t K, const T* w, 
   }
 }
 
-// Output rows per band: few enough that a band's xp (cig channels of its rows plus the kernel's reach) sits
-// in a quarter of L2, and that images x groups x bands make 8 tasks a thread.
+// One channel's xp in q's stride-phased layout (conv_layout.h) from that channel's plane of x: its padded rows
+// whole into `rows` (pad_row, row_width(q) elements each), then for each phase (a, b) every sw-th element
+// from b on. Stride 2 runs in whole vectors, each row's last one spilling into the next row's place (rows go
+// in order, the plane's slack takes the last row's): element by element, build_phased_channel's tails were
+// 28 % of resnext50_l3_b0's forward (14 of its 15 columns). All rows are padded before any is split: read
+// right after its store at another offset, a row waited on store forwarding (24 %).
+template <class T>
+int64_t row_width(const Phased& q) {
+  return ((q.wq + lanes<T> - 1) / lanes<T> * lanes<T> + 1) * q.sw;
+}
+template <class T>
+void phase_channel(const T* plane, const ConvParams& p, const Phased& q, T* rows, T* out) {
+  constexpr int64_t L = lanes<T>;
+  const int64_t width = row_width<T>(q);
+  for (int64_t u = 0; u < q.hq * q.sh; u++) pad_row(plane, u, p, width, rows + u * width);
+  for (int64_t ab = 0; ab < q.sh * q.sw; ab++) {
+    if (!q.used[ab]) continue;
+    const int64_t a = ab / q.sw, b = ab % q.sw;
+    T* dst = out + ab * q.plane;
+    for (int64_t u = 0; u < q.hq; u++, dst += q.wq) {
+      const T* row = rows + (u * q.sh + a) * width + b;
+      if (q.sw == 1) put_run(dst, row, q.wq);
+      else if (q.sw == 2)
+        for (int64_t v = 0; v < q.wq; v += L) store(dst + v, even_lanes<T>(load(row + 2 * v), load(row + 2 * v + L)));
+      else
+        for (int64_t v = 0; v < q.wq; v++) dst[v] = row[v * q.sw];
+    }
+    std::fill(out + ab * q.plane + q.hq * q.wq, out + (ab + 1) * q.plane, T(0));
+  }
+}
+
+// Output rows per band at stride 1: few enough that a band's xp (cig channels of its rows plus the kernel's
+// reach) sits in a quarter of L2, and that images x groups x bands make 8 tasks a thread.
 int64_t band_rows(const ConvParams& p, int64_t elem) {
   const int64_t reach = (p.kh - 1) * p.dil_h, wp = padded_cols(p);
   const int64_t fit = cache_bytes(2, 1 << 20) / 4 / (p.c_in_per_group() * wp * elem) - reach;
@@ -262,25 +294,34 @@ int64_t band_rows(const ConvParams& p, int64_t elem) {
   return std::clamp<int64_t>(std::min(fit, (p.oh + bands - 1) / bands), 1, p.oh);
 }
 
-// Stride 1: tasks (image, group, band of output rows) pad their band of xp into the thread's buffer, run the
-// channels in chunks of at most 8 tile rows (cog 12: 6 + 6) and copy the chunk's rows out of the flat grid.
+// Tasks (image, group, band of output rows) lay their band of the input out as a flat grid of row pitch
+// q.wq in the thread's buffer, where every tap reads one contiguous run: at stride 1 the padded rows
+// (pad_row), with strides the whole planes of the group's channels split into stride phases
+// (phase_channel; one band). The channels run in chunks of at most 8 tile rows (cog 12: 6 + 6), each
+// chunk's rows copied out of the flat grid.
 template <class T>
 void forward_pixels(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
-  constexpr int64_t slack = 6 * lanes<T>;  // a tile (6 vectors at most) runs past a band's flat outputs by less
-  const int64_t cig = p.c_in_per_group(), cog = p.c_out_per_group(), K = cig * p.kh * p.kw;
-  const int64_t wp = padded_cols(p), b = band_rows(p, sizeof(T)), bands = (p.oh + b - 1) / b;
-  const int64_t rows = b + (p.kh - 1) * p.dil_h, chan = rows * wp, ldy = (b - 1) * wp + p.ow + slack;
+  constexpr int64_t L = lanes<T>;  // a band's last tile reads and writes past its flat outputs by less
+  const Phased q = phased(p, false);
+  const bool strided = q.sh * q.sw > 1;
+  const int64_t cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw, K = cig * taps;
+  const int64_t wq = q.wq, b = strided ? p.oh : band_rows(p, sizeof(T)), bands = (p.oh + b - 1) / b;
+  const int64_t rows = b + (p.kh - 1) * p.dil_h, chan = strided ? q.chan : rows * wq, ldy = (b - 1) * wq + p.ow + L;
   const int64_t chunks = (cog + 7) / 8;
-  const std::vector<int64_t> koff = tap_offsets(p, Source<T>{nullptr, wp, chan, 0});
+  std::vector<int64_t> koff(K);
+  for (int64_t k = 0; k < K; k++) koff[k] = k / taps * chan + q.tap[k % taps];
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t t = 0; t < p.n * p.groups * bands; t++) {
     const int64_t n = t / (p.groups * bands), g = t / bands % p.groups, oy0 = t % bands * b;
-    const int64_t band = std::min(b, p.oh - oy0), flat = (band - 1) * wp + p.ow;
-    T* xb = scratch<T>(slot_thread, cig * chan + slack + 8 * ldy);
-    T* yb = xb + cig * chan + slack;
-    for (int64_t ci = 0; ci < cig; ci++)
-      for (int64_t u = 0; u < rows; u++)
-        pad_row(x + (n * p.c_in + g * cig + ci) * p.h * p.w, oy0 + u, p, wp, xb + ci * chan + u * wp);
+    const int64_t band = std::min(b, p.oh - oy0), flat = (band - 1) * wq + p.ow;
+    T* xb = scratch<T>(slot_thread, cig * chan + L + 8 * ldy + (strided ? q.hq * q.sh * row_width<T>(q) : 0));
+    T* yb = xb + cig * chan + L;
+    for (int64_t ci = 0; ci < cig; ci++) {
+      const T* plane = x + (n * p.c_in + g * cig + ci) * p.h * p.w;
+      if (strided) phase_channel(plane, p, q, yb + 8 * ldy, xb + ci * chan);
+      else
+        for (int64_t u = 0; u < rows; u++) pad_row(plane, oy0 + u, p, wq, xb + ci * chan + u * wq);
+    }
     std::fill(xb + cig * chan, yb, T(0));
     for (int64_t c = 0, co0 = 0; c < chunks; c++) {
       const int r = int((cog - co0 + chunks - c - 1) / (chunks - c));
@@ -288,7 +329,7 @@ void forward_pixels(const T* x, const T* w, const T* bias, const ConvParams& p, 
       pixel_rows<T>(r, xb, koff.data(), K, w + co * K, bias ? bias + co : nullptr, flat, yb, ldy);
       for (int i = 0; i < r; i++)
         for (int64_t oy = 0; oy < band; oy++)
-          put_run(y + ((n * p.c_out + co + i) * p.oh + oy0 + oy) * p.ow, yb + i * ldy + oy * wp, p.ow);
+          put_run(y + ((n * p.c_out + co + i) * p.oh + oy0 + oy) * p.ow, yb + i * ldy + oy * wq, p.ow);
       co0 += r;
     }
   }
@@ -296,12 +337,16 @@ void forward_pixels(const T* x, const T* w, const T* bias, const ConvParams& p, 
 
 }  // namespace
 
-// Stride 1 with up to 16 output channels per group takes the pixel lanes (perf.md 32-grouped: ResNeXt's grouped
-// 3x3 with 4-16 channels per group, which the GEMM rounds up to 8-row strips of A over a packed B), unless
-// the image has fewer outputs than a B sliver (DCGAN's 4x4 -> 1x1: the channel lanes, no garbage columns).
+// Up to 16 output channels per group take the pixel lanes (perf.md 32-grouped: ResNeXt's grouped 3x3 with 4-16
+// channels per group, which the GEMM rounds up to 8-row strips of A over a packed B), unless the image has
+// fewer outputs than a B sliver (DCGAN's 4x4 -> 1x1: the channel lanes, no garbage columns). With strides,
+// only where a group's phased planes fit a quarter of L2 and images x groups make 16 tasks (one band each).
 template <class T>
 bool pixel_lanes(const ConvParams& p) {
-  return p.stride_h == 1 && p.stride_w == 1 && p.c_out_per_group() <= 16 && p.oh * p.ow >= gemm_nr<T>;
+  if (p.c_out_per_group() > 16 || p.oh * p.ow < gemm_nr<T>) return false;
+  if (p.stride_h * p.stride_w == 1) return true;
+  const int64_t group = p.c_in_per_group() * phased(p, false).chan * int64_t(sizeof(T));
+  return p.n * p.groups >= 16 && group <= cache_bytes(2, 1 << 20) / 4;
 }
 
 // Where broadcasting the input beats the GEMM (1-thread CPU time vs PyTorch, perf.md 30-fewcout): where the
