@@ -89,6 +89,8 @@ MINOR_CASES = {
     # pass on the half-width tile, then one).
     "half_width_bands_4_taps": case(2, 16, 16, (13, 120), (3, 4), pad=((1, 1), (2, 1)), groups=2),
     "one_vector_bands_too_wide": case(1, 32, 32, (9, 200), (3, 3), s=(2, 2), pad=((1, 1), (1, 1)), groups=2),
+    # 4 output channels a group: half-width vectors (3 taps a pass) in float64 on AVX-512, the dots in float32.
+    "half_width_float64": case(2, 16, 8, (7, 9), (3, 3), s=(1, 2), pad=((1, 1), (1, 0)), groups=2),
 }
 
 
