@@ -3,7 +3,8 @@ stride phase of gx as its own stride-1 forward pass: the inputs y with (y + pad)
 by the taps k with k*dilation % stride == a, so phase a is a correlation of gy with that sub-kernel flipped
 (dilation / gcd(stride, dilation), leading pad possibly negative), written into every stride-th element of gx.
 It is taken where the adjoint GEMM would reduce over fewer than 64 output channels per group and the
-phases' forwards have 8 or more output channels per group (phases_pay); every case here is such a layer.
+phases' forwards have 8 or more output channels per group (phases_pay); every strided case here is such a
+layer. The last cases are stride 1 on small images with enough outputs to run on the flipped weight.
 The cases hit its edges: stride > kernel (phases no tap reaches are zeros), dilation with stride (gcd > 1:
 whole phases without taps; gcd 1: taps spread over phases), asymmetric and large padding (a crop instead of a
 pad), odd sizes (phases of different lengths), phases with one tap, groups of 8 channels and of more, one
@@ -43,6 +44,10 @@ CASES = {
     # A 1x1 image and outputs past it: phases of length 0 along h.
     "empty_phases": case(3, 8, 6, (1, 5), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
     "conv1d_stride3": case(2, 24, 9, (1, 31), (1, 7), s=(1, 3), pad=((0, 0), (2, 4)), d=(1, 2), groups=3),
+    # Not strided: small images of 384 outputs or more (8 x 7x7 = 392; 6 x 8x8 = 384, the edge) with 64 or more
+    # output channels run as a forward on the flipped weight instead of the column path.
+    "stride1_small_images_flipped": case(8, 12, 70, (7, 7), (3, 3), pad=((1, 1), (1, 1))),
+    "stride1_small_images_flipped_asym": case(6, 9, 66, (8, 9), (3, 2), pad=((1, 1), (0, 0))),
 }
 
 
@@ -62,7 +67,7 @@ def torch_backward_input(x, w, gy, c):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name,c", CASES.items(), ids=list(CASES))
-def test_strided_backward_input(name, c, dtype):
+def test_backward_input_paths(name, c, dtype):
     x, w, _, _, gy = make_data(c, dtype, seed=len(name))
     w0, gy0 = w.copy(), gy.copy()
     ours = run_backward_input(C, gy, w, c)

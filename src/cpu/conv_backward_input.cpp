@@ -87,10 +87,16 @@ inline ConvParams adjoint_params(const ConvParams& p) {
 // GEMM here computes and discards: the flipped weight's forward runs one GEMM per tap over the outputs each
 // reaches (aspp r12: 2.4-2.6 -> 1.7-1.8 of PyTorch's time). Counted on p, not on the adjoint: a transposed
 // conv of a 1x1 input (dcgan_g_1) reads no padding here, though as a forward on gy padded by 3 it would (and
-// the flip of its 4x4 weight would cost 2 ms).
-inline bool flip_pays(const ConvParams& p) {
+// the flip of its 4x4 weight would cost 2 ms). And small images (the column path, whose col2im was a quarter
+// of resnet18_l4_conv2's time) from 384 outputs on, now that the flip costs ~0.35 ns an element: 7x7 x 8
+// (resnet18_l4_conv2) 1.46-1.58 -> 1.30-1.32, 8x8 x 8 (inception_v3_7b_3x3dbl) 1.52-1.65 -> 1.34-1.35; 7x7 x 4
+// stays (resnet_7x7_512 1.15-1.31 -> 1.38-1.42 flipped), and so do single images of 361-600 outputs on the
+// runs GEMM (deeplabv3_layer4_conv2_d2 1.07-1.13 -> 1.24, unet_enc3_b 1.14-1.17 -> 1.24 flipped).
+template <class T>
+bool flip_pays(const ConvParams& p) {
   if (p.stride_h != 1 || p.stride_w != 1 || p.kh * p.kw == 1) return false;
-  return p.n * p.oh * p.ow >= 640 || mostly_padding(p) ||
+  const int64_t outputs = p.n * p.oh * p.ow;
+  return outputs >= 640 || (outputs >= 384 && small_images<T>(p, phased(p))) || mostly_padding(p) ||
          (p.c_out_per_group() < 64 && !mostly_padding(adjoint_params(p)));
 }
 
@@ -392,7 +398,7 @@ void backward_input_gemm(const T* gy, const T* w, const ConvParams& p, T* gx) {
   // The flipped weight's forward on the few-output-channels path pays at any P (ResNeXt stage 4's grouped
   // 3x3, 392 outputs: 1.24-1.32 of PyTorch's time vs 5.0-6.6 by the adjoint GEMM).
   const bool stride1 = p.stride_h == 1 && p.stride_w == 1;
-  if (flip_pays(p) || (stride1 && few_out_channels<T>(adjoint_params(p))))
+  if (flip_pays<T>(p) || (stride1 && few_out_channels<T>(adjoint_params(p))))
     return backward_input_stride1<T>(gy, w, p, gx);
   if (phases_pay(p)) return backward_input_phases<T>(gy, w, p, gx);
   const Phased q = phased(p);
