@@ -207,8 +207,9 @@ void backward_weight_matmul(const T* x, const T* gy, const ConvParams& p, T* gw)
 // Groups of half a vector to two vectors of output channels over small outputs (ResNeXt's 8-32 channel groups
 // on 7x7 to 28x28): the GEMM form's pack transposes 16 outputs of one row per block, so a 7-wide row used 7 of 16
 // (the pack and the stride-phased copy took half the time). Here x and gy are turned channel-minor
-// (pixel-major, as NHWC): gt holds each group's outputs, V vectors of channels each, and each task copies the
-// zero-padded window of its R input channels, image by image, into a buffer of its own (xt). Then
+// (pixel-major, as NHWC): gt holds a group's outputs, V vectors of channels each, and each task copies the
+// zero-padded window of its R input channels, image by image, into a buffer of its own (xt), and gt too
+// where it is the group's only task. Then
 // gw[co][ci, tap] = sum over the outputs o of gt[o][co] * xt[first(o) + tap][ci] is one FMA of a gy vector
 // by a broadcast x element, and R input channels x V vectors of co stay in registers through the whole batch:
 // no C reloads, no packing, only real outputs (padding zeros are terms, as in reference.h).
@@ -309,22 +310,27 @@ void window_channel_minor(const T* x, int64_t plane_step, int64_t count, const C
   }
 }
 
-// gt of images [0, nn): each group's outputs, pixel-major, m.vl channels a pixel (zeros past cog).
+// gg = one group's outputs of one image (its cog planes of gy from gy_g on), pixel-major, m.vl channels a
+// pixel (zeros past cog).
+template <class T>
+void group_grad_channel_minor(const T* gy_g, const ConvParams& p, const ChannelMinor& m, T* gg) {
+  constexpr int L = lanes<T>;
+  const int64_t cog = p.c_out_per_group(), pix = p.oh * p.ow;
+  for (int64_t c0 = 0; c0 < m.vl; c0 += L) {
+    const int count = int(std::clamp<int64_t>(cog - c0, 0, L)), width = int(std::min<int64_t>(L, m.vl - c0));
+    const T* src[L];
+    for (int c = 0; c < count; c++) src[c] = gy_g + (c0 + c) * pix;
+    to_channel_minor(src, count, pix, width, [&](int64_t j) { return gg + j * m.vl + c0; });
+  }
+}
+
+// gt of images [0, nn): every group of every image as above, for tasks that share them.
 template <class T>
 void grad_output_channel_minor(const T* gy, int64_t nn, const ConvParams& p, const ChannelMinor& m, T* gt) {
-  constexpr int L = lanes<T>;
-  const int64_t G = p.groups, cog = p.c_out_per_group(), pix = p.oh * p.ow;
+  const int64_t G = p.groups, pix = p.oh * p.ow;
 #pragma omp parallel for schedule(static)
-  for (int64_t ig = 0; ig < nn * G; ig++) {
-    const int64_t i = ig / G, g = ig % G;
-    T* gg = gt + ig * pix * m.vl;
-    for (int64_t c0 = 0; c0 < m.vl; c0 += L) {
-      const int count = int(std::clamp<int64_t>(cog - c0, 0, L)), width = int(std::min<int64_t>(L, m.vl - c0));
-      const T* src[L];
-      for (int c = 0; c < count; c++) src[c] = gy + (i * p.c_out + g * cog + c0 + c) * pix;
-      to_channel_minor(src, count, pix, width, [&](int64_t j) { return gg + j * m.vl + c0; });
-    }
-  }
+  for (int64_t ig = 0; ig < nn * G; ig++)
+    group_grad_channel_minor(gy + ig * p.c_out_per_group() * pix, p, m, gt + ig * pix * m.vl);
 }
 
 // acc (U taps x R x V vectors) += the sums of `rows` output rows of one image for rows ci0 + r of taps
@@ -368,20 +374,23 @@ int64_t minor_band(const ConvParams& p, const ChannelMinor& m, int64_t bytes) {
   return std::clamp<int64_t>((fit - (p.kh - 1) * p.dil_h - 1) / p.stride_h + 1, 1, std::max<int64_t>(1, p.oh));
 }
 
-// Rows [ci0, ci0 + R) of group g, every tap: image by image (its window copied into xt) and band by band of
+// Rows [ci0, ci0 + R) of group g, every tap: image by image (its window copied into xt, and its gy into gg
+// where there is no shared gt) and band by band of
 // output rows (the band's window stays in L1 across the taps), each tap's sums kept in acc between bands;
 // then gw (+)= them, rows and channels past the group's not stored.
 template <class T, class Tile, int V>
-void channel_minor_block(const T* x, const T* gt, int64_t nn, const ConvParams& p, const ChannelMinor& m,
+void channel_minor_block(const T* x, const T* gy, const T* gt, int64_t nn, const ConvParams& p, const ChannelMinor& m,
                          const WindowPixels& px, int64_t g, int64_t ci0, bool add, typename Tile::Vector* acc, T* xt,
-                         T* gw) {
+                         T* gg, T* gw) {
   constexpr int R = Tile::R, L = Tile::lanes;
   const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), taps = p.kh * p.kw;
   const int64_t band = minor_band(p, m, sizeof(T)), plane = p.h * p.w;
   std::fill(acc, acc + taps * R * V, typename Tile::Vector{});
   for (int64_t i = 0; i < nn; i++) {
     window_channel_minor(x + (i * p.c_in + g * cig + ci0) * plane, plane, std::min<int64_t>(R, cig - ci0), p, m, px, xt);
-    const T* gi = gt + (i * G + g) * p.oh * p.ow * m.vl;
+    const int64_t pix = p.oh * p.ow;
+    if (!gt) group_grad_channel_minor(gy + (i * p.c_out + g * cog) * pix, p, m, gg);
+    const T* gi = gt ? gt + (i * G + g) * pix * m.vl : gg;
     for (int64_t oy = 0; oy < p.oh; oy += band) {
       const T* xb = xt + oy * p.stride_h * m.wp * R;
       const T* gb = gi + oy * p.ow * m.vl;
@@ -416,15 +425,22 @@ void backward_weight_minor(const T* x, const T* gy, const ConvParams& p, T* gw) 
   const WindowPixels px = window_pixels(p, m);
   const int64_t G = p.groups, cig = p.c_in_per_group(), taps = p.kh * p.kw, blocks = ceil_div(cig, R);
   const int64_t acc_size = taps * R * V * Tile::lanes, chunk = std::clamp<int64_t>(kWorkspaceElements / m.g_image, 1, p.n);
+  const int64_t window = m.hp * m.wp * R;
+  // A group's gy read by one task (all its input channels in one block) is copied by that task too, into
+  // L2 beside the window (ResNeXt's 8-16-channel groups: 0.85-0.94 -> 0.66-0.81 of PyTorch's time); read
+  // by several (DenseNet's 128 input channels: 16 blocks), it is copied once for all (per task: 1.1-1.2x).
+  const bool shared_gy = blocks > 1;
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
-    T* gt = scratch<T>(slot_output, nn * m.g_image);
-    grad_output_channel_minor<T>(gy + n0 * p.c_out * p.oh * p.ow, nn, p, m, gt);
+    const T* gyc = gy + n0 * p.c_out * p.oh * p.ow;
+    T* gt = shared_gy ? scratch<T>(slot_output, nn * m.g_image) : nullptr;
+    if (shared_gy) grad_output_channel_minor<T>(gyc, nn, p, m, gt);
 #pragma omp parallel for schedule(static)
     for (int64_t task = 0; task < G * blocks; task++) {
-      T* buf = scratch<T>(slot_thread, acc_size + m.hp * m.wp * R);
-      channel_minor_block<T, Tile, V>(x + n0 * p.c_in * p.h * p.w, gt, nn, p, m, px, task / blocks, task % blocks * R,
-                                      n0 > 0, reinterpret_cast<typename Tile::Vector*>(buf), buf + acc_size, gw);
+      T* buf = scratch<T>(slot_thread, acc_size + window + (shared_gy ? 0 : p.oh * p.ow * m.vl));
+      channel_minor_block<T, Tile, V>(x + n0 * p.c_in * p.h * p.w, gyc, gt, nn, p, m, px, task / blocks,
+                                      task % blocks * R, n0 > 0, reinterpret_cast<typename Tile::Vector*>(buf),
+                                      buf + acc_size, buf + acc_size + window, gw);
     }
   }
 }
