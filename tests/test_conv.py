@@ -153,6 +153,8 @@ FIXED = {
     "in_place_runs": case(2, 60, 53, (16, 30), (3, 3), pad=((1, 1), (1, 1))),
     "in_place_runs_dilated_asym": case(1, 70, 66, (18, 27), (3, 3), pad=((2, 1), (0, 3)), d=(2, 1)),
     "in_place_runs_5x5": case(1, 24, 50, (20, 26), (5, 5), pad=((2, 2), (2, 2))),
+    # K = 2070 over the in-place GEMM's deepest slice (4 kc: fp32 2048, fp64 1024): equal slices of 1035 / 690.
+    "in_place_runs_k_slices": case(1, 230, 53, (16, 30), (3, 3), pad=((1, 1), (1, 1))),
 }
 
 

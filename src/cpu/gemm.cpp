@@ -172,15 +172,19 @@ void gemm_block(MatrixView<T> a, Rows<const T> b, Rows<T> c, Block block, Update
 }
 
 // The loops of gemm_block without the panel: each whole sliver of B is read in place by its tiles; a last
-// sliver of fewer than NR columns is packed (kc x NR, zero past n1), so no row is read past column n1.
+// sliver of fewer than NR columns is packed (depth x NR, zero past n1), so no row is read past column n1.
+// K is cut into equal slices up to 4 kc deep: the tiles read B from where it lies (L2), not from a sliver
+// in L1, so deeper slices cost nothing there and store each C tile fewer times (K 1152-2304 on Zen 4, 1 thread:
+// 3-6 % faster in slices of 1152 or 2304 than of 512; 1152 vs 2304 within noise).
 template <class T>
 void gemm_block_in_place(MatrixView<T> a, Rows<const T> b, Rows<T> c, Block block, Update update) {
   constexpr int64_t nr = gemm_nr<T>;
   const GemmSizes& s = gemm_sizes<T>();
   const int64_t k = a.cols, whole_end = block.n0 + (block.n1 - block.n0) / nr * nr;
-  T* tail = whole_end < block.n1 ? scratch<T>(slot_thread, s.kc * nr) : nullptr;
-  for (int64_t k0 = 0; k0 < k; k0 += s.kc) {
-    const int64_t kc = std::min(s.kc, k - k0);
+  const int64_t slices = (k + 4 * s.kc - 1) / (4 * s.kc), depth = (k + slices - 1) / slices;
+  T* tail = whole_end < block.n1 ? scratch<T>(slot_thread, depth * nr) : nullptr;
+  for (int64_t k0 = 0; k0 < k; k0 += depth) {
+    const int64_t kc = std::min(depth, k - k0);
     const bool add = update == Update::add || k0 > 0;
     if (tail) pack_b(tail, b, k0, kc, whole_end, block.n1 - whole_end);
     for (int64_t mb = block.m0; mb < block.m1; mb += s.mc) {
