@@ -12,7 +12,10 @@
 
 namespace convlab::cpu {
 
-int64_t cache_bytes(int level, int64_t fallback) {
+namespace {
+
+// The size sysfs (else glibc's cpuid reading) gives for the level-`level` data cache, 0 where neither says.
+int64_t read_cache_bytes(int level) {
   for (int i = 0; i < 8; i++) {
     const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
     std::ifstream level_file(dir + "level"), type_file(dir + "type"), size_file(dir + "size");
@@ -25,7 +28,17 @@ int64_t cache_bytes(int level, int64_t fallback) {
     return unit == 'K' ? value << 10 : unit == 'M' ? value << 20 : value;
   }
   const long from_cpuid = sysconf(level == 1 ? _SC_LEVEL1_DCACHE_SIZE : _SC_LEVEL2_CACHE_SIZE);
-  return from_cpuid > 0 ? from_cpuid : fallback;
+  return std::max<long>(from_cpuid, 0);
+}
+
+}  // namespace
+
+// Read once: the dispatch rules ask on every convolution call, and three sysfs files a level cost ~80 us
+// (a 1x1 conv on a 14x14 image at batch 1 took 1.7x its time).
+int64_t cache_bytes(int level, int64_t fallback) {
+  static const int64_t l1 = read_cache_bytes(1), l2 = read_cache_bytes(2);
+  const int64_t bytes = level == 1 ? l1 : level == 2 ? l2 : read_cache_bytes(level);
+  return bytes > 0 ? bytes : fallback;
 }
 
 namespace {
