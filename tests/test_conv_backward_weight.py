@@ -94,14 +94,18 @@ MINOR_CASES = {
 }
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", MINOR_CASES)
-def test_channel_minor_form_matches_reference(name, dtype):
-    c = MINOR_CASES[name]
-    x, _, _, _, gy = make_data(c, dtype, seed=5)
+def assert_matches_reference_at_threads(c, dtype, seed):
+    """gw of case c against the NumPy reference, on 1, 2 and 3 threads (the task splits differ)."""
+    x, _, _, _, gy = make_data(c, dtype, seed=seed)
     want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], c["groups"])
     for threads in (1, 2, 3):
         np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", MINOR_CASES)
+def test_channel_minor_form_matches_reference(name, dtype):
+    assert_matches_reference_at_threads(MINOR_CASES[name], dtype, seed=5)
 
 
 def test_channel_minor_form_across_chunks():
@@ -162,11 +166,7 @@ DOTS_IN_PLACE = {
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", DOTS_IN_PLACE)
 def test_dot_form_in_place_matches_reference(name, dtype):
-    c = DOTS_IN_PLACE[name]
-    x, _, _, _, gy = make_data(c, dtype, seed=12)
-    want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], c["groups"])
-    for threads in (1, 2, 3):
-        np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, threads), want, **TOL[dtype])
+    assert_matches_reference_at_threads(DOTS_IN_PLACE[name], dtype, seed=12)
 
 
 # 1x1 convs that read x in place (the GEMM's last row pieces shorter than a vector; the dots on whole-vector
