@@ -123,12 +123,15 @@ def test_adam_step_matches_torch_rule(device, dtype, case):
     amsgrad = options.pop("amsgrad", False)
     rng = np.random.default_rng(case)
     for shape in SHAPES:
-        for p_layout, g_layout in [("contiguous", "contiguous"), ("permuted", "flipped"), ("strided", "broadcast")]:
+        # the first: every array contiguous, the kernel's vectorised loop
+        for p_layout, g_layout, m_layout in [("contiguous", "contiguous", "contiguous"),
+                                             ("contiguous", "contiguous", "strided"),
+                                             ("permuted", "flipped", "strided"), ("strided", "broadcast", "strided")]:
             xp, xm = rand(rng, shape, dtype), rand(rng, shape, dtype)
             xv, xv_max = np.abs(rand(rng, shape, dtype)), np.abs(rand(rng, shape, dtype))
             g, xg = as_view(rng, rand(rng, shape, dtype), g_layout, device)
             p, m, v, v_max = (Written(rng, x, layout, device) for x, layout in
-                              [(xp, p_layout), (xm, "strided"), (xv, p_layout), (xv_max, "contiguous")])
+                              [(xp, p_layout), (xm, m_layout), (xv, p_layout), (xv_max, "contiguous")])
             cl._C.adam_step_(p.view, g, m.view, v.view, v_max.view if amsgrad else None, **options)
             want = adam_reference(xp, np.asarray(xg), xm, xv, xv_max, **options, amsgrad=amsgrad)
             for got, w in zip((p, m, v, v_max) if amsgrad else (p, m, v), want):

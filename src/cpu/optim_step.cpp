@@ -13,10 +13,16 @@ namespace {
 
 // f(e0, e1, ...) for each element position of K arrays of one shape (any strides), ek the element of
 // array k as an lvalue: an in-place update writes through the ones it takes by reference.
+// The unit-stride loop is vectorised by `omp simd`: without it GCC kept it scalar (1.5 ns an element), since
+// the stores through the references might alias the other arrays and the update's own constants (reloaded
+// every element). Neither can happen: ops.cpp refuses written arrays that share memory and hands over a
+// copy of g when it shares one, and f is a local copy here.
 template <class T, size_t K, class F, size_t... I>
-void run_in_place(const std::array<T*, K>& q, const std::array<int64_t, K>& s, int64_t len, const F& f,
+void run_in_place(const std::array<T*, K>& q, const std::array<int64_t, K>& s, int64_t len, const F& update,
                   std::index_sequence<I...>) {
+  const F f = update;
   if (((s[I] == 1) && ...)) {
+#pragma omp simd
     for (int64_t i = 0; i < len; ++i) f(q[I][i]...);
   } else {
     for (int64_t i = 0; i < len; ++i) f(q[I][i * s[I]]...);
