@@ -5,8 +5,8 @@ outputs); x read in place (1x1 convs); the batch's outputs cut into parts that c
 into copies of gw; and batches of several chunks, where a part continues in the next chunk. Each is checked
 against the NumPy reference from the definition and convlab._C.reference, at 1, 2 and 3 threads (the thread
 count changes the parts). Then the channel-minor form (ResNeXt-like groups of 16-32 output channels on small
-images), the one-window matrix product, the dot products' image parts and the dot products reading a 1x1
-conv's x in place."""
+images), the taps form (few input channels, many taps), the one-window matrix product, the dot products'
+image parts and the dot products reading a 1x1 conv's x in place."""
 import ctypes
 import mmap
 import sys
@@ -114,6 +114,37 @@ def test_channel_minor_form_across_chunks():
     c = case(7300, 32, 32, (4, 4), (3, 3), pad=((1, 1), (1, 1)), groups=2)
     x, _, _, _, gy = make_data(c, "float64", seed=4)
     want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], 2)
+    np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, 2), want, rtol=1e-10, atol=1e-9)
+
+
+# The taps form: one or two vectors of output channels per group (float32 on AVX-512: 9-32, float64: 5-16)
+# over fewer input channels than the channel-minor tile's rows, the flattened kernel cut into tiles of R taps
+# (24 with one vector, 12 with two) whose last one is mostly full. Strides larger than the kernel, dilation,
+# padding on every side, a last partial vector of channels, a last partial tile of taps, tiles across
+# input channels and kernel rows, groups, batch 1, output rows in bands (the last one short); on other ISAs
+# and dtypes some of these run another form instead, with the same results.
+TAPS_CASES = {
+    "deepspeech_like": case(2, 1, 32, (23, 17), (9, 11), s=(2, 2), pad=((4, 4), (5, 5))),
+    "partial_vector_dilated": case(2, 2, 20, (12, 15), (4, 7), s=(1, 2), pad=((3, 0), (1, 2)), d=(2, 1)),
+    "groups_stride_gt_kernel_batch1": case(1, 6, 24, (17, 23), (4, 4), s=(5, 5), pad=((0, 2), (1, 0)), groups=2),
+    # 82-wide output rows: 3 rows a band on 32 KiB of L1d (float32, 64 bytes a pixel), 1 in float64.
+    "bands": case(2, 1, 12, (10, 85), (3, 8), pad=((1, 1), (2, 2))),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", TAPS_CASES)
+def test_taps_form_matches_reference(name, dtype):
+    assert_matches_reference_at_threads(TAPS_CASES[name], dtype, seed=13)
+
+
+def test_taps_form_across_chunks():
+    """7300 images of 9x7 outputs with 12 channels (two vectors of float64) and a 12x12 window (1152
+    elements an image) are cut into chunks of 7281 images by the 2^23-element workspace bound: the second
+    chunk adds to the first's sums."""
+    c = case(7300, 1, 12, (12, 12), (4, 6))
+    x, _, _, _, gy = make_data(c, "float64", seed=14)
+    want = ref_backward_weight(x, gy, c["k"], c["s"], c["pad"], c["d"], 1)
     np.testing.assert_allclose(backward_weight_at_threads(x, gy, c, 2), want, rtol=1e-10, atol=1e-9)
 
 

@@ -445,6 +445,121 @@ void backward_weight_minor(const T* x, const T* gy, const ConvParams& p, T* gw) 
   }
 }
 
+// ---- the taps form ---------------------------------------------------------------------------------------
+
+// One or two vectors of output channels over fewer input channels than the channel-minor tile's rows, with
+// many taps (DeepSpeech2's first layer: 1 channel, a 41x11 kernel at stride 2, 32 outputs): the GEMM form
+// packed X^T by 16 x 16 transposes of runs whose 50-wide rows filled 50 of 64 columns, for 32 rows of A.
+// Here the tile's rows are R taps of the flattened kernel (ci, kh, kw): gw[co][k] = sum over the outputs o
+// of gt[o][co] * xw[first(o) + off(k)], a gy vector (gy channel-minor, as the channel-minor form's gt) times
+// an element broadcast from a zero-padded copy of x's window, at the tap's offset in it. No pack, no
+// transposes, only real outputs (the padding's zeros are terms, as in reference.h).
+template <class T>
+struct TapTile {
+  static constexpr int R1 = kVecRegisters >= 32 ? 24 : 12;  // taps a tile with one vector of channels
+};
+template <class T, int V>
+constexpr int tap_rows = TapTile<T>::R1 / V;
+
+// acc (R taps x V vectors) += the sums over `rows` output rows of one image: xw is the window at the band's
+// first row, gb its gy rows (m.vl channels a pixel), off the taps' offsets in the window.
+template <class T, int V>
+void tap_tile(const T* xw, const T* gb, int64_t rows, const int64_t* off, const ConvParams& p, const ChannelMinor& m,
+              Vec<T>* acc) {
+  constexpr int R = tap_rows<T, V>, L = lanes<T>;
+  int64_t o[R];
+  std::copy_n(off, R, o);
+  Vec<T> a[R][V];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < V; v++) a[r][v] = acc[r * V + v];
+  for (int64_t oy = 0; oy < rows; oy++) {
+    const T* xr = xw + oy * p.stride_h * m.wp;
+    const T* gr = gb + oy * p.ow * m.vl;
+    for (int64_t ox = 0; ox < p.ow; ox++) {
+      Vec<T> gv[V];
+      for (int v = 0; v < V; v++) gv[v] = load(gr + ox * m.vl + v * L);
+      const T* xs = xr + ox * p.stride_w;
+      for (int r = 0; r < R; r++) {
+        const T b = xs[o[r]];
+        for (int v = 0; v < V; v++) a[r][v] += b * gv[v];
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < V; v++) acc[r * V + v] = a[r][v];
+}
+
+// xw = the zero-padded windows (m.hp x m.wp) of every channel of images [0, nn) of x.
+template <class T>
+void windows(const T* x, int64_t nn, const ConvParams& p, const ChannelMinor& m, T* xw) {
+  const int64_t cols = std::clamp<int64_t>(m.wp - p.pad_left, 0, p.w), left = std::min(p.pad_left, m.wp);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < nn * p.c_in; c++)
+    for (int64_t u = 0; u < m.hp; u++) {
+      T* row = xw + (c * m.hp + u) * m.wp;
+      const int64_t y = u - p.pad_top;
+      std::fill(row, row + m.wp, T(0));
+      if (y >= 0 && y < p.h) std::copy_n(x + (c * p.h + y) * p.w, cols, row + left);
+    }
+}
+
+// Tiles [t0, t1) of group g over the chunk's nn images, band by band of output rows (the band's gy stays in
+// L1 across the tiles), every tile's sums kept in acc between bands; then gw (+)= them.
+template <class T, int V>
+void tap_block(const T* xw, const T* gt, int64_t nn, const ConvParams& p, const ChannelMinor& m, const int64_t* off,
+               int64_t g, int64_t t0, int64_t t1, bool add, Vec<T>* acc, T* gw) {
+  constexpr int R = tap_rows<T, V>, L = lanes<T>;
+  const int64_t G = p.groups, cig = p.c_in_per_group(), cog = p.c_out_per_group(), K = cig * p.kh * p.kw;
+  const int64_t pix = p.oh * p.ow, window = m.hp * m.wp;
+  static const int64_t l1 = cache_bytes(1, 32 << 10);
+  const int64_t band = std::clamp<int64_t>(l1 / 2 / (p.ow * m.vl * int64_t(sizeof(T))), 1, p.oh);
+  std::fill(acc, acc + (t1 - t0) * R * V, Vec<T>{});
+  for (int64_t i = 0; i < nn; i++) {
+    const T* xi = xw + (i * p.c_in + g * cig) * window;
+    const T* gi = gt + (i * G + g) * pix * m.vl;
+    for (int64_t oy = 0; oy < p.oh; oy += band)
+      for (int64_t t = t0; t < t1; t++)
+        tap_tile<T, V>(xi + oy * p.stride_h * m.wp, gi + oy * p.ow * m.vl, std::min(band, p.oh - oy), off + t * R, p, m,
+                       acc + (t - t0) * R * V);
+  }
+  for (int64_t co = 0; co < cog; co++)
+    for (int64_t k = t0 * R; k < std::min(K, t1 * R); k++) {
+      T& out = gw[(g * cog + co) * K + k];
+      const T v = acc[(k - t0 * R) * V + co / L][co % L];
+      out = add ? out + v : v;
+    }
+}
+
+// Tasks are (group, range of tiles): as many as threads where the groups are fewer, each streaming the
+// chunk's gy and windows once for all its tiles.
+template <class T, int V>
+void backward_weight_taps(const T* x, const T* gy, const ConvParams& p, T* gw) {
+  constexpr int R = tap_rows<T, V>;
+  const ChannelMinor m = channel_minor<T>(p, lanes<T>, 1);
+  const int64_t G = p.groups, cig = p.c_in_per_group(), K = cig * p.kh * p.kw, tiles = ceil_div(K, R);
+  const int64_t window = m.hp * m.wp, image = m.g_image + p.c_in * window;
+  const int64_t chunk = std::clamp<int64_t>(kWorkspaceElements / image, 1, p.n);
+  const int64_t blocks = std::clamp<int64_t>(ceil_div(omp_get_max_threads(), G), 1, tiles);
+  std::vector<int64_t> off(tiles * R, 0);
+  for (int64_t k = 0; k < K; k++) {
+    const int64_t ci = k / (p.kh * p.kw), kh = k / p.kw % p.kh, kw = k % p.kw;
+    off[k] = ci * window + kh * p.dil_h * m.wp + kw * p.dil_w;
+  }
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const int64_t nn = std::min(chunk, p.n - n0);
+    T* gt = scratch<T>(slot_output, nn * m.g_image);
+    T* xw = scratch<T>(slot_input, nn * p.c_in * window);
+    grad_output_channel_minor<T>(gy + n0 * p.c_out * p.oh * p.ow, nn, p, m, gt);
+    windows<T>(x + n0 * p.c_in * p.h * p.w, nn, p, m, xw);
+#pragma omp parallel for schedule(static)
+    for (int64_t task = 0; task < G * blocks; task++) {
+      const int64_t g = task / blocks, b = task % blocks, t0 = tiles * b / blocks, t1 = tiles * (b + 1) / blocks;
+      Vec<T>* acc = reinterpret_cast<Vec<T>*>(scratch<T>(slot_thread, (t1 - t0) * R * V * lanes<T>));
+      tap_block<T, V>(xw, gt, nn, p, m, off.data(), g, t0, t1, n0 > 0, acc, gw);
+    }
+  }
+}
+
 // ---- the dot-product form ------------------------------------------------------------------------------
 
 // R (or S) rows of one operand of a dot_tile: row r of image i starts at row[r] + i*image_step.
@@ -620,6 +735,19 @@ Minor minor_form(const ConvParams& p) {
   return 2 * m.hp * m.wp * rows * int64_t(sizeof(T)) <= l2 ? tile : Minor::none;
 }
 
+// Whether the taps form runs, and with how many vectors of output channels: over half a vector to two
+// vectors per group, fewer input channels than the channel-minor tile's rows (there they are its rows), and
+// enough taps that the last tile of R is mostly full (3-channel 3x3 stems: K = 27, 3 tiles of 12).
+template <class T>
+int taps_form(const ConvParams& p) {
+  constexpr int L = lanes<T>;
+  const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+  const int V = 2 * cog <= L ? 0 : cog <= L ? 1 : cog <= 2 * L ? 2 : 0;
+  const int64_t R = V == 0 ? 1 : TapTile<T>::R1 / V;
+  if (V == 0 || p.n * p.oh * p.ow == 0 || p.c_in_per_group() >= MinorTile<T, 2, kVecBytes>::R) return 0;
+  return 10 * ceil_div(K, R) * R <= 11 * K ? V : 0;
+}
+
 }  // namespace
 
 void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams& p, NDArray& gw) {
@@ -634,6 +762,8 @@ void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams&
     else if (minor == Minor::half) backward_weight_minor<T, 1, kVecBytes / 2>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else if (minor == Minor::one) backward_weight_minor<T, 1, kVecBytes>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else if (minor == Minor::two) backward_weight_minor<T, 2, kVecBytes>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    else if (const int v = taps_form<T>(p); v == 1) backward_weight_taps<T, 1>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
+    else if (v == 2) backward_weight_taps<T, 2>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else if (gemm_form<T>(p, q_dot)) backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, phased(p), gw.data<T>());
     else backward_weight_dot<T>(x.data<T>(), gy.data<T>(), p, q_dot, gw.data<T>());
   });
