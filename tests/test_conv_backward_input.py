@@ -122,16 +122,55 @@ def test_strided_transposed_with_output_padding(device):
     np.testing.assert_allclose(ours, ty.numpy(), **TOL["float64"])
 
 
-def test_phases_in_image_chunks():
-    """A batch whose gx is over 2^23 elements runs in chunks of images (64 x 130 x 131 each: 7 a chunk); the
-    batch must equal image by image."""
-    c = case(9, 64, 2, (130, 131), (3, 3), s=(2, 2), pad=((1, 1), (1, 1)))
+# Batches cut into chunks of images (backward_input_phases: as many images as L2 holds of gx, so that the
+# interleave reads the phases' outputs from cache): 64 x 130 x 131 (4.4 MB an image) runs one image a chunk;
+# 16 x 30 x 31 (60 KB) 17 a chunk with a 1 MiB L2 (8 with 512 KiB, 35 with 2 MiB). The images listed are both
+# ends of chunks at one of those sizes.
+CHUNKED = {
+    "image_a_chunk": (case(9, 64, 2, (130, 131), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))), (0, 6, 7, 8)),
+    "images_a_chunk": (case(40, 16, 8, (30, 31), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
+                       (0, 7, 8, 16, 17, 33, 34, 35, 39)),
+}
+
+
+@pytest.mark.parametrize("name", CHUNKED)
+def test_phases_in_image_chunks(name):
+    """The batch must equal image by image, and PyTorch on its last image."""
+    c, images = CHUNKED[name]
     rng = np.random.default_rng(3)
-    w = rng.standard_normal((2, 64, 3, 3)).astype("float32")
-    gy = rng.standard_normal((9, 2, 65, 66)).astype("float32")
+    w = rng.standard_normal((c["c_out"], c["c_in"], 3, 3)).astype("float32")
+    out = [(i + sum(p) - d * (k - 1) - 1) // st + 1 for i, p, d, k, st in zip(c["hw"], c["pad"], c["d"], c["k"], c["s"])]
+    gy = rng.standard_normal((c["n"], c["c_out"], *out)).astype("float32")
     whole = run_backward_input(C, gy, w, c)
-    for i in (0, 6, 7, 8):  # both ends of each chunk
+    for i in images:
         one = run_backward_input(C, gy[i:i + 1], w, dict(c, n=1))
         np.testing.assert_allclose(whole[i], one[0], rtol=1e-6, atol=1e-6)
-    x = np.zeros((1, 64, 130, 131), "float32")
-    np.testing.assert_allclose(whole[8:], torch_backward_input(x, w, gy[8:], dict(c, n=1)), rtol=1e-4, atol=1e-4)
+    x = np.zeros((1, c["c_in"], *c["hw"]), "float32")
+    np.testing.assert_allclose(whole[-1:], torch_backward_input(x, w, gy[-1:], dict(c, n=1)), rtol=1e-4, atol=1e-4)
+
+
+# Stride 2 with both column phases reached: interleave_row writes pairs of columns lanes/2 at a time, its last
+# vector whole past the row into later rows of the same plane, and pair by pair on a plane's last row. Rows
+# shorter than half a vector (spilling over several rows), an odd width (one more even column), an even first
+# column at pad 0; over 2^19 multiply-adds, so that 2 and 3 threads split the planes (a spill into another
+# thread's plane would race).
+INTERLEAVED = {
+    "rows_shorter_than_half_vector": case(4, 64, 32, (12, 5), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
+    "odd_width_two_vectors": case(2, 32, 32, (17, 33), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
+    "even_first_column_pad0": case(3, 24, 40, (9, 20), (3, 3), s=(2, 2), pad=((0, 1), (0, 1))),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", INTERLEAVED)
+def test_interleaved_phases_at_threads(name, dtype):
+    c = INTERLEAVED[name]
+    x, w, _, _, gy = make_data(c, dtype, seed=7)
+    want = ref_backward_input(gy, w, c["hw"], c["s"], c["pad"], c["d"], c["groups"])
+    old = C.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            C.set_num_threads(threads)
+            np.testing.assert_allclose(run_backward_input(C, gy, w, c), want, **TOL[dtype])
+    finally:
+        C.set_num_threads(old)

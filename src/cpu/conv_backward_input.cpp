@@ -6,6 +6,7 @@
 // a GEMM whose C rows are the runs (scatter-added), then un-phased into gx; small images instead run that
 // GEMM over the real outputs of a chunk of images into an explicit c_in*taps x P matrix, then col2im.
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <utility>
 #include <vector>
@@ -154,6 +155,33 @@ inline ConvParams phase_params(const ConvParams& p, const PhaseAxis& ra, const P
   return f;
 }
 
+// Lanes 0, 1, ... of a and b alternated: a[0], b[0], a[1], b[1], ... (vpermt2ps).
+template <class T, int... J>
+inline Vec<T> zip_halves(Vec<T, kVecBytes / 2> a, Vec<T, kVecBytes / 2> b, std::integer_sequence<int, J...>) {
+  return __builtin_shufflevector(a, b, (J % 2 ? lanes<T> / 2 + J / 2 : J / 2)...);
+}
+
+// One row of gx at stride 2 from its two column phases: dst[2s] = se[s] (n_e of them), dst[2s + 1] = so[s]
+// (n_o = n_e or n_e - 1), lanes/2 pairs a vector. With `spill` the last vector is stored whole, past the row
+// into later rows of its plane that are rewritten after it, and reads up to lanes/2 - 1 elements past se and so
+// (the phase buffers have that slack); else the last pairs go one by one. Rows of 28 (ResNeXt's l3_b0) as a
+// scalar loop (the compiler's 16-wide loop never ran on 14 pairs) made interleave_phases 30 % of the pass.
+template <class T>
+void interleave_row(const T* se, const T* so, int64_t n_e, int64_t n_o, T* dst, bool spill) {
+  constexpr int64_t half = lanes<T> / 2;
+  using Half = Vec<T, kVecBytes / 2>;
+  const int64_t vec_end = spill ? n_e : n_o / half * half;
+  int64_t s = 0;
+  for (; s < vec_end; s += half) {
+    Half a, b;
+    std::memcpy(&a, se + s, sizeof a);
+    std::memcpy(&b, so + s, sizeof b);
+    store(dst + 2 * s, zip_halves<T>(a, b, std::make_integer_sequence<int, lanes<T>>{}));
+  }
+  for (; s < n_o; s++) dst[2 * s] = se[s], dst[2 * s + 1] = so[s];
+  if (s < n_e) dst[2 * s] = se[s];
+}
+
 // gx of the nn images of a chunk from the phases' forward outputs, parts[a*sw + b][i][c][r][s] = gx[n0 + i][c]
 // [rows[a].y0 + r*sh][cols[b].y0 + s*sw] (null: a phase no tap reaches, stride > kernel: zeros). Row by row,
 // each taking its columns from the sw phases of its row in turn, so every row of gx is filled while it sits in
@@ -164,6 +192,8 @@ void interleave_phases(const std::vector<const T*>& parts, const std::vector<Pha
                        const std::vector<PhaseAxis>& cols, const ConvParams& p, int64_t n0, int64_t nn, T* gx) {
   const int64_t sh = p.stride_h, sw = p.stride_w, even = p.pad_left % 2;  // stride 2: the phase of even columns
   std::vector<int64_t> phase_of(p.h), row_of(p.h);  // two divisions per row were a third of the time here
+  // What interleave_row stores of a row when it spills: whole vectors of pairs.
+  const int64_t spill_end = (cols[even].len + lanes<T> / 2 - 1) / (lanes<T> / 2) * lanes<T>;
   for (int64_t y = 0; y < p.h; y++) {
     phase_of[y] = (y + p.pad_top) % sh;
     row_of[y] = (y - rows[phase_of[y]].y0) / sh;
@@ -174,12 +204,10 @@ void interleave_phases(const std::vector<const T*>& parts, const std::vector<Pha
     for (int64_t y = 0; y < p.h; y++) {
       const int64_t a = phase_of[y], r = row_of[y];
       if (sw == 2 && parts[a * 2] && parts[a * 2 + 1]) {
-        const int64_t len = cols[1 - even].len;  // odd columns: as many as even ones or one fewer
-        const T* se = parts[a * 2 + even] + (ic * rows[a].len + r) * cols[even].len;
-        const T* so = parts[a * 2 + 1 - even] + (ic * rows[a].len + r) * len;
-        T* dst = plane + y * p.w;
-        for (int64_t s = 0; s < len; s++) dst[2 * s] = se[s], dst[2 * s + 1] = so[s];
-        if (cols[even].len > len) dst[2 * len] = se[len];
+        const int64_t n_e = cols[even].len, n_o = cols[1 - even].len;  // odd columns: n_e or one fewer
+        const T* se = parts[a * 2 + even] + (ic * rows[a].len + r) * n_e;
+        const T* so = parts[a * 2 + 1 - even] + (ic * rows[a].len + r) * n_o;
+        interleave_row(se, so, n_e, n_o, plane + y * p.w, y * p.w + spill_end <= p.h * p.w);
         continue;
       }
       for (int64_t b = 0; b < sw; b++) {
@@ -215,8 +243,18 @@ void backward_input_phases(const T* gy, const T* w, const ConvParams& p, T* gx) 
   std::vector<int64_t> w_off(phases + 1, 0);  // the flipped sub-kernels one after another
   for (int64_t ab = 0; ab < phases; ab++)
     w_off[ab + 1] = w_off[ab] + (live(ab) ? p.c_in * p.c_out_per_group() * rows[ab / sw].taps.taps * cols[ab % sw].taps.taps : 0);
-  const int64_t image = p.c_in * p.h * p.w, chunk = std::clamp<int64_t>(kWorkspaceElements / image, 1, p.n);
-  T* wf = scratch<T>(slot_weight, w_off[phases] + chunk * image);  // then the phases' outputs of a chunk
+  // Images per chunk: as many as L2 holds of gx (at least one), so that interleave_phases reads the phases'
+  // outputs back from the cache they were just written to; all 8 images of ResNeXt's l3_b0 at once (12.8 MB)
+  // left a quarter of the pass to interleave_phases. Phases on small images (small_images: their forward runs
+  // the images of a chunk as one GEMM) keep the whole workspace's worth: l4_b0's 7x7 phases, an image a
+  // chunk, 0.52-0.57 -> 0.67-0.78 of PyTorch's time. Phase (0, 0) always holds tap (0, 0).
+  static const int64_t l2 = cache_bytes(2, 1 << 20);  // sysfs is read once
+  const int64_t image = p.c_in * p.h * p.w, max_chunk = std::clamp<int64_t>(kWorkspaceElements / image, 1, p.n);
+  const ConvParams f0 = phase_params(p, rows[0], cols[0], 1);
+  const int64_t chunk = small_images<T>(f0, phased(f0)) ? max_chunk
+                                                         : std::clamp<int64_t>(l2 / (image * int64_t(sizeof(T))), 1, max_chunk);
+  // Then the phases' outputs of a chunk, and the slack interleave_row reads past them.
+  T* wf = scratch<T>(slot_weight, w_off[phases] + chunk * image + lanes<T>);
   for (int64_t ab = 0; ab < phases; ab++)
     if (live(ab)) flip_weight(w, p, rows[ab / sw].taps, cols[ab % sw].taps, wf + w_off[ab]);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
