@@ -16,11 +16,12 @@ TOL = {"float32": 1e-5, "float64": 1e-12}
 DTYPES = ["float32", "float64"]
 SHAPES = [(4, 3), (7, 5), (1, 3, 9), (3, 1, 5), (2, 5, 7), (1, 4, 3, 5), (5, 3, 2, 3), (2, 7, 1, 1),
           (3, 2, 4, 1), (6, 9, 5, 4)]
-# The CPU kernels' two forms (batch_norm.cpp): channels of S >= 128 as rows (S = 323, 128), shorter ones in
-# blocks of lanes (S = 127; 70 channels of 2x2 with a partial last block; BatchNorm1d's S = 1 over several
-# blocks), and arrays large enough (>= 32768 elements) for the parallel loop in both forms.
+# The CPU kernels' two forms (batch_norm.cpp): channels of S >= 128 as rows (S = 323, 128; 131 channels: blocks
+# of 64, 64 and 3), shorter ones in blocks of lanes (S = 127; 70 channels of 2x2 with a partial last block;
+# BatchNorm1d's S = 1 over several blocks), and arrays large enough (>= 32768 elements) for the parallel loop
+# in both forms.
 BLOCK_SHAPES = [(3, 2, 17, 19), (3, 5, 128), (3, 5, 127), (3, 70, 2, 2), (5, 300), (4, 300, 5, 7),
-                (2, 33, 1, 1025), (9, 515, 4, 4)]
+                (2, 33, 1, 1025), (9, 515, 4, 4), (2, 131, 130)]
 
 
 def nd(a, device):
@@ -112,10 +113,11 @@ def test_kernels_match_definition(device, dtype, shape, affine):
         close(got, want, dtype)
 
 
-@pytest.mark.parametrize("shape", [(3, 70, 2, 2), (64, 20, 5, 7), (2, 33, 1, 1025)])
+@pytest.mark.parametrize("shape", [(3, 70, 2, 2), (64, 20, 5, 7), (2, 33, 1, 1025), (2, 131, 130)])
 def test_kernels_do_not_depend_on_thread_count(shape):
-    """Short channels' block size follows the thread count (18 or 9 channels of 2x2, 5 or 3 of 5x7); each
-    channel's sums must not: the same bits with 1 and 2 threads."""
+    """The block size follows the thread count (short channels: 18 or 9 channels of 2x2, 5 or 3 of 5x7; rows:
+    33 or 17 channels of 1025, 64 of 130 with 1 and 2 threads alike); each channel's sums must not: the same
+    bits with 1 and 2 threads."""
     x, w, b, _, _ = case(shape, "float32", seed=5)
     gy = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
     threads, results = cl.get_num_threads(), []
