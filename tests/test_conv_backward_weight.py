@@ -127,8 +127,9 @@ TAPS_CASES = {
     "deepspeech_like": case(2, 1, 32, (23, 17), (9, 11), s=(2, 2), pad=((4, 4), (5, 5))),
     "partial_vector_dilated": case(2, 2, 20, (12, 15), (4, 7), s=(1, 2), pad=((3, 0), (1, 2)), d=(2, 1)),
     "groups_stride_gt_kernel_batch1": case(1, 6, 24, (17, 23), (4, 4), s=(5, 5), pad=((0, 2), (1, 0)), groups=2),
-    # 82-wide output rows: 3 rows a band on 32 KiB of L1d (float32, 64 bytes a pixel), 1 in float64.
-    "bands": case(2, 1, 12, (10, 85), (3, 8), pad=((1, 1), (2, 2))),
+    # 90 rows of 100 outputs: 81 rows a band in half of a 1 MiB L2 (float32, 64 bytes a pixel), 40 in float64,
+    # each summed in registers 5 rows at a time.
+    "bands": case(1, 1, 12, (90, 103), (3, 8), pad=((1, 1), (2, 2))),
 }
 
 
