@@ -155,6 +155,13 @@ FIXED = {
     "in_place_runs_5x5": case(1, 24, 50, (20, 26), (5, 5), pad=((2, 2), (2, 2))),
     # K = 2070 over the in-place GEMM's deepest slice (4 kc: fp32 2048, fp64 1024): equal slices of 1035 / 690.
     "in_place_runs_k_slices": case(1, 230, 53, (16, 30), (3, 3), pad=((1, 1), (1, 1))),
+    # Small images at stride 1 with the images innermost (forward_image_minor): one GEMM per output row over
+    # ow*n columns, read in place; 112 = 2 x 48 + 16 (fp64: 4 x 24 + 16) ends in a packed last sliver; rows
+    # not a multiple of 8; dilated with asymmetric padding and groups; a 1x5 kernel, whose backward-input
+    # (flipped) takes the path too.
+    "image_minor_rows": case(14, 9, 50, (7, 8), (3, 3), pad=((1, 1), (1, 1))),
+    "image_minor_dilated_asym_grouped": case(20, 12, 100, (6, 7), (3, 2), pad=((2, 1), (0, 1)), d=(2, 1), groups=2),
+    "image_minor_1x5": case(8, 50, 60, (9, 13), (1, 5), pad=((0, 0), (2, 2))),
 }
 
 

@@ -189,6 +189,94 @@ void forward_columns(const T* x, const T* w, const T* bias, const ConvParams& p,
   }
 }
 
+// Small images at stride 1 with the images innermost: xm[c][u][v][i] = x[n0 + i][c][u - pt][v - pl] (0 in the
+// padding; u < hp = oh + dh*(kh - 1), the rows some output reads, v < wp likewise) for the nn images of a chunk. Output row oy of tap (kh, kw) then
+// reads one contiguous run of ow*nn columns (ox, i) per channel, at ((oy + kh*dh)*wp + kw*dw)*nn, so the GEMM
+// of each output row reads its B in place (gemm_block_in_place) instead of packing segments of ow columns
+// (ResNet-18 32px's 8x8 and 4x4 layers: 12 and 6 segments a sliver row), for a transposing copy of x and of y
+// (1/(c_out*taps) and 1/(c_in*taps) of the multiply-adds).
+struct ImageMinor {
+  int64_t hp, wp, nn;
+  int64_t channel() const { return hp * wp * nn; }
+};
+
+// xm of images [0, nn) of x, as above.
+template <class T>
+void build_image_minor(const T* x, const ConvParams& p, const ImageMinor& m, T* xm) {
+  const int64_t plane = p.h * p.w;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < p.c_in; c++) {
+    T* dst = xm + c * m.channel();
+    std::fill(dst, dst + m.channel(), T(0));
+    const int64_t h = std::min(p.h, m.hp - p.pad_top), w = std::min(p.w, m.wp - p.pad_left);  // rows read
+    for (int64_t i = 0; i < m.nn; i++) {
+      const T* src = x + (i * p.c_in + c) * plane;
+      for (int64_t u = 0; u < h; u++)
+        for (int64_t v = 0; v < w; v++) dst[((u + p.pad_top) * m.wp + v + p.pad_left) * m.nn + i] = src[u * p.w + v];
+    }
+  }
+}
+
+// y[n0 + i][co][e] = ym[co][e][i] + bias[co] for the nn images of a chunk (ym rows ld apart).
+template <class T>
+void scatter_image_minor(const T* ym, int64_t ld, const T* bias, const ConvParams& p, int64_t n0, int64_t nn, T* y) {
+  const int64_t pix = p.oh * p.ow;
+#pragma omp parallel for schedule(static)
+  for (int64_t co = 0; co < p.c_out; co++) {
+    const T b = bias ? bias[co] : T(0);
+    for (int64_t i = 0; i < nn; i++) {
+      T* dst = y + ((n0 + i) * p.c_out + co) * pix;
+      for (int64_t e = 0; e < pix; e++) dst[e] = ym[co * ld + e * nn + i] + b;
+    }
+  }
+}
+
+// Whether the small images' forward runs on xm (above): stride 1, and rows of at least 2 whole slivers of
+// columns (the last sliver of a row is packed).
+template <class T>
+bool image_minor_pays(const ConvParams& p, int64_t nn) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.ow * nn >= 2 * gemm_nr<T>;
+}
+
+// Images per chunk of xm: its input and its output both within the workspace bound.
+int64_t image_minor_chunk(const ConvParams& p, int64_t hp, int64_t wp) {
+  const int64_t in = kWorkspaceElements / std::max<int64_t>(1, p.c_in * hp * wp);
+  const int64_t out = kWorkspaceElements / std::max<int64_t>(1, p.c_out * p.oh * p.ow);
+  return std::clamp<int64_t>(std::min(in, out), 1, p.n);
+}
+
+// y = conv(x, w) + bias over xm, one GEMM per (group, output row, block of rows of A) in parallel: C row co
+// of output row oy is ym[co][oy*ow*nn ...], B row (ci, kh, kw) the run above.
+template <class T>
+void forward_image_minor(const T* x, const T* w, const T* bias, const ConvParams& p, int64_t chunk, T* y) {
+  const int64_t G = p.groups, cog = p.c_out_per_group(), cig = p.c_in_per_group(), taps = p.kh * p.kw;
+  const int64_t K = cig * taps, hp = p.oh + p.dil_h * (p.kh - 1), wp = p.ow + p.dil_w * (p.kw - 1);
+  for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const ImageMinor m{hp, wp, std::min(chunk, p.n - n0)};
+    const int64_t cols = p.ow * m.nn, ld = padded_ld<T>(p.oh * cols);
+    std::vector<int64_t> run(G * K);
+    for (int64_t c = 0; c < p.c_in; c++)
+      for (int64_t t = 0; t < taps; t++)
+        run[c * taps + t] = c * m.channel() + (t / p.kw * p.dil_h * wp + t % p.kw * p.dil_w) * m.nn;
+    const std::vector<int64_t> c_off = strided_offsets(p.c_out, ld);
+    T* xm = scratch<T>(slot_input, p.c_in * m.channel());
+    T* ym = scratch<T>(slot_output, p.c_out * ld);
+    build_image_minor(x + n0 * p.c_in * p.h * p.w, p, m, xm);
+    const GemmBlocking bl = gemm_blocking<T>(G * p.oh, cog, cols);
+    const int64_t tasks = G * p.oh * bl.m_blocks * bl.n_blocks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      const int64_t ni = t % bl.n_blocks, mi = t / bl.n_blocks % bl.m_blocks, rest = t / (bl.n_blocks * bl.m_blocks);
+      const int64_t oy = rest % p.oh, g = rest / p.oh;
+      const MatrixView<T> a = row_major(w + g * cog * K, cog, K, K);
+      const Rows<const T> b{xm + oy * wp * m.nn, run.data() + g * K};
+      gemm_block_in_place(a, b, Rows<T>{ym + oy * cols, c_off.data() + g * cog}, bl.block(mi, ni, cog, cols),
+                          Update::store);
+    }
+    scatter_image_minor(ym, ld, bias, p, n0, m.nn, y);
+  }
+}
+
 // Tap t = kh_i*kw + kw_i of the kernel lands inside x for the outputs of one rectangle (empty for a tap
 // that reads only padding).
 std::vector<OutputRect> tap_rects(const ConvParams& p) {
@@ -305,7 +393,11 @@ void forward_gemm(const T* x, const T* w, const T* bias, const ConvParams& p, T*
   if (few_out_channels<T>(p)) return forward_channels(x, w, bias, p, y);
   const Phased q = phased(p);
   if (mostly_padding(p)) return forward_taps(x, w, bias, p, q, tap_rects(p), y);
-  if (small_images<T>(p, q)) return forward_columns(x, w, bias, p, q, y);
+  if (small_images<T>(p, q)) {
+    const int64_t chunk = image_minor_chunk(p, p.oh + p.dil_h * (p.kh - 1), p.ow + p.dil_w * (p.kw - 1));
+    if (image_minor_pays<T>(p, chunk)) return forward_image_minor(x, w, bias, p, chunk, y);
+    return forward_columns(x, w, bias, p, q, y);
+  }
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const std::vector<int64_t> b_off = run_offsets(p, q);
   const int64_t chunk = images_per_chunk(p, q);
