@@ -2,9 +2,10 @@
 stride phase of gx as its own stride-1 forward pass: the inputs y with (y + pad) % stride == a are reached only
 by the taps k with k*dilation % stride == a, so phase a is a correlation of gy with that sub-kernel flipped
 (dilation / gcd(stride, dilation), leading pad possibly negative), written into every stride-th element of gx.
-It is taken where the adjoint GEMM would reduce over fewer than 64 output channels per group and the
-phases' forwards have 8 or more output channels per group (phases_pay); every strided case here is such a
-layer. The last cases are stride 1 on small images with enough outputs to run on the flipped weight.
+It is taken where the adjoint GEMM would reduce over fewer than 64 output channels per group, or up to 256 with
+1024 outputs or more and a phase of several taps, and the phases' forwards have 8 or more output channels per
+group (phases_pay); every strided case here is such a layer. The last cases are stride 1 on small images with
+enough outputs to run on the flipped weight.
 The cases hit its edges: stride > kernel (phases no tap reaches are zeros), dilation with stride (gcd > 1:
 whole phases without taps; gcd 1: taps spread over phases), asymmetric and large padding (a crop instead of a
 pad), odd sizes (phases of different lengths), phases with one tap, groups of 8 channels and of more, one
@@ -44,6 +45,10 @@ CASES = {
     # A 1x1 image and outputs past it: phases of length 0 along h.
     "empty_phases": case(3, 8, 6, (1, 5), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
     "conv1d_stride3": case(2, 24, 9, (1, 31), (1, 7), s=(1, 3), pad=((0, 0), (2, 4)), d=(1, 2), groups=3),
+    # Dense: up to 256 output channels a group from 1024 outputs (n*oh*ow) on, when some phase has several taps;
+    # 1088 outputs of 96 channels, odd sizes, asymmetric padding.
+    "dense_96_from_1024_outputs": case(4, 16, 96, (33, 31), (3, 3), s=(2, 2), pad=((1, 0), (1, 2))),
+    "dense_256_batch1": case(1, 24, 256, (64, 65), (3, 3), s=(2, 2), pad=((1, 1), (1, 1))),
     # Not strided: small images of 384 outputs or more (8 x 7x7 = 392; 6 x 8x8 = 384, the edge) with 64 or more
     # output channels run as a forward on the flipped weight instead of the column path.
     "stride1_small_images_flipped": case(8, 12, 70, (7, 7), (3, 3), pad=((1, 1), (1, 1))),
@@ -139,7 +144,8 @@ def test_phases_in_image_chunks(name):
     c, images = CHUNKED[name]
     rng = np.random.default_rng(3)
     w = rng.standard_normal((c["c_out"], c["c_in"], 3, 3)).astype("float32")
-    out = [(i + sum(p) - d * (k - 1) - 1) // st + 1 for i, p, d, k, st in zip(c["hw"], c["pad"], c["d"], c["k"], c["s"])]
+    out = [(i + sum(p) - d * (k - 1) - 1) // st + 1
+           for i, p, d, k, st in zip(c["hw"], c["pad"], c["d"], c["k"], c["s"])]
     gy = rng.standard_normal((c["n"], c["c_out"], *out)).astype("float32")
     whole = run_backward_input(C, gy, w, c)
     for i in images:

@@ -1,7 +1,8 @@
 // Convolution backward-input (the spec: reference::conv_backward_input_at in common/reference.h) on the
 // phased layout (conv_layout.h). Stride 1 with many outputs per weight: the adjoint is itself a convolution,
-// run as a forward pass on the flipped weight. Strided with few output channels per group: each stride phase
-// of gx is such a convolution of gy with the sub-kernel of the taps landing on it (backward_input_phases).
+// run as a forward pass on the flipped weight. Strided with few output channels per group (or up to 256 on many
+// outputs): each stride phase of gx is such a convolution of gy with the sub-kernel of the taps landing on it
+// (backward_input_phases).
 // Other strides, and stride 1 where few outputs share each weight: gxq[k][e] += sum_co W[co][k] * gy[co][e],
 // a GEMM whose C rows are the runs (scatter-added), then un-phased into gx; small images instead run that
 // GEMM over the real outputs of a chunk of images into an explicit c_in*taps x P matrix, then col2im.
@@ -105,12 +106,20 @@ bool flip_pays(const ConvParams& p) {
 // (flip_pays' bound) run their stride phases as flipped forwards (backward_input_phases), when those have 8
 // or more output channels per group. 1-thread CPU time against PyTorch: ResNeXt's grouped 3x3/2 (8, 16, 32
 // per group) 0.41-0.42 / 2.55-2.67 / 1.50-1.69 -> 0.24-0.29 / 1.69-1.73 / 0.54-0.61, DeepSpeech2's 21x11/(2,1)
-// 1.83-1.88 -> 1.09-1.11. Not the dense layers (64 and more per group: ResNet-18's 3x3/2 on 14x14 at batch
-// 1, 0.66-0.79 -> 1.56; Inception 6a, DCGAN 1.2-1.4 against 0.5-1.0), whose adjoint reduction is deep
-// already, nor the stems (3 input channels: the phases' forward of 3 output channels, 0.28 -> 1.19).
+// 1.83-1.88 -> 1.09-1.11. Nor the stems (3 input channels: the phases' forward of 3 output channels, 0.28 ->
+// 1.19). Dense layers of up to 256 output channels per group too once n*oh*ow >= 1024, now that the phases
+// stay in L2 for the interleave (all 29 strided dense layers of the sweep forced on the phases, two
+// alternated runs): ResNet-18 l2_conv1 / l3_conv1 0.96 / 1.20-1.22 -> 0.77-0.84 / 1.03-1.08, ResNet-50
+// l2_b0 / l3_b0 0.93-0.97 / 1.21-1.22 -> 0.79-0.80 / 1.03-1.06, Inception 6a_3x3dbl_3 0.99-1.03 -> 0.79-0.82,
+// DCGAN d_2 1.22 -> 1.03-1.06. Not fewer outputs (7x7 at batch 1-8, 8x8 x 8, 14x14 at batch 1: 0.75-1.02 ->
+// 1.0-1.7), nor 320 channels and more (Inception 6a/7a, ResNet-18 layer 4, wav2vec2: 0.9-1.0 -> 1.0-1.2),
+// whose adjoint reduction is deep already, nor kernels of one tap a phase (UNet's 2x2/2 transposed convs:
+// the phases reduce no deeper; unet_up1 0.80 -> 0.86). Transposed convs run these kernels as their forward:
+// DCGAN's 4x4/2 g_4 and dcgan_transposed 1.27-1.36 -> 0.95-1.04.
 inline bool phases_pay(const ConvParams& p) {
-  return (p.stride_h > 1 || p.stride_w > 1) && p.kh * p.kw > 1 && p.c_out_per_group() < 64 &&
-         p.c_in_per_group() >= 8;
+  const int64_t cog = p.c_out_per_group(), outputs = p.n * p.oh * p.ow, taps = p.kh * p.kw;
+  return (p.stride_h > 1 || p.stride_w > 1) && taps > 1 && p.c_in_per_group() >= 8 &&
+         (cog < 64 || (cog <= 256 && outputs >= 1024 && taps > p.stride_h * p.stride_w));
 }
 
 template <class T>
@@ -251,8 +260,8 @@ void backward_input_phases(const T* gy, const T* w, const ConvParams& p, T* gx) 
   static const int64_t l2 = cache_bytes(2, 1 << 20);  // sysfs is read once
   const int64_t image = p.c_in * p.h * p.w, max_chunk = std::clamp<int64_t>(kWorkspaceElements / image, 1, p.n);
   const ConvParams f0 = phase_params(p, rows[0], cols[0], 1);
-  const int64_t chunk = small_images<T>(f0, phased(f0)) ? max_chunk
-                                                         : std::clamp<int64_t>(l2 / (image * int64_t(sizeof(T))), 1, max_chunk);
+  const int64_t in_l2 = l2 / (image * int64_t(sizeof(T)));
+  const int64_t chunk = small_images<T>(f0, phased(f0)) ? max_chunk : std::clamp<int64_t>(in_l2, 1, max_chunk);
   // Then the phases' outputs of a chunk, and the slack interleave_row reads past them.
   T* wf = scratch<T>(slot_weight, w_off[phases] + chunk * image + lanes<T>);
   for (int64_t ab = 0; ab < phases; ab++)
