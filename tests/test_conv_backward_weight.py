@@ -29,6 +29,15 @@ CASES = {
     # 1x1, stride 1, no padding: x itself is the layout (no phased copy), gathered (K = 40) or not (K = 24).
     "identity_gathered": case(6, 40, 16, (4, 4), (1, 1)),
     "identity_in_place": case(2, 24, 16, (9, 13), (1, 1)),
+    # 1x1 at column stride 2, no padding that an output reaches: x read in place, every other element of a
+    # row (odd sizes: the last piece's second vector passes the row's end; row stride 3; bottom/right padding
+    # beyond the last output's reach; groups; 4x4 outputs gathered). Padding reached, or column stride 3:
+    # the phased copy.
+    "strided_in_place": case(3, 20, 16, (9, 11), (1, 1), s=(2, 2)),
+    "strided_in_place_rows3": case(2, 24, 32, (10, 37), (1, 1), s=(3, 2), pad=((0, 1), (0, 1))),
+    "strided_in_place_groups_gathered": case(6, 40, 32, (8, 8), (1, 1), s=(2, 2), groups=2),
+    "strided_padding_reached": case(2, 24, 16, (9, 9), (1, 1), s=(2, 2), pad=((0, 2), (0, 2))),
+    "strided_by_3": case(2, 24, 16, (9, 10), (1, 1), s=(2, 3)),
     # Fewer than 16 output channels per group, on the GEMM where the dot products' tile would run mostly
     # empty: fewer channels than its rows (3 or 4), or an extended grid under half a vector (1x1 image).
     "few_channels": case(2, 10, 2, (11, 9), (3, 2), s=(2, 1), pad=((1, 0), (2, 1))),
@@ -201,10 +210,11 @@ def test_dot_form_in_place_matches_reference(name, dtype):
     assert_matches_reference_at_threads(DOTS_IN_PLACE[name], dtype, seed=12)
 
 
-# 1x1 convs that read x in place (the GEMM's last row pieces shorter than a vector; the dots on whole-vector
-# planes) or must not (the dots on planes of 12: whole-vector loads would pass the end).
+# 1x1 convs that read x in place (the GEMM's last row pieces shorter than a vector, at stride 1 and 2; the dots
+# on whole-vector planes) or must not (the dots on planes of 12: whole-vector loads would pass the end).
 GUARDED = {
     "gemm": case(3, 40, 16, (4, 3), (1, 1)),
+    "gemm_stride2": case(3, 40, 16, (5, 7), (1, 1), s=(2, 2)),
     "dots_in_place": case(3, 40, 2, (4, 4), (1, 1)),
     "dots_copied": case(3, 40, 2, (4, 3), (1, 1)),
 }

@@ -26,23 +26,25 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The GEMM's B as a packer (PackB): B[j][c] = run c at output j0 + j of a chunk of images (xq, image_step
 // apart, ending at `end`), the transposed im2col, packed straight from the runs. An output row is contiguous
-// in every run, so `lanes` runs at up to `lanes` outputs of one row are that many vector loads and one
-// transpose; loads that overhang the row end (into the run's slack, or the next channel of x itself when
-// the layout is the identity) land in rows that are not stored, and stop at `end`.
+// in every run (col_step 1), or every other element (col_step 2: a 1x1 conv's x read in place at stride 2),
+// so `lanes` runs at up to `lanes` outputs of one row are that many vector loads (two, and their even lanes)
+// and one transpose; loads that overhang the row end (into the run's slack, or the next row or channel of x
+// itself when it is read in place) land in rows that are not stored, and stop at `end`.
 template <class T>
 struct TransposedRuns {
   const T* xq;
   const T* end;
   const int64_t* x_off;
-  int64_t image_step, oh, ow, wq, j0;
+  int64_t image_step, oh, ow, row_step, col_step, j0;
   void operator()(T* buf, int64_t k0, int64_t kc, int64_t n0, int64_t nc) const;
 };
 
 // The elements of one vector at p that lie before `end`, zero beyond.
 template <class T>
-Vec<T> load_head(const T* p, const T* end) {
+Vec<T> load_until(const T* p, const T* end) {
+  if (p + lanes<T> <= end) return load(p);
   Vec<T> v{};
-  std::memcpy(&v, p, (end - p) * sizeof(T));
+  std::memcpy(&v, p, std::clamp<int64_t>(end - p, 0, lanes<T>) * sizeof(T));
   return v;
 }
 
@@ -67,9 +69,11 @@ void TransposedRuns<T>::operator()(T* buf, int64_t k0, int64_t kc, int64_t n0, i
     // Output first + jj is (image i, row oy, column ox), walked row piece by row piece.
     int64_t i = first / pix, oy = first % pix / ow, ox = first % ow;
     for (int64_t jj = 0; jj < kc;) {
-      const int64_t e = i * image_step + oy * wq + ox, t = std::min({int64_t(L), ow - ox, kc - jj});
+      const int64_t e = i * image_step + oy * row_step + ox * col_step, t = std::min({int64_t(L), ow - ox, kc - jj});
       Vec<T> v[L];
-      for (int c = 0; c < L; c++) v[c] = run[c] + e + L <= end ? load(run[c] + e) : load_head(run[c] + e, end);
+      for (int c = 0; c < L; c++)
+        v[c] = col_step == 1 ? load_until(run[c] + e, end)
+                             : even_lanes<T>(load_until(run[c] + e, end), load_until(run[c] + e + L, end));
       transpose_block<T>(v);
       for (int64_t r = 0; r < t; r++) store(dst + (jj + r) * nr, keep ? v[r] : Vec<T>{});
       jj += t, ox += t;
@@ -142,19 +146,33 @@ const T* grad_output_by_channel(const T* gy, int64_t nn, const ConvParams& p) {
 // straight from the runs. Only real outputs enter: no garbage-column NaN. Loop order per task: segments of
 // its part's outputs in this chunk, then gemm_block's (panel, kc-deep output slice packed, mc gy rows
 // sweeping each sliver MR at a time).
+// Whether the GEMM form's packer reads x itself: a 1x1 conv whose outputs all read x (no padding they reach) at
+// column stride 1 or 2. ResNet's 1x1/2 downsamples spent ~40 % of their time copying x's even rows and columns
+// into the phased layout first.
+bool runs_in_x(const ConvParams& p) {
+  return p.kh == 1 && p.kw == 1 && p.pad_top == 0 && p.pad_left == 0 && p.stride_w <= 2 &&
+         (p.oh - 1) * p.stride_h < p.h && (p.ow - 1) * p.stride_w < p.w;
+}
+
 template <class T>
-void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Phased& q, T* gw) {
+void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, T* gw) {
   const int64_t G = p.groups, cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
   const int64_t pix = p.oh * p.ow, P = p.n * pix, size = p.c_out * K;
-  const std::vector<int64_t> x_off = run_offsets(p, q), c_off = strided_offsets(cog, K);
+  // The runs: x's channels at its strides, or the phased copy's runs (one channel of chan elements).
+  const bool in_x = runs_in_x(p);
+  const Phased q = in_x ? Phased{} : phased(p);
+  const int64_t image_step = in_x ? p.c_in * p.h * p.w : p.c_in * q.chan;
+  const int64_t row_step = in_x ? p.stride_h * p.w : q.wq, col_step = in_x ? p.stride_w : 1;
+  const std::vector<int64_t> x_off = in_x ? strided_offsets(p.c_in, p.h * p.w) : run_offsets(p, q);
+  const std::vector<int64_t> c_off = strided_offsets(cog, K);
   const WeightBlocking bl = weight_blocking<T>(omp_get_max_threads(), G, K, P, size);
   T* part_buf = bl.parts > 1 ? scratch<T>(slot_weight, (bl.parts - 1) * size) : nullptr;
   const bool gather = gather_images<T>(p, K);
-  const int64_t tasks = G * bl.n_blocks * bl.parts, chunk = std::min(images_per_chunk(p, q),
+  const int64_t tasks = G * bl.n_blocks * bl.parts, chunk = std::min(in_x ? p.n : images_per_chunk(p, q),
       gather ? std::max<int64_t>(1, kWorkspaceElements / (p.c_out * pix)) : p.n);
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0), first = n0 * pix, last = (n0 + nn) * pix;
-    const T* xq = build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
+    const T* xq = in_x ? x + n0 * p.c_in * p.h * p.w : build_phased<T>(x + n0 * p.c_in * p.h * p.w, nn, p, q);
     // Segment i of the chunk's outputs (seg long) is the matrix a + i*c_out*pix, rows of seg.
     const int64_t seg = gather ? nn * pix : pix;
     const T* a = gather ? grad_output_by_channel<T>(gy + n0 * p.c_out * pix, nn, p) : gy + n0 * p.c_out * pix;
@@ -169,8 +187,8 @@ void backward_weight_gemm(const T* x, const T* gy, const ConvParams& p, const Ph
       for (int64_t lo = std::max(s0, first) - first, hi; lo < end; lo = hi) {
         const int64_t i = lo / seg;
         hi = std::min(end, (i + 1) * seg);
-        const PackB<T> pack = TransposedRuns<T>{xq, xq + nn * p.c_in * q.chan, x_off.data() + g * K, p.c_in * q.chan,
-                                                p.oh, p.ow, q.wq, lo};
+        const PackB<T> pack = TransposedRuns<T>{xq, xq + nn * image_step, x_off.data() + g * K, image_step, p.oh, p.ow,
+                                                row_step, col_step, lo};
         const MatrixView<T> ag = row_major(a + i * p.c_out * pix + g * cog * seg + lo - i * seg, cog, hi - lo, seg);
         gemm_block(ag, pack, out, {0, cog, c0, c1}, first + lo > s0 ? Update::add : Update::store);
       }
@@ -768,7 +786,7 @@ void conv_backward_weight(const NDArray& x, const NDArray& gy, const ConvParams&
     else if (minor == Minor::two) backward_weight_minor<T, 2, kVecBytes>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else if (const int v = taps_form<T>(p); v == 1) backward_weight_taps<T, 1>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else if (v == 2) backward_weight_taps<T, 2>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
-    else if (gemm_form<T>(p, q_dot)) backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, phased(p), gw.data<T>());
+    else if (gemm_form<T>(p, q_dot)) backward_weight_gemm<T>(x.data<T>(), gy.data<T>(), p, gw.data<T>());
     else backward_weight_dot<T>(x.data<T>(), gy.data<T>(), p, q_dot, gw.data<T>());
   });
 }
