@@ -242,7 +242,7 @@ bool image_minor_pays(const ConvParams& p, int64_t nn) {
 int64_t image_minor_chunk(const ConvParams& p, int64_t hp, int64_t wp) {
   const int64_t in = kWorkspaceElements / std::max<int64_t>(1, p.c_in * hp * wp);
   const int64_t out = kWorkspaceElements / std::max<int64_t>(1, p.c_out * p.oh * p.ow);
-  return std::clamp<int64_t>(std::min(in, out), 1, p.n);
+  return std::clamp<int64_t>(std::min(in, out), 1, std::max<int64_t>(p.n, 1));
 }
 
 // y = conv(x, w) + bias over xm, one GEMM per (group, output row, block of rows of A) in parallel: C row co
