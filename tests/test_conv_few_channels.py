@@ -36,6 +36,18 @@ CASES = {
     "backward_input_cig20_dilated": case(1, 20, 8, (9, 11), (3, 3), pad=((1, 1), (1, 1)), d=(1, 2)),
     # Over 2^19 multiply-adds: two threads share the tiles; 12-row tiles across image boundaries (49 = 4*12 + 1).
     "threads_grouped_7x7": case(4, 128, 128, (7, 7), (3, 3), pad=((1, 1), (1, 1)), groups=4),
+    # Channel lanes by windows of live taps (x read in place, taps in the padding skipped): ResNeXt stage 4's
+    # 7x7 with 32 per group at batch 3 (its 9 windows: 3 x 25, 3 x 5 and 3 x 1 outputs, tails of 2-12 rows).
+    "windows_7x7_cog32_batch3": case(3, 64, 64, (7, 7), (3, 3), pad=((1, 1), (1, 1)), groups=2),
+    # Outputs whose every tap reads padding (row 0 and column 0: stride 3 > kernel 2 past a padding of 2):
+    # an empty window, bias alone.
+    "windows_empty_cog20": case(2, 16, 20, (7, 8), (2, 2), s=(3, 3), pad=((2, 0), (2, 1))),
+    # One image's outputs past 1/16 of L2 (32 x 40 x 24 fp32: 120 KiB): tasks of row bands; over 2^19
+    # multiply-adds, so two threads share them (K = 576: the channel lanes at stride 1).
+    "windows_bands_cog32": case(1, 64, 32, (40, 24), (3, 3), pad=((1, 1), (1, 1))),
+    # A 15x9 kernel over 20x12 with padding 7 and 4: windows' tables of 8 x 169 x 61 entries (over 2^16), so
+    # the zero-padded copy runs, as one window.
+    "padded_copy_large_kernel": case(1, 8, 20, (20, 12), (15, 9), pad=((7, 7), (4, 4))),
     # Pixel lanes (stride 1, <= 16 channels per group): ResNeXt-like groups of 8 (one chunk of 8 rows).
     "pixel_groups4_cog8": case(2, 32, 32, (11, 13), (3, 3), pad=((1, 1), (1, 1)), groups=4),
     # 13 channels: chunks of 7 and 6 rows; batch 1, one group: bands of one output row; dilation and

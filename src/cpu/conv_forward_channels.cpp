@@ -4,8 +4,10 @@
 // in one of two register layouts. Stride 1 (pixel lanes): consecutive outputs of a row-major plane as the
 // lanes, a few output channels as the rows of the tile; a vector of the input feeds every row and a weight
 // broadcast every vector, over a band of xp laid out flat (row pitch wp), the columns past ow computed and
-// dropped. Strides (channel lanes): output channels in lanes, output pixels (real outputs, across images)
-// as the tile's rows, each input element broadcast from where it lies and the weight packed as wt[g][k][co].
+// dropped. Channel lanes (strides, more than 16 channels a group): output channels in lanes, output pixels
+// (real outputs, across images) as the tile's rows, each input element broadcast from where it lies and the
+// weight packed as wt[g][k][co]; the outputs in windows of the same live taps, read from x itself and
+// skipping the taps in the padding, or, where windows would be many and small, all from xp.
 // Either way the input is never packed per output channel: the GEMM path packs B for a few rows of A (c_out
 // 1: the pack and the phased copy were ~all of dcgan_d_5's forward) and rounds them up to 8-row strips
 // (ResNeXt's 4-32 channels per group).
@@ -28,21 +30,9 @@ namespace {
 template <class T>
 constexpr int64_t max_lanes = kVecBytes / sizeof(T);
 
-// The input as the tiles read it: element (n, c, u, v) of xp at data + n*image + c*chan + u*row + v.
-template <class T>
-struct Source {
-  const T* data;
-  int64_t row, chan, image;
-};
-
-// Rows and columns of xp: those some output reads, from -pad_top / -pad_left on.
+// Rows and columns of the zero-padded input xp: those some output reads, from -pad_top / -pad_left on.
 int64_t padded_rows(const ConvParams& p) { return (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dil_h + 1; }
 int64_t padded_cols(const ConvParams& p) { return (p.ow - 1) * p.stride_w + (p.kw - 1) * p.dil_w + 1; }
-
-// x itself is xp when every tap of every output lands inside x.
-bool reads_only_x(const ConvParams& p) {
-  return p.pad_top == 0 && p.pad_left == 0 && padded_rows(p) <= p.h && padded_cols(p) <= p.w;
-}
 
 // dst[0, n) = src[0, n), or zeros where src is null, in vectors of Bytes, the last overlapping the one
 // before: a band's rows are short (7-58 elements), and memmove / memset calls on them were 17 % of
@@ -76,13 +66,20 @@ void pad_row(const T* plane, int64_t u, const ConvParams& p, int64_t wp, T* row)
 
 // Images [0, nn) of x zero-padded into the calling thread's slot_input: xp (nn, c_in, hp, wp).
 template <class T>
-Source<T> pad_input(const T* x, int64_t nn, const ConvParams& p) {
+const T* pad_input(const T* x, int64_t nn, const ConvParams& p) {
   const int64_t hp = padded_rows(p), wp = padded_cols(p), plane = hp * wp;
   T* out = scratch<T>(slot_input, nn * p.c_in * plane);
 #pragma omp parallel for schedule(static)
   for (int64_t nc = 0; nc < nn * p.c_in; nc++)
     for (int64_t u = 0; u < hp; u++) pad_row(x + nc * p.h * p.w, u, p, wp, out + nc * plane + u * wp);
-  return {out, wp, plane, p.c_in * plane};
+  return out;
+}
+
+// p on nn images of its zero-padded input xp: no padding, every tap of every output inside.
+ConvParams on_padded(const ConvParams& p, int64_t nn) {
+  ConvParams q = p;
+  q.n = nn, q.h = padded_rows(p), q.w = padded_cols(p), q.pad_top = q.pad_left = 0;
+  return q;
 }
 
 // Pixel rows of a tile with V vectors of output channels: as many as leave registers for the V weight
@@ -105,42 +102,109 @@ TileShape tile_shape(int64_t cog) {
   return {bytes, 1};
 }
 
-// wt[g][k][lane] = w[g*cog + lane][k] for lane < cog, 0 up to `width` lanes.
+// Rows [r0, r0 + lanes) and columns [c0, c0 + lanes) of the matrix src (row stride ld, `cols` columns, zero
+// past the last), transposed: v[c][r] = src[r0 + r][c0 + c].
 template <class T>
-void pack_weight(const T* w, const ConvParams& p, int64_t width, T* wt) {
-  const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw;
+void transposed_block(const T* src, int64_t ld, int64_t cols, int64_t r0, int64_t c0, Vec<T>* v) {
+  constexpr int64_t L = lanes<T>;
+  const int64_t cn = std::min(L, cols - c0);
+  for (int64_t r = 0; r < L; r++) {
+    v[r] = Vec<T>{};
+    if (cn == L) v[r] = load(src + (r0 + r) * ld + c0);
+    else std::memcpy(&v[r], src + (r0 + r) * ld + c0, cn * sizeof(T));
+  }
+  transpose_block<T>(v);
+}
+
+// wt[g][k][lane] = w[g*cog + lane][k] for lane < cog, 0 up to `width` lanes: whole vectors of channels in
+// lanes x lanes blocks of w transposed in registers (the scalar transposed copy was 8 % of resnext50_l4_b1's
+// forward), the lanes past the last whole vector element by element (dcgan_d_5's one channel: a transposed
+// block would be 15 rows of zeros); then wt[groups*K + g*width + lane] = bias[g*cog + lane], 0 past cog or
+// without a bias: the tiles' first values.
+template <class T>
+void pack_weight(const T* w, const T* bias, const ConvParams& p, int64_t width, T* wt) {
+  constexpr int64_t L = lanes<T>;
+  const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, whole = cog / L * L;
 #pragma omp parallel for schedule(static)
   for (int64_t g = 0; g < p.groups; g++) {
+    const T* wg = w + g * cog * K;
     T* dst = wt + g * K * width;
-    std::fill(dst, dst + K * width, T(0));
-    for (int64_t co = 0; co < cog; co++)
-      for (int64_t k = 0; k < K; k++) dst[k * width + co] = w[(g * cog + co) * K + k];
+    if (cog < width) std::fill(dst, dst + K * width, T(0));
+    for (int64_t c0 = 0; c0 < whole; c0 += L)
+      for (int64_t k0 = 0; k0 < K; k0 += L) {
+        Vec<T> v[L];
+        transposed_block(wg, K, K, c0, k0, v);
+        for (int64_t k = 0; k < std::min(L, K - k0); k++) store(dst + (k0 + k) * width + c0, v[k]);
+      }
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t lane = whole; lane < cog; lane++) dst[k * width + lane] = wg[lane * K + k];
+    T* b = wt + p.groups * K * width + g * width;
+    for (int64_t lane = 0; lane < width; lane++) b[lane] = bias && lane < cog ? bias[g * cog + lane] : T(0);
   }
 }
 
-// Offset of tap k = (ci, i, j) inside one group's channels of xp.
-template <class T>
-std::vector<int64_t> tap_offsets(const ConvParams& p, const Source<T>& s) {
-  std::vector<int64_t> off;
-  for (int64_t ci = 0; ci < p.c_in_per_group(); ci++)
-    for (int64_t i = 0; i < p.kh; i++)
-      for (int64_t j = 0; j < p.kw; j++) off.push_back(ci * s.chan + i * p.dil_h * s.row + j * p.dil_w);
-  return off;
+// Outputs along one axis in runs [o0, o1) whose taps inside x are the same, kernel indices [lo, hi): on
+// 7x7 with a 3x3 kernel and padding 1, rows {0}, {1..5}, {6}.
+struct TapRun {
+  int64_t o0, o1, lo, hi;
+};
+std::vector<TapRun> tap_runs(int64_t out, int64_t stride, int64_t pad, int64_t dil, int64_t k, int64_t in) {
+  std::vector<TapRun> runs;
+  for (int64_t o = 0; o < out; o++) {
+    int64_t lo, hi;
+    in_range(o * stride - pad, dil, in, k, lo, hi);
+    if (runs.empty() || runs.back().lo != lo || runs.back().hi != hi) runs.push_back({o, o + 1, lo, hi});
+    else runs.back().o1 = o + 1;
+  }
+  return runs;
 }
 
-// tile[i][lane] = sum_k x[row[i] + koff[k]] * wt[k][lane] for the `rows` pixel rows of a tile (rows past
-// the last repeat it): the MR x V accumulators stay in registers over all of K.
+// A window: the outputs of one row run and one column run, whose taps all land inside x, so that its tiles
+// read x in place and skip the taps in the padding (7x7, 3x3, padding 1: 18 % of the tap-output products).
+// Its live k = (ci, i, j), in that order (a channel's taps share cache lines), as pairs {x offset from a row's
+// first live tap, wt offset}: one table walk, as long as all of K (runs along channels or kernel columns,
+// with their own loop each, left 8 % of deepspeech2_conv2's forward in the loops' ends and spilled steps).
+struct Window {
+  TapRun rows, cols;
+  std::vector<int64_t> k_off;
+};
+std::vector<Window> windows(const ConvParams& p, int64_t width) {
+  const int64_t chan = p.h * p.w;
+  std::vector<Window> all;
+  for (const TapRun& r : tap_runs(p.oh, p.stride_h, p.pad_top, p.dil_h, p.kh, p.h))
+    for (const TapRun& c : tap_runs(p.ow, p.stride_w, p.pad_left, p.dil_w, p.kw, p.w)) {
+      Window win{r, c, {}};
+      for (int64_t ci = 0; ci < p.c_in_per_group(); ci++)
+        for (int64_t i = r.lo; i < r.hi; i++)
+          for (int64_t j = c.lo; j < c.hi; j++) {
+            win.k_off.push_back(ci * chan + (i - r.lo) * p.dil_h * p.w + (j - c.lo) * p.dil_w);
+            win.k_off.push_back(((ci * p.kh + i) * p.kw + j) * width);
+          }
+      all.push_back(std::move(win));
+    }
+  return all;
+}
+
+// tile[i][lane] = bias[lane] + sum over the window's live k of x[row[i] + x_off(k)] * wt[w_off(k) + lane] for
+// the MR pixel rows of a tile: the MR x V accumulators stay in registers over all of them, each broadcast
+// feeding V FMAs.
 template <class T, int Bytes, int V, int MR>
-void channel_tile(const T* x, const int64_t* row, int rows, const int64_t* koff, int64_t K, const T* wt, T* tile) {
+void channel_tile(const T* const* row, const Window& win, const T* wt, const T* bias, T* tile) {
   using VT = Vec<T, Bytes>;
   constexpr int L = Bytes / sizeof(T);
   const T* xr[MR];
-  for (int i = 0; i < MR; i++) xr[i] = x + row[std::min(i, rows - 1)];
-  VT acc[MR][V] = {};
-  for (int64_t k = 0; k < K; k++) {
-    const int64_t o = koff[k];
+  for (int i = 0; i < MR; i++) xr[i] = row[i];
+  VT acc[MR][V];
+  for (int v = 0; v < V; v++) {
+    VT b;
+    std::memcpy(&b, bias + v * L, Bytes);
+    for (int i = 0; i < MR; i++) acc[i][v] = b;
+  }
+  const int64_t* const end = win.k_off.data() + win.k_off.size();
+  for (const int64_t* k = win.k_off.data(); k != end; k += 2) {
+    const int64_t o = k[0];
     VT b[V];
-    for (int v = 0; v < V; v++) std::memcpy(&b[v], wt + (k * V + v) * L, Bytes);
+    for (int v = 0; v < V; v++) std::memcpy(&b[v], wt + k[1] + v * L, Bytes);
     for (int i = 0; i < MR; i++) {
       const T a = xr[i][o];
       for (int v = 0; v < V; v++) acc[i][v] += a * b[v];
@@ -150,46 +214,150 @@ void channel_tile(const T* x, const int64_t* row, int rows, const int64_t* koff,
     for (int v = 0; v < V; v++) std::memcpy(tile + (i * V + v) * L, &acc[i][v], Bytes);
 }
 
-// y for images [n0, n0 + nn) from xp (s), tiles of MR real outputs across the chunk's images.
+// channel_tile on the fewest of MR/6, 2MR/6, ..., MR rows (rounded up) that hold `rows`, the rows past `rows`
+// repeating the last: a window's last tile, or a small window (the 8 corner outputs of 8 images run 8 rows,
+// not 12; deepspeech2's 1-output corner windows 2).
+template <class T, int Bytes, int V, int MR, int Part = 1>
+void channel_tile_for(int rows, const T* const* row, const Window& win, const T* wt, const T* bias, T* tile) {
+  constexpr int M = (MR * Part + 5) / 6;
+  if constexpr (Part < 6)
+    if (rows > M) return channel_tile_for<T, Bytes, V, MR, Part + 1>(rows, row, win, wt, bias, tile);
+  channel_tile<T, Bytes, V, M>(row, win, wt, bias, tile);
+}
+
+// The tiles of window `win` on output rows [oy0, oy1) of nn images of one group (x at its first image and
+// channel), MR outputs each counted image by image, row-major inside one: their outputs go to buf
+// (image, channel, row - band0, column; `plane` elements a channel), each tile's MR x cog stored transposed.
 template <class T, int Bytes, int V>
-void forward_tiles(const Source<T>& s, const T* wt, const T* bias, const ConvParams& p, int64_t n0, int64_t nn, T* y) {
+void window_tiles(const T* x, const ConvParams& p, const Window& win, int64_t oy0, int64_t oy1, int64_t nn,
+                  int64_t band0, const T* wt, const T* bias, T* buf, int64_t plane) {
   constexpr int MR = tile_rows<V>;
   constexpr int64_t width = V * (Bytes / sizeof(T));
-  const int64_t cog = p.c_out_per_group(), K = p.c_in_per_group() * p.kh * p.kw, pix = p.oh * p.ow;
-  const std::vector<int64_t> koff = tap_offsets(p, s);
-  const int64_t tiles = (nn * pix + MR - 1) / MR, tasks = p.groups * tiles;
-#pragma omp parallel for schedule(dynamic, 8)
-  for (int64_t t = 0; t < tasks; t++) {
-    const int64_t g = t / tiles, r0 = t % tiles * MR;
-    const int rows = int(std::min<int64_t>(MR, nn * pix - r0));
-    int64_t xrow[MR], yrow[MR];
-    for (int i = 0; i < rows; i++) {
-      const int64_t r = r0 + i, n = r / pix, e = r % pix, oy = e / p.ow, ox = e % p.ow;
-      xrow[i] = n * s.image + oy * p.stride_h * s.row + ox * p.stride_w;
-      yrow[i] = (n0 + n) * p.c_out * pix + e;
+  const int64_t cog = p.c_out_per_group(), chan = p.h * p.w;
+  const int64_t ww = win.cols.o1 - win.cols.o0, count = nn * (oy1 - oy0) * ww;
+  const bool live = win.rows.lo < win.rows.hi && win.cols.lo < win.cols.hi;
+  for (int64_t r0 = 0; r0 < count; r0 += MR) {
+    const int rows = int(std::min<int64_t>(MR, count - r0));
+    const T* row[MR];
+    T* out[MR];
+    int64_t n = r0 / ((oy1 - oy0) * ww), oy = oy0 + r0 % ((oy1 - oy0) * ww) / ww, ox = win.cols.o0 + r0 % ww;
+    for (int i = 0; i < MR; i++) {
+      // Rows of a window without live taps are never read: they point at x.
+      const int64_t iy = live ? oy * p.stride_h - p.pad_top + win.rows.lo * p.dil_h : 0;
+      const int64_t ix = live ? ox * p.stride_w - p.pad_left + win.cols.lo * p.dil_w : 0;
+      row[i] = x + n * p.c_in * chan + iy * p.w + ix;
+      out[i] = buf + n * cog * plane + (oy - band0) * p.ow + ox;
+      if (i + 1 >= rows) continue;  // rows past the tile's repeat its last
+      if (++ox == win.cols.o1) {
+        ox = win.cols.o0;
+        if (++oy == oy1) oy = oy0, n++;
+      }
     }
     T tile[MR * width];
-    channel_tile<T, Bytes, V, MR>(s.data + g * p.c_in_per_group() * s.chan, xrow, rows, koff.data(), K,
-                                  wt + g * K * width, tile);
-    for (int64_t co = 0; co < cog; co++) {
-      T* out = y + (g * cog + co) * pix;
-      const T b = bias ? bias[g * cog + co] : T(0);
-      for (int i = 0; i < rows; i++) out[yrow[i]] = tile[i * width + co] + b;
-    }
+    channel_tile_for<T, Bytes, V, MR>(rows, row, win, wt, bias, tile);
+    for (int i = 0; i < rows; i++)
+      for (int64_t co = 0; co < cog; co++) out[i][co * plane] = tile[i * width + co];
   }
 }
 
+// Images and output rows per task: whole images where one image's outputs fill at most 1/16 of L2 (64
+// KiB), as many as fit, so that the windows' tiles run across images (resnext50_l4's 7x7: all 8); else
+// bands of one image's rows that fit, so that consecutive tiles share their input rows (densenet121_d1's
+// 56x56 in bands across 8 images: x of a band outgrew L2, 1.11 -> 1.27 of PyTorch's time). The tiles'
+// scattered stores stay in that buffer, then go to y in runs: stored straight into y, they were 20 % of
+// resnext50_l4_b1's forward (ahead of the next tile's loads from x, 4 KiB apart from them, or missing the
+// cache). Several threads get 4 tasks each: fewer rows a band, then fewer images.
+struct TaskBlock {
+  int64_t images, rows;
+};
+template <class T>
+TaskBlock task_block(const ConvParams& p) {
+  const int64_t threads = omp_get_max_threads(), tasks = threads > 1 ? 4 * threads : 1;
+  const int64_t fit = std::max<int64_t>(1, cache_bytes(2, 1 << 20) / 16 / (p.c_out_per_group() * p.ow * int64_t(sizeof(T))));
+  int64_t images = std::clamp<int64_t>(fit / p.oh, 1, p.n), rows = std::clamp<int64_t>(fit, 1, p.oh);
+  const int64_t chunks = (p.n + images - 1) / images, bands = (tasks + p.groups * chunks - 1) / (p.groups * chunks);
+  rows = std::min(rows, (p.oh + bands - 1) / bands);
+  if (p.groups * chunks * ((p.oh + rows - 1) / rows) < tasks)
+    images = std::clamp<int64_t>(p.n * p.groups * ((p.oh + rows - 1) / rows) / tasks, 1, images);
+  return {images, rows};
+}
+
+// y from x read in place: tasks (group, images, band of output rows) run the tiles of every window on their
+// outputs into the thread's buffer, then copy it out.
+template <class T, int Bytes, int V>
+void forward_tiles(const T* x, const T* wt, const ConvParams& p, const std::vector<Window>& wins, T* y) {
+  constexpr int64_t width = V * (Bytes / sizeof(T));
+  const int64_t cig = p.c_in_per_group(), cog = p.c_out_per_group(), K = cig * p.kh * p.kw, pix = p.oh * p.ow;
+  const TaskBlock b = task_block<T>(p);
+  const int64_t chunks = (p.n + b.images - 1) / b.images, bands = (p.oh + b.rows - 1) / b.rows;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < p.groups * chunks * bands; t++) {
+    const int64_t g = t / (chunks * bands), n0 = t / bands % chunks * b.images, oy0 = t % bands * b.rows;
+    const int64_t nn = std::min(b.images, p.n - n0), oy1 = std::min(oy0 + b.rows, p.oh), plane = (oy1 - oy0) * p.ow;
+    T* buf = scratch<T>(slot_thread, nn * cog * plane);
+    for (const Window& win : wins) {
+      const int64_t r0 = std::max(win.rows.o0, oy0), r1 = std::min(win.rows.o1, oy1);
+      if (r0 < r1)
+        window_tiles<T, Bytes, V>(x + (n0 * p.c_in + g * cig) * p.h * p.w, p, win, r0, r1, nn, oy0, wt + g * K * width,
+                                  wt + p.groups * K * width + g * width, buf, plane);
+    }
+    for (int64_t i = 0; i < nn; i++)
+      for (int64_t co = 0; co < cog; co++)
+        put_run(y + ((n0 + i) * p.c_out + g * cog + co) * pix + oy0 * p.ow, buf + (i * cog + co) * plane, plane);
+  }
+}
+
+// Entries of the windows' tables, live k summed over the windows: cig x (sum of the row runs' live kernel
+// rows) x (the same for columns); the in-place path keeps them at most kMaxTablePairs (1 MiB: deepspeech2_conv2's
+// 21x11 kernel has 21 x 11 windows of up to 7392 live k, which its padded copy runs as one).
+constexpr int64_t kMaxTablePairs = int64_t(1) << 16;
+int64_t table_pairs(const ConvParams& p) {
+  int64_t rows = 0, cols = 0;
+  for (const TapRun& r : tap_runs(p.oh, p.stride_h, p.pad_top, p.dil_h, p.kh, p.h)) rows += r.hi - r.lo;
+  for (const TapRun& c : tap_runs(p.ow, p.stride_w, p.pad_left, p.dil_w, p.kw, p.w)) cols += c.hi - c.lo;
+  return p.c_in_per_group() * rows * cols;
+}
+
+// Tile rows x k steps the tasks of p run in one group: each window's outputs in a task rounded up to half
+// tiles (a tile of fewer rows loads its weights for fewer FMAs), times its live k.
+template <class T, int V>
+int64_t tile_steps(const ConvParams& p) {
+  constexpr int64_t half = tile_rows<V> / 2;
+  const TaskBlock b = task_block<T>(p);
+  const std::vector<TapRun> row_runs = tap_runs(p.oh, p.stride_h, p.pad_top, p.dil_h, p.kh, p.h);
+  const std::vector<TapRun> col_runs = tap_runs(p.ow, p.stride_w, p.pad_left, p.dil_w, p.kw, p.w);
+  int64_t steps = 0;
+  for (int64_t n0 = 0; n0 < p.n; n0 += b.images)
+    for (int64_t oy0 = 0; oy0 < p.oh; oy0 += b.rows)
+      for (const TapRun& r : row_runs)
+        for (const TapRun& c : col_runs) {
+          const int64_t rows = std::min({r.o1, oy0 + b.rows, p.oh}) - std::max(r.o0, oy0);
+          const int64_t count = std::min(b.images, p.n - n0) * std::max<int64_t>(rows, 0) * (c.o1 - c.o0);
+          steps += (count + half - 1) / half * half * p.c_in_per_group() * (r.hi - r.lo) * (c.hi - c.lo);
+        }
+  return steps;
+}
+
+// x in place where its windows take fewer steps than one window over the zero-padded copy xp, whose
+// elements cost about 2 cycles each to copy (a step: V FMAs), and their tables stay small (kernels of a few
+// taps). ResNeXt stage 4's 7x7 at batch 8: 3036 vs 3564 steps a group, plus the copy; deepspeech2_conv2
+// (21x11 kernel on 81x50, batch 1): its 1-output corner windows make the padded copy cheaper (in place:
+// 1.24-1.38 of PyTorch's time vs 1.13-1.17).
 template <class T, int Bytes, int V>
 void forward_shape(const T* x, const T* w, const T* bias, const ConvParams& p, T* y) {
   constexpr int64_t width = V * (Bytes / sizeof(T));
-  T* wt = scratch<T>(slot_columns, p.groups * p.c_in_per_group() * p.kh * p.kw * width);
-  pack_weight(w, p, width, wt);
-  if (reads_only_x(p)) return forward_tiles<T, Bytes, V>({x, p.w, p.h * p.w, p.c_in * p.h * p.w}, wt, bias, p, 0, p.n, y);
+  T* wt = scratch<T>(slot_columns, p.groups * (p.c_in_per_group() * p.kh * p.kw + 1) * width);
+  pack_weight(w, bias, p, width, wt);
   const int64_t image = p.c_in * padded_rows(p) * padded_cols(p);
+  const ConvParams q = on_padded(p, p.n);
+  const int64_t in_place = tile_steps<T, V>(p), padded = tile_steps<T, V>(q) + 2 * p.n * image / (V * p.groups);
+  if (in_place <= padded && table_pairs(p) <= kMaxTablePairs) return forward_tiles<T, Bytes, V>(x, wt, p, windows(p, width), y);
+  const std::vector<Window> one = windows(q, width);
   const int64_t chunk = std::max<int64_t>(1, std::min(p.n, kWorkspaceElements / std::max<int64_t>(image, 1)));
   for (int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const int64_t nn = std::min(chunk, p.n - n0);
-    forward_tiles<T, Bytes, V>(pad_input(x + n0 * p.c_in * p.h * p.w, nn, p), wt, bias, p, n0, nn, y);
+    forward_tiles<T, Bytes, V>(pad_input(x + n0 * p.c_in * p.h * p.w, nn, p), wt, on_padded(p, nn), one,
+                               y + n0 * p.c_out * p.oh * p.ow);
   }
 }
 
