@@ -136,8 +136,8 @@ void pack_weight(const T* w, const T* bias, const ConvParams& p, int64_t width, 
         transposed_block(wg, K, K, c0, k0, v);
         for (int64_t k = 0; k < std::min(L, K - k0); k++) store(dst + (k0 + k) * width + c0, v[k]);
       }
-    for (int64_t k = 0; k < K; k++)
-      for (int64_t lane = whole; lane < cog; lane++) dst[k * width + lane] = wg[lane * K + k];
+    for (int64_t lane = whole; lane < cog; lane++)
+      for (int64_t k = 0; k < K; k++) dst[k * width + lane] = wg[lane * K + k];
     T* b = wt + p.groups * K * width + g * width;
     for (int64_t lane = 0; lane < width; lane++) b[lane] = bias && lane < cog ? bias[g * cog + lane] : T(0);
   }
@@ -169,16 +169,17 @@ struct Window {
   std::vector<int64_t> k_off;
 };
 std::vector<Window> windows(const ConvParams& p, int64_t width) {
-  const int64_t chan = p.h * p.w;
+  const int64_t cig = p.c_in_per_group(), chan = p.h * p.w, row = p.dil_h * p.w, col = p.dil_w, kw = p.kw, taps = p.kh * p.kw;
   std::vector<Window> all;
   for (const TapRun& r : tap_runs(p.oh, p.stride_h, p.pad_top, p.dil_h, p.kh, p.h))
     for (const TapRun& c : tap_runs(p.ow, p.stride_w, p.pad_left, p.dil_w, p.kw, p.w)) {
-      Window win{r, c, {}};
-      for (int64_t ci = 0; ci < p.c_in_per_group(); ci++)
+      Window win{r, c, std::vector<int64_t>(2 * cig * (r.hi - r.lo) * (c.hi - c.lo))};
+      int64_t* k = win.k_off.data();
+      for (int64_t ci = 0; ci < cig; ci++)
         for (int64_t i = r.lo; i < r.hi; i++)
-          for (int64_t j = c.lo; j < c.hi; j++) {
-            win.k_off.push_back(ci * chan + (i - r.lo) * p.dil_h * p.w + (j - c.lo) * p.dil_w);
-            win.k_off.push_back(((ci * p.kh + i) * p.kw + j) * width);
+          for (int64_t j = c.lo; j < c.hi; j++, k += 2) {
+            k[0] = ci * chan + (i - r.lo) * row + (j - c.lo) * col;
+            k[1] = (ci * taps + i * kw + j) * width;
           }
       all.push_back(std::move(win));
     }
