@@ -186,14 +186,14 @@ std::vector<Window> windows(const ConvParams& p, int64_t width) {
   return all;
 }
 
-// tile[i][lane] = bias[lane] + sum over the window's live k of x[row[i] + x_off(k)] * wt[w_off(k) + lane] for
+// out[i][lane] = bias[lane] + sum over the window's live k of x[row[i] + x_off(k)] * wt[w_off(k) + lane] for
 // the MR pixel rows of a tile: the MR x V accumulators stay in registers over all of them, each broadcast
 // feeding V FMAs. Not inlined: inside its callers' loops, the values live across it left the k loop five
 // row pointers reloaded from the stack a step (deepspeech2_conv2's forward 5 % slower than with the padded
 // copy's old loop).
 template <class T, int Bytes, int V, int MR>
 __attribute__((noinline)) void channel_tile(const T* const* row, const Window& win, const T* wt, const T* bias,
-                                            T* tile) {
+                                            T* const* out) {
   using VT = Vec<T, Bytes>;
   constexpr int L = Bytes / sizeof(T);
   const T* xr[MR];
@@ -215,29 +215,29 @@ __attribute__((noinline)) void channel_tile(const T* const* row, const Window& w
     }
   }
   for (int i = 0; i < MR; i++)
-    for (int v = 0; v < V; v++) std::memcpy(tile + (i * V + v) * L, &acc[i][v], Bytes);
+    for (int v = 0; v < V; v++) std::memcpy(out[i] + v * L, &acc[i][v], Bytes);
 }
 
 // channel_tile on the fewest of MR/6, 2MR/6, ..., MR rows (rounded up) that hold `rows`, the rows past `rows`
 // repeating the last: a window's last tile, or a small window (the 8 corner outputs of 8 images run 8 rows,
 // not 12; deepspeech2's 1-output corner windows 2).
 template <class T, int Bytes, int V, int MR, int Part = 1>
-void channel_tile_for(int rows, const T* const* row, const Window& win, const T* wt, const T* bias, T* tile) {
+void channel_tile_for(int rows, const T* const* row, const Window& win, const T* wt, const T* bias, T* const* out) {
   constexpr int M = (MR * Part + 5) / 6;
   if constexpr (Part < 6)
-    if (rows > M) return channel_tile_for<T, Bytes, V, MR, Part + 1>(rows, row, win, wt, bias, tile);
-  channel_tile<T, Bytes, V, M>(row, win, wt, bias, tile);
+    if (rows > M) return channel_tile_for<T, Bytes, V, MR, Part + 1>(rows, row, win, wt, bias, out);
+  channel_tile<T, Bytes, V, M>(row, win, wt, bias, out);
 }
 
 // The tiles of window `win` on output rows [oy0, oy1) of nn images of one group (x at its first image and
 // channel), MR outputs each counted image by image, row-major inside one: their outputs go to buf
-// (image, channel, row - band0, column; `plane` elements a channel), each tile's MR x cog stored transposed.
+// (image, row - band0, column, lane; `plane` outputs an image, `width` lanes each), a tile row's vectors whole.
 template <class T, int Bytes, int V>
 void window_tiles(const T* x, const ConvParams& p, const Window& win, int64_t oy0, int64_t oy1, int64_t nn,
                   int64_t band0, const T* wt, const T* bias, T* buf, int64_t plane) {
   constexpr int MR = tile_rows<V>;
   constexpr int64_t width = V * (Bytes / sizeof(T));
-  const int64_t cog = p.c_out_per_group(), chan = p.h * p.w;
+  const int64_t chan = p.h * p.w;
   const int64_t ww = win.cols.o1 - win.cols.o0, count = nn * (oy1 - oy0) * ww;
   const bool live = win.rows.lo < win.rows.hi && win.cols.lo < win.cols.hi;
   for (int64_t r0 = 0; r0 < count; r0 += MR) {
@@ -250,17 +250,14 @@ void window_tiles(const T* x, const ConvParams& p, const Window& win, int64_t oy
       const int64_t iy = live ? oy * p.stride_h - p.pad_top + win.rows.lo * p.dil_h : 0;
       const int64_t ix = live ? ox * p.stride_w - p.pad_left + win.cols.lo * p.dil_w : 0;
       row[i] = x + n * p.c_in * chan + iy * p.w + ix;
-      out[i] = buf + n * cog * plane + (oy - band0) * p.ow + ox;
+      out[i] = buf + (n * plane + (oy - band0) * p.ow + ox) * width;
       if (i + 1 >= rows) continue;  // rows past the tile's repeat its last
       if (++ox == win.cols.o1) {
         ox = win.cols.o0;
         if (++oy == oy1) oy = oy0, n++;
       }
     }
-    T tile[MR * width];
-    channel_tile_for<T, Bytes, V, MR>(rows, row, win, wt, bias, tile);
-    for (int i = 0; i < rows; i++)
-      for (int64_t co = 0; co < cog; co++) out[i][co * plane] = tile[i * width + co];
+    channel_tile_for<T, Bytes, V, MR>(rows, row, win, wt, bias, out);
   }
 }
 
@@ -286,6 +283,23 @@ TaskBlock task_block(const ConvParams& p) {
   return {images, rows};
 }
 
+// Channels [0, cog) of y (channel stride pix) on `plane` outputs from buf's rows of `width` lanes, one an
+// output, in lanes x lanes blocks transposed in registers (buf holds lanes rows past the last). The tiles'
+// 32 scalar stores a row, into buf laid out as y, were 6 % of resnext50_l4_b1's forward.
+template <class T>
+void store_transposed(const T* buf, int64_t plane, int64_t width, int64_t cog, int64_t pix, T* y) {
+  constexpr int64_t L = lanes<T>;
+  for (int64_t p0 = 0; p0 < plane; p0 += L)
+    for (int64_t c0 = 0; c0 < cog; c0 += L) {
+      Vec<T> v[L];
+      transposed_block(buf, width, width, p0, c0, v);
+      for (int64_t c = 0; c < std::min(L, cog - c0); c++) {
+        if (plane - p0 >= L) store(y + (c0 + c) * pix + p0, v[c]);
+        else put_run(y + (c0 + c) * pix + p0, reinterpret_cast<const T*>(&v[c]), plane - p0);
+      }
+    }
+}
+
 // y from x read in place: tasks (group, images, band of output rows) run the tiles of every window on their
 // outputs into the thread's buffer, then copy it out.
 template <class T, int Bytes, int V>
@@ -298,7 +312,7 @@ void forward_tiles(const T* x, const T* wt, const ConvParams& p, const std::vect
   for (int64_t t = 0; t < p.groups * chunks * bands; t++) {
     const int64_t g = t / (chunks * bands), n0 = t / bands % chunks * b.images, oy0 = t % bands * b.rows;
     const int64_t nn = std::min(b.images, p.n - n0), oy1 = std::min(oy0 + b.rows, p.oh), plane = (oy1 - oy0) * p.ow;
-    T* buf = scratch<T>(slot_thread, nn * cog * plane);
+    T* buf = scratch<T>(slot_thread, (nn * plane + lanes<T>) * width);
     for (const Window& win : wins) {
       const int64_t r0 = std::max(win.rows.o0, oy0), r1 = std::min(win.rows.o1, oy1);
       if (r0 < r1)
@@ -306,8 +320,7 @@ void forward_tiles(const T* x, const T* wt, const ConvParams& p, const std::vect
                                   wt + p.groups * K * width + g * width, buf, plane);
     }
     for (int64_t i = 0; i < nn; i++)
-      for (int64_t co = 0; co < cog; co++)
-        put_run(y + ((n0 + i) * p.c_out + g * cog + co) * pix + oy0 * p.ow, buf + (i * cog + co) * plane, plane);
+      store_transposed(buf + i * plane * width, plane, width, cog, pix, y + ((n0 + i) * p.c_out + g * cog) * pix + oy0 * p.ow);
   }
 }
 
