@@ -265,7 +265,7 @@ void window_tiles(const T* x, const ConvParams& p, const Window& win, int64_t oy
 // KiB), as many as fit, so that the windows' tiles run across images (resnext50_l4's 7x7: all 8); else
 // bands of one image's rows that fit, so that consecutive tiles share their input rows (densenet121_d1's
 // 56x56 in bands across 8 images: x of a band outgrew L2, 1.11 -> 1.27 of PyTorch's time). The tiles'
-// scattered stores stay in that buffer, then go to y in runs: stored straight into y, they were 20 % of
+// stores stay in that buffer, then go to y in transposed blocks: scattered straight into y, they were 20 % of
 // resnext50_l4_b1's forward (ahead of the next tile's loads from x, 4 KiB apart from them, or missing the
 // cache). Several threads get 4 tasks each: fewer rows a band, then fewer images.
 struct TaskBlock {
