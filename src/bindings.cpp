@@ -644,7 +644,8 @@ PYBIND11_MODULE(_C, m) {
     }, py::doc(("convlab._C." + std::string(name) + " by definition").c_str()));
   }
 
-  // Indexing: the adjoints of gather and index_select build a new array of `shape`.
+  // Element-wise clamp in one pass (ReLU6, hardtanh, Tensor.clamp with number bounds) and its gradient.
+  m.def("clamp", &clamp, py::arg("input"), py::arg("lo") = std::nullopt, py::arg("hi") = std::nullopt, nogil());
   m.def("clamp_backward", &clamp_backward, py::arg("grad_output"), py::arg("output"), py::arg("lo"),
         py::arg("hi") = std::nullopt, nogil());
   // Optimizer steps: p and the state arrays updated in place (their versions move, as setitem's do).
@@ -678,6 +679,7 @@ PYBIND11_MODULE(_C, m) {
         py::kw_only(), py::arg("step"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
         py::arg("weight_decay") = 0.0, py::arg("maximize") = false, py::arg("decoupled_weight_decay") = false);
   m.def("where", &where, py::arg("cond"), py::arg("a"), py::arg("b"), nogil());
+  // Indexing: the adjoints of gather and index_select build a new array of `shape`.
   m.def("scatter_add", &scatter_add, py::arg("shape"), py::arg("axis"), py::arg("index"), py::arg("src"), nogil());
   m.def("index_add", &index_add, py::arg("shape"), py::arg("axis"), py::arg("index"), py::arg("src"), nogil());
   m.def("ravel_index", &ravel_index, py::arg("indices"), py::arg("sizes"), py::arg("first_axis") = 0, nogil());

@@ -225,6 +225,45 @@ def test_binary_errors(device):
         a < None
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bounds", [(0.0, 6.0), (0.0, None), (None, 1.0), (-1.0, 1.0), (0.5, 0.5), (2.0, -2.0),
+                                    (-np.inf, np.inf)])
+def test_clamp_matches_definition(device, dtype, bounds):
+    """_C.clamp = min(max(a, lo), hi) in one pass: NaN stays NaN, lo > hi gives hi, -0.0 keeps its sign
+    (as torch.clamp), a missing bound is no limit; any input layout, the input unchanged."""
+    lo, hi = bounds
+    torch = pytest.importorskip("torch") if device == "cpu" else None
+    rng = np.random.default_rng(11)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 6.0, 1.0, -1.0, 0.5, -2.0, 2.0], dtype)
+    for shape in [(3, 4), (2, 3, 5, 7), (40001,), (1,), (0, 3), ()]:
+        for layout in ["contiguous", "permuted", "sliced", "flipped", "broadcast"]:
+            xv = np.round(rand(rng, shape, dtype) * 8) / 2  # many values exactly at the bounds
+            if xv.size:
+                xv.flat[: len(specials)] = specials[: xv.size]
+            a, xa = as_view(rng, xv, layout, device)
+            before = a.numpy()
+            out = cl._C.clamp(a, lo, hi)
+            want = xa if lo is None else np.maximum(xa, lo)
+            want = want if hi is None else np.minimum(want, hi)
+            check(out, want.astype(dtype))
+            assert out.is_contiguous()
+            np.testing.assert_array_equal(a.numpy(), before)
+            if torch is not None:
+                t = torch.clamp(torch.from_numpy(np.array(xa)), lo, hi).numpy()
+                np.testing.assert_array_equal(out.numpy(), t)
+                np.testing.assert_array_equal(np.signbit(out.numpy()), np.signbit(t))
+
+
+def test_clamp_errors(device):
+    f32 = cl.NDArray.from_numpy(np.zeros((3, 4), np.float32), device=device)
+    with pytest.raises(TypeError, match="input must be float32 or float64, got int64"):
+        cl._C.clamp(f32.astype("int64"), 0.0, 1.0)
+    with pytest.raises(ValueError, match="at least one of lo and hi"):
+        cl._C.clamp(f32)
+    with pytest.raises(ValueError, match="lo and hi must be numbers"):
+        cl._C.clamp(f32, float("nan"), 1.0)
+
+
 def clamp_backward_reference(g, y, lo, hi):
     """The gradient of clamp from its output by the definition: g where lo < y < hi (no hi: no upper limit)."""
     with np.errstate(invalid="ignore"):

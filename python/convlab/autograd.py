@@ -17,6 +17,8 @@ import numpy as np
 
 from . import _C
 
+FLOATING = ("float32", "float64")  # the dtypes with gradients and the float-only kernels
+
 NDArray = _C.NDArray
 Tensor = None  # convlab.tensor.Tensor, set by tensor.py
 
@@ -132,7 +134,7 @@ class Function:
         fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         out = fn.forward(*(a._data if isinstance(a, Tensor) else a for a in args), **params)
         # Integer and bool results (casts, rounding to int) are constants to autograd, as in PyTorch.
-        floating = out.dtype in ("float32", "float64")
+        floating = out.dtype in FLOATING
         requires_grad = is_grad_enabled() and any(fn.needs_input_grad) and floating
         result = Tensor(out, requires_grad=requires_grad)
         if requires_grad:
@@ -365,13 +367,22 @@ class LeakyRelu(Function):
         return (g * self.factor,)
 
 
+def clamped(a, lo, hi):
+    """min(max(a, lo), hi); lo and hi arrays, numbers or None. Number bounds on a floating array take one
+    pass (_C.clamp) instead of two."""
+    if a.dtype in FLOATING and not isinstance(lo, NDArray) and not isinstance(hi, NDArray):
+        return _C.clamp(a, lo, hi)
+    out = a if lo is None else a.maximum(lo)
+    return out if hi is None else out.minimum(hi)
+
+
 # The piecewise activations below are Functions rather than compositions of relu/min/max so that their
 # gradients at the joins (x = lo, hi, -3, 3, 0) are PyTorch's.
 class Hardtanh(Function):
     """y = min(max(a, lo), hi); the gradient is 1 strictly inside (lo, hi), 0 elsewhere (relu6: 0 to 6)."""
 
     def forward(self, a, lo, hi):
-        self.out, self.bounds = a.maximum(lo).minimum(hi), (lo, hi)
+        self.out, self.bounds = clamped(a, lo, hi), (lo, hi)
         return self.out
 
     def backward(self, g):  # strictly inside (lo, hi) in the output is strictly inside in the input
@@ -386,7 +397,7 @@ class Hardsigmoid(Function):
 
     def forward(self, a):
         self.inside = ((a > -3.0) * (a < 3.0)).astype(a.dtype)
-        return (a + 3.0).maximum(0.0).minimum(6.0) / 6.0
+        return clamped(a + 3.0, 0.0, 6.0) / 6.0
 
     def backward(self, g):
         return (g * self.inside * self.ONE_SIXTH,)
@@ -397,7 +408,7 @@ class Hardswish(Function):
 
     def forward(self, a):
         self.a = a
-        return a * (a + 3.0).maximum(0.0).minimum(6.0) / 6.0
+        return a * clamped(a + 3.0, 0.0, 6.0) / 6.0
 
     def backward(self, g):
         a = self.a
@@ -521,8 +532,7 @@ class Clamp(Function):
 
     def forward(self, a, lo, hi):
         self.a, self.lo, self.hi = a, lo, hi
-        out = a if lo is None else a.maximum(lo)
-        return out if hi is None else out.minimum(hi)
+        return clamped(a, lo, hi)
 
     def backward(self, g):
         a, lo, hi = self.a, self.lo, self.hi

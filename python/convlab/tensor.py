@@ -828,7 +828,7 @@ class Tensor:
         autograd: it cancels out of the gradient, softmax), so exp cannot overflow."""
         axes = _axes(dim, self.ndim)
         largest = float(np.finfo(self._data.dtype).max)  # an infinite maximum is clipped so x - m stays defined
-        shift = Tensor(self._data.max(axes or None, True).maximum(-largest).minimum(largest))
+        shift = Tensor(autograd.clamped(self._data.max(axes or None, True), -largest, largest))
         out = (self - shift).exp().sum(axes, keepdim=True).log() + shift
         return out if keepdim else out.squeeze(axes)
 

@@ -56,6 +56,10 @@ struct Backend {
   void (*binary)(BinaryOp op, const NDArray& a, const NDArray& b, NDArray& out);
   void (*binary_scalar)(BinaryOp op, const NDArray& a, double s, bool scalar_first, NDArray& out);
   void (*unary)(UnaryOp op, const NDArray& a, NDArray& out);
+  // clamp(a, lo, hi) = min(max(a, lo), hi) in one pass (ReLU6, hardtanh): NaN stays NaN, lo > hi gives hi
+  // everywhere (as in PyTorch); -inf / inf for a missing bound. a floating, any strides; out contiguous, a's
+  // shape and dtype.
+  void (*clamp)(const NDArray& a, double lo, double hi, NDArray& out);
   // The gradient of clamp(a, lo, hi) (ReLU, ReLU6, hardtanh): out = g where lo < y and not y >= hi, else 0,
   // y being the clamp's output (or a: the same positions pass). hi NaN means no upper limit (ReLU: y = inf
   // passes; hardtanh's hi = inf does not, as in PyTorch); NaN in y passes nothing. g, y and out have one

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "conv_dispatch.h"
 
@@ -212,6 +213,18 @@ NDArray unary(UnaryOp op, const NDArray& a) {
     type_error(name, ": input must be integer or bool, got ", dtype_name(a.dtype));
   NDArray out = NDArray::empty(a.shape, op == UnaryOp::logical_not ? DType::b8 : a.dtype, a.device());
   if (out.size() > 0) backend(a.device()).unary(op, a, out);
+  return out;
+}
+
+NDArray clamp(const NDArray& a, std::optional<double> lo, std::optional<double> hi) {
+  const char* op = "clamp";
+  check_floating(op, "input", a);
+  if (!lo && !hi) value_error(op, ": at least one of lo and hi must be given");
+  if ((lo && std::isnan(*lo)) || (hi && std::isnan(*hi)))
+    value_error(op, ": lo and hi must be numbers, got lo=", lo ? *lo : 0.0, " hi=", hi ? *hi : 0.0);
+  const double inf = std::numeric_limits<double>::infinity();
+  NDArray out = NDArray::empty(a.shape, a.dtype, a.device());
+  if (out.size() > 0) backend(a.device()).clamp(a, lo.value_or(-inf), hi.value_or(inf), out);
   return out;
 }
 

@@ -28,6 +28,9 @@ NDArray binary(BinaryOp op, const NDArray& a, const NDArray& b);
 NDArray binary_scalar(BinaryOp op, const NDArray& a, double s, bool scalar_first, DType scalar_dtype);
 const char* unary_name(UnaryOp op);
 NDArray unary(UnaryOp op, const NDArray& a);
+// min(max(a, lo), hi) of a floating array in one pass (Backend::clamp); a missing bound is no limit, at least
+// one is given.
+NDArray clamp(const NDArray& a, std::optional<double> lo, std::optional<double> hi);
 // The gradient of clamp(a, lo, hi) from its output y: g where lo < y < hi, else 0 (Backend::clamp_backward);
 // no hi: no upper limit (ReLU's gradient).
 NDArray clamp_backward(const NDArray& g, const NDArray& y, double lo, std::optional<double> hi);

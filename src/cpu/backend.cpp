@@ -10,6 +10,7 @@ const Backend cpu_backend = {
     .binary = cpu::binary,
     .binary_scalar = cpu::binary_scalar,
     .unary = cpu::unary,
+    .clamp = cpu::clamp,
     .clamp_backward = cpu::clamp_backward,
     .sgd_step = cpu::sgd_step,
     .adam_step = cpu::adam_step,

@@ -242,6 +242,17 @@ void unary(UnaryOp op, const NDArray& a, NDArray& out) {
   });
 }
 
+void clamp(const NDArray& a, double lo, double hi, NDArray& out) {
+  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T l = T(lo), h = T(hi);
+    map1<T, T>(a, out, [=](T x) {
+      const T y = x < l ? l : x;  // comparisons with NaN are false: NaN passes through both
+      return y > h ? h : y;
+    });
+  });
+}
+
 void clamp_backward(const NDArray& g, const NDArray& y, double lo, double hi, NDArray& out) {
   dispatch_dtype<DTypes::floating>(g.dtype, [&](auto tag) {
     using T = decltype(tag);

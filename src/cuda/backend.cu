@@ -12,6 +12,7 @@ const Backend cuda_backend = {
     .binary = cuda::binary,
     .binary_scalar = cuda::binary_scalar,
     .unary = cuda::unary,
+    .clamp = cuda::clamp,
     .clamp_backward = cuda::clamp_backward,
     .sgd_step = cuda::sgd_step,
     .adam_step = cuda::adam_step,

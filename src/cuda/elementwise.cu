@@ -167,6 +167,15 @@ __global__ void unary_kernel(UnaryOp op, const T* a, Strided sa, D* out, int64_t
   for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = static_cast<D>(apply(op, a[sa.offset(i)]));
 }
 
+// min(max(a, lo), hi); NaN fails both comparisons and passes through.
+template <class T>
+__global__ void clamp_kernel(const T* a, Strided sa, T lo, T hi, T* out, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) {
+    const T v = a[sa.offset(i)], y = v < lo ? lo : v;
+    out[i] = y > hi ? hi : y;
+  }
+}
+
 template <class T>
 __global__ void clamp_backward_kernel(const T* g, Strided sg, const T* y, Strided sy, T lo, T hi, T* out, int64_t n) {
   for (int64_t i = thread_index(); i < n; i += thread_count()) {
@@ -254,6 +263,17 @@ void unary(UnaryOp op, const NDArray& a, NDArray& out) {
     unary_kernel<<<blocks_for(n), kThreads>>>(op, a.data<T>(), sa, out.data<D>(), n);
   });
   check_launch("unary");
+}
+
+void clamp(const NDArray& a, double lo, double hi, NDArray& out) {
+  int64_t n = out.size();
+  if (n == 0) return;
+  Strided sa = merge_axes<1>("clamp", out.shape, {&a.strides})[0];
+  dispatch_dtype<DTypes::floating>(a.dtype, [&](auto t) {
+    using T = decltype(t);
+    clamp_kernel<<<blocks_for(n), kThreads>>>(a.data<T>(), sa, T(lo), T(hi), out.data<T>(), n);
+  });
+  check_launch("clamp");
 }
 
 void clamp_backward(const NDArray& g, const NDArray& y, double lo, double hi, NDArray& out) {

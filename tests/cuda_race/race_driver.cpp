@@ -105,6 +105,8 @@ void elementwise(DType t) {
     Outputs out = {unary(UnaryOp::abs, on(a)), unary(UnaryOp::sign, on(a))};
     if (floating) {
       out.push_back(unary(UnaryOp::tanh, on(a)));
+      out.push_back(clamp(on(a).flip({2}), -0.5, 1.0));
+      out.push_back(clamp(on(a), std::nullopt, 0.25));
       out.push_back(clamp_backward(on(a).flip({2}), on(a), -0.5, 1.0));
       out.push_back(clamp_backward(on(a), on(b).broadcast_to(a.shape), 0, std::nullopt));
     }

@@ -5,7 +5,7 @@ import numbers
 from collections import namedtuple
 
 from .. import _C
-from ..autograd import enable_grad, no_grad
+from ..autograd import clamped, enable_grad, no_grad
 from ..tensor import Tensor, eye, zeros
 from . import functional as F
 from ._args import conv_padding
@@ -51,7 +51,7 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     """Clamps every gradient element into [-clip_value, clip_value]."""
     clip_value = float(clip_value)
     for g in _grads(parameters):
-        g._data = g._data.maximum(-clip_value).minimum(clip_value)
+        g._data = clamped(g._data, -clip_value, clip_value)
 
 
 # ---- convolution geometry: shapes, receptive fields, the conv as a matrix ----
