@@ -201,8 +201,8 @@ void interleave_phases(const std::vector<const T*>& parts, const std::vector<Pha
                        const std::vector<PhaseAxis>& cols, const ConvParams& p, int64_t n0, int64_t nn, T* gx) {
   const int64_t sh = p.stride_h, sw = p.stride_w, even = p.pad_left % 2;  // stride 2: the phase of even columns
   std::vector<int64_t> phase_of(p.h), row_of(p.h);  // two divisions per row were a third of the time here
-  // What interleave_row stores of a row when it spills: whole vectors of pairs.
-  const int64_t spill_end = (cols[even].len + lanes<T> / 2 - 1) / (lanes<T> / 2) * lanes<T>;
+  // What interleave_row stores of a row when it spills: whole vectors of pairs (only stride 2 has cols[even]).
+  const int64_t spill_end = sw == 2 ? (cols[even].len + lanes<T> / 2 - 1) / (lanes<T> / 2) * lanes<T> : 0;
   for (int64_t y = 0; y < p.h; y++) {
     phase_of[y] = (y + p.pad_top) % sh;
     row_of[y] = (y - rows[phase_of[y]].y0) / sh;
